@@ -1,0 +1,47 @@
+"""The grader's exception hierarchy.
+
+Every error a user can cause or meet is a GraderError carrying a one-line
+message fit for a terminal and the exit code the CLI returns for it. The CLI
+is the only place that catches them (see grader.cli.main).
+"""
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_CHECK_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 3
+
+
+class GraderError(Exception):
+    """Base class: a failure with a message meant for the user."""
+
+    exit_code = EXIT_INTERNAL
+
+    def __init__(self, message: str, *, details: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = list(details or [])
+
+
+class BadInputError(GraderError):
+    """The user gave us something we cannot use: a file, a folder, an option."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class NotANotebookError(BadInputError):
+    """The file is not a readable Jupyter notebook."""
+
+
+class DatasetError(BadInputError):
+    """The dataset is missing, malformed or unreadable; `details` lists every problem."""
+
+
+class RubricError(BadInputError):
+    """The rubric file is malformed."""
+
+
+class InternalError(GraderError):
+    """The grader itself failed (a bug, or a broken installation)."""
+
+    exit_code = EXIT_INTERNAL
