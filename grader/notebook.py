@@ -58,8 +58,8 @@ def read_notebook(path: Path) -> nbformat.NotebookNode:
     if not isinstance(data, dict) or "cells" not in data or "nbformat" not in data:
         raise NotANotebookError(f"{path}: JSON, but not a Jupyter notebook (no 'cells'/'nbformat')")
     try:
-        nb = nbformat.from_dict(data)
-        nb = nbformat.convert(nb, 4) if nb.nbformat != 4 else nb
+        # reads() also joins list-of-lines sources and upgrades old nbformat versions
+        nb = nbformat.reads(text, as_version=4)
         nbformat.validate(nb)
     except Exception as exc:  # nbformat raises several unrelated types
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
