@@ -1,0 +1,175 @@
+"""The rubric: rubrics/*.toml parsed into frozen dataclasses, strictly.
+
+A TA edits this file by hand, so every mistake gets an exact message: an
+unknown key names the closest known one, wrong totals give both numbers,
+and a missing or unknown check id is named.
+"""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from grader.errors import RubricError
+from grader.paths import DEFAULT_RUBRIC
+
+CHECK_IDS: tuple[str, ...] = (
+    "notebook.parses", "notebook.runs", "data.loaders",
+    "rnn.defined", "rnn.params", "rnn.init", "rnn.forward", "rnn.grad", "rnn.no_builtin",
+    "loop.train", "loop.eval",
+    "lstm.defined", "lstm.params", "lstm.init", "lstm.forward", "lstm.grad", "lstm.no_builtin",
+    "lstm.train",
+)
+VISIBILITIES = ("visible", "hidden")
+
+
+@dataclass(frozen=True)
+class Meta:
+    title_zh: str
+    title_en: str
+    language: str = "zh"
+    total: float = 100
+
+
+@dataclass(frozen=True)
+class Limits:
+    cell_timeout_s: float = 180
+    notebook_timeout_s: float = 900
+    epoch_cap: int = 2
+    probe_timeout_s: float = 120
+
+
+@dataclass(frozen=True)
+class Training:
+    threshold: float = 0.85
+    max_epochs: int = 12
+    learning_rate: float = 0.01
+    batch_size: int = 16
+    time_budget_s: float = 120
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    id: str
+    points: float
+    visibility: str
+    hint_zh: str
+    hint_en: str
+
+    def hint(self, lang: str) -> str:
+        return self.hint_zh if lang == "zh" else self.hint_en
+
+
+@dataclass(frozen=True)
+class Rubric:
+    path: Path
+    sha256: str
+    meta: Meta
+    limits: Limits
+    training: Training
+    checks: dict[str, CheckSpec]
+
+    @property
+    def max_score(self) -> float:
+        return sum(c.points for c in self.checks.values())
+
+
+def load_rubric(path: Path | None = None) -> Rubric:
+    path = Path(path or DEFAULT_RUBRIC)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise RubricError(f"{path}: cannot read the rubric ({exc.strerror})") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise RubricError(f"{path}: not valid TOML: {exc}") from None
+    where = str(path)
+    _reject_unknown(data, ("meta", "limits", "training", "checks"), where)
+    meta = _section(Meta, data.get("meta", {}), f"{where} [meta]")
+    limits = _section(Limits, data.get("limits", {}), f"{where} [limits]")
+    training = _section(Training, data.get("training", {}), f"{where} [training]")
+    checks = _checks(data.get("checks", {}), where)
+    rubric = Rubric(path, hashlib.sha256(raw).hexdigest(), meta, limits, training, checks)
+    _validate(rubric, where)
+    return rubric
+
+
+def _reject_unknown(table: dict[str, Any], known: tuple[str, ...], where: str) -> None:
+    for key in table:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            suggestion = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(known)}"
+            raise RubricError(f"{where}: unknown key {key!r}{suggestion}")
+
+
+def _section(cls: type, table: Any, where: str) -> Any:
+    if not isinstance(table, dict):
+        raise RubricError(f"{where}: must be a table")
+    known = tuple(f.name for f in fields(cls))
+    _reject_unknown(table, known, where)
+    values = {}
+    for f in fields(cls):
+        if f.name not in table:
+            if f.default is f.default_factory:  # dataclasses.MISSING on both: required
+                raise RubricError(f"{where}: missing key {f.name!r}")
+            continue
+        values[f.name] = _typed(table[f.name], f.type, f"{where} {f.name}")
+    return cls(**values)
+
+
+def _typed(value: Any, annotation: Any, where: str) -> Any:
+    kind = {"str": str, "int": int, "float": float}.get(str(annotation), str)
+    if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise RubricError(f"{where}: expected {kind.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _checks(table: Any, where: str) -> dict[str, CheckSpec]:
+    if not isinstance(table, dict):
+        raise RubricError(f"{where} [checks]: must be a table of check ids")
+    specs: dict[str, CheckSpec] = {}
+    for check_id, body in table.items():
+        if check_id not in CHECK_IDS:
+            close = difflib.get_close_matches(check_id, CHECK_IDS, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise RubricError(f"{where}: unknown check {check_id!r}{hint}")
+        spec_where = f'{where} [checks."{check_id}"]'
+        values = _section(_CheckBody, body, spec_where)
+        if values.visibility not in VISIBILITIES:
+            raise RubricError(f"{spec_where} visibility: {values.visibility!r} is not one of {', '.join(VISIBILITIES)}")
+        if values.points < 0:
+            raise RubricError(f"{spec_where} points: must not be negative")
+        specs[check_id] = CheckSpec(check_id, values.points, values.visibility, values.hint_zh, values.hint_en)
+    missing = [c for c in CHECK_IDS if c not in specs]
+    if missing:
+        raise RubricError(f"{where}: no entry for check(s) {', '.join(missing)}")
+    return {c: specs[c] for c in CHECK_IDS}
+
+
+@dataclass(frozen=True)
+class _CheckBody:
+    points: float
+    visibility: str
+    hint_zh: str
+    hint_en: str
+
+
+def _validate(rubric: Rubric, where: str) -> None:
+    if abs(rubric.max_score - rubric.meta.total) > 1e-9:
+        raise RubricError(
+            f"{where}: the checks' points add up to {rubric.max_score:g}, but [meta] total is {rubric.meta.total:g}"
+        )
+    if rubric.checks["notebook.parses"].points != 0:
+        raise RubricError(f"{where}: notebook.parses is a gate and must carry 0 points (an untouched template scores 0)")
+    if rubric.meta.language not in ("zh", "en"):
+        raise RubricError(f"{where} [meta] language: {rubric.meta.language!r} is not 'zh' or 'en'")
+    if rubric.limits.epoch_cap < 2:
+        raise RubricError(f"{where} [limits] epoch_cap: must be at least 2 (the lab divides by the last epoch index)")
+    if not 0 < rubric.training.threshold <= 1:
+        raise RubricError(f"{where} [training] threshold: {rubric.training.threshold} is not a fraction in (0, 1]")
