@@ -27,7 +27,14 @@ class Msg:
     params: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"key": self.key, "params": self.params}
+        def plain(value: Any) -> Any:
+            if isinstance(value, Msg):
+                return value.to_json()
+            if isinstance(value, (list, tuple)):
+                return [plain(v) for v in value]
+            return value
+
+        return {"key": self.key, "params": {k: plain(v) for k, v in self.params.items()}}
 
 
 @lru_cache(maxsize=None)
@@ -60,14 +67,24 @@ def render(msg: Msg | str | None, lang: str = DEFAULT_LANGUAGE) -> str:
         return ""
     if isinstance(msg, str):
         return msg
+    params = {name: _render_param(value, lang) for name, value in msg.params.items()}
     template = catalogue(lang).get(msg.key)
     if template is None:
         # A missing key is a bug caught by tests; never hide the information from the user.
-        return f"{msg.key} {msg.params}" if msg.params else msg.key
+        return f"{msg.key} {params}" if params else msg.key
     try:
-        return template.format(**msg.params)
+        return template.format(**params)
     except (KeyError, IndexError, ValueError):
-        return f"{template} {msg.params}"
+        return f"{template} {params}"
+
+
+def _render_param(value: Any, lang: str) -> Any:
+    """Nested messages (or lists of them) render in the same language."""
+    if isinstance(value, Msg):
+        return render(value, lang)
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, Msg) for v in value):
+        return "; ".join(render(v, lang) for v in value)
+    return value
 
 
 def text(key: str, lang: str = DEFAULT_LANGUAGE, **params: Any) -> str:

@@ -1,0 +1,65 @@
+"""The rubric loader: the shipped rubric is valid, and every mistake gets an exact message."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from grader.errors import RubricError
+from grader.paths import DEFAULT_RUBRIC
+from grader.rubric import CHECK_IDS, load_rubric
+
+
+def test_shipped_rubric_is_valid_and_totals_100():
+    rubric = load_rubric()
+    assert rubric.max_score == 100
+    assert tuple(rubric.checks) == CHECK_IDS
+    assert rubric.checks["notebook.parses"].points == 0
+    assert all(spec.hint_zh and spec.hint_en for spec in rubric.checks.values())
+
+
+def _edited(tmp_path: Path, old: str, new: str) -> Path:
+    text = DEFAULT_RUBRIC.read_text(encoding="utf-8")
+    assert old in text
+    path = tmp_path / "lab.toml"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return path
+
+
+def test_misspelt_key_gets_did_you_mean(tmp_path):
+    path = _edited(tmp_path, "threshold = 0.85", "treshold = 0.85")
+    with pytest.raises(RubricError, match="unknown key 'treshold'; did you mean 'threshold'"):
+        load_rubric(path)
+
+
+def test_misspelt_check_id_gets_did_you_mean(tmp_path):
+    path = _edited(tmp_path, '[checks."lstm.grad"]', '[checks."lstm.gard"]')
+    with pytest.raises(RubricError, match="unknown check 'lstm.gard'; did you mean 'lstm.grad'"):
+        load_rubric(path)
+
+
+def test_wrong_total_names_both_numbers(tmp_path):
+    path = _edited(tmp_path, "points = 14\nvisibility", "points = 15\nvisibility")
+    with pytest.raises(RubricError, match="add up to 101, but \\[meta\\] total is 100"):
+        load_rubric(path)
+
+
+def test_wrong_type_is_named(tmp_path):
+    path = _edited(tmp_path, "max_epochs = 12", 'max_epochs = "twelve"')
+    with pytest.raises(RubricError, match="max_epochs: expected int, got str"):
+        load_rubric(path)
+
+
+def test_points_on_the_parse_gate_are_refused(tmp_path):
+    path = _edited(tmp_path, "[meta]", "[meta]\ntotal = 104")
+    path.write_text(path.read_text(encoding="utf-8").replace("total = 100\n", "").replace("points = 0 ", "points = 4 "),
+                    encoding="utf-8")
+    with pytest.raises(RubricError, match="notebook.parses is a gate and must carry 0 points"):
+        load_rubric(path)
+
+
+def test_invalid_toml_is_reported(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[meta\n", encoding="utf-8")
+    with pytest.raises(RubricError, match="not valid TOML"):
+        load_rubric(path)
