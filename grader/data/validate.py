@@ -125,13 +125,21 @@ def _check_audio(root: Path, split: str, rows: list[_Row], found: _Inspection) -
             # Decode it all: a valid header over truncated or garbage data must fail here, not in the lab.
             audio, sr = sf.read(path, dtype="float32", always_2d=True)
         except (sf.LibsndfileError, RuntimeError, ValueError, TypeError, OSError) as exc:
-            found.add("wav_unreadable", rel, reason=str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__)
+            found.add("wav_unreadable", rel, reason=_reason(exc, path))
             continue
         if audio.shape[0] == 0:
             found.add("wav_empty", rel)
             continue
         found.rates.add(int(sr))
         found.seconds.append(audio.shape[0] / sr)
+
+
+def _reason(exc: Exception, path: Path) -> str:
+    """libsndfile's complaint without the file's path (for a zip, a meaningless temp folder)."""
+    lines = str(exc).strip().splitlines()
+    reason = lines[-1] if lines else type(exc).__name__
+    prefix = f"Error opening {str(path)!r}: "
+    return reason.removeprefix(prefix).strip() or type(exc).__name__
 
 
 def _inspect(path: Path, lang: str) -> _Inspection:
