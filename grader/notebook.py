@@ -138,3 +138,42 @@ def find_top_level_imports(nb: nbformat.NotebookNode) -> list[str]:
                 if segment:
                     imports.append(segment)
     return imports
+
+
+# Shell escapes the grader's kernel skips. Line forms: `!cmd`, `!!cmd`, `x = !cmd`,
+# `%pip ...` and friends; cell forms: a first line `%%bash`, `%%sh`, `%%script ...`.
+_SHELL_LINE = re.compile(
+    r"^\s*(?:[\w\.\[\], ]+=\s*)?(?:!|%(?:pip|conda|mamba|micromamba|uv|system|sx|sc)\b)"
+)
+_SHELL_CELL = re.compile(
+    r"^\s*%%(?:bash|sh|zsh|script|system|sx|perl|ruby|python[23]?|pypy)\b"
+)
+_ESCAPE_COMMAND_CHARS = 500
+
+
+@dataclass(frozen=True)
+class ShellEscape:
+    """A shell command or shell magic in a code cell, which the grader does not run."""
+
+    cell_index: int
+    command: str
+
+
+def find_shell_escapes(nb: nbformat.NotebookNode) -> list[ShellEscape]:
+    """Every shell escape in the notebook's code cells, found statically.
+
+    The report lists these as skipped; reading them from the source rather than
+    from the kernel means nothing the student's code prints can change the list.
+    """
+    found: list[ShellEscape] = []
+    for cell in code_cells(nb):
+        lines = cell.source.splitlines()
+        first = next((line for line in lines if line.strip()), "")
+        if _SHELL_CELL.match(first):
+            body = cell.source.strip()
+            found.append(ShellEscape(cell.index, body[:_ESCAPE_COMMAND_CHARS]))
+            continue
+        for line in lines:
+            if _SHELL_LINE.match(line):
+                found.append(ShellEscape(cell.index, line.strip()[:_ESCAPE_COMMAND_CHARS]))
+    return found

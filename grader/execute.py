@@ -1,0 +1,504 @@
+"""Run a student's notebook, unmodified, in a kernel of our own; then run probes in it.
+
+One KernelSession is one kernel in one private working directory. It runs the
+notebook cell by cell with nbclient (every code cell gets a CellRecord, a
+failing cell never stops the rest), under a per-cell timeout, a whole-notebook
+budget and a watchdog that kills the kernel's process group when an interrupt
+is not enough (a loop swallowing KeyboardInterrupt hangs nbclient forever).
+Afterwards `run_code` sends the grader's probe code to the same kernel.
+
+What the kernel gets (see grader/kernel/): its own kernelspec, a scrubbed
+environment, rlimits, one torch thread, skipped shell escapes, a fake torch_npu
+and 'npu' -> grading device rewriting where no NPU is used, and an epoch cap.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import nbformat
+from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import run_sync
+from nbclient import NotebookClient
+from nbclient.exceptions import DeadKernelError
+
+from grader.devices import DeviceChoice
+from grader.errors import InternalError
+from grader.kernel import launch
+from grader.kernel.transforms import PROBE_MARKER
+from grader.messages import Msg, render
+from grader.notebook import ShellEscape, find_shell_escapes
+
+CellStatus = Literal["ok", "error", "timeout", "not_run"]
+
+GIB = 2**30
+MIB = 2**20
+# Measured: the kernel after torch+librosa+matplotlib imports, an MFCC (numba)
+# and a few epochs of the lab's LSTM peaks at about 1.9 GiB of address space.
+DEFAULT_MEMORY_BYTES = 4 * GIB
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+_TRACEBACK_LINES = 20
+_TRACEBACK_CHARS = 4000
+_ERROR_VALUE_CHARS = 1000
+_TRUNCATION_MARK = "\n[...]\n"
+
+
+@dataclass(frozen=True)
+class ExecutionLimits:
+    """Time, memory and output limits of one kernel.
+
+    epoch_cap: epoch loops run at most this many iterations (0 = no cap; else >= 2,
+    since the lab divides by the last epoch index). memory_bytes: RLIMIT_AS of
+    the kernel on CPU; on cuda/npu it is not applied (the drivers reserve tens
+    of GiB of address space). kill_grace_s: how long after an interrupt the
+    watchdog waits before killing the kernel's process group.
+    """
+
+    cell_timeout_s: float = 300.0
+    notebook_timeout_s: float = 900.0
+    epoch_cap: int = 2
+    memory_bytes: int = DEFAULT_MEMORY_BYTES
+    output_bytes_per_cell: int = 2 * MIB
+    file_size_bytes: int = 1 * GIB
+    open_files: int = 1024
+    processes: int | None = None
+    kill_grace_s: float = 5.0
+    startup_timeout_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.epoch_cap == 1 or self.epoch_cap < 0:
+            raise ValueError("epoch_cap must be 0 (no cap) or at least 2 (the lab divides by the last epoch)")
+        if self.cell_timeout_s <= 0 or self.notebook_timeout_s <= 0:
+            raise ValueError("timeouts must be positive")
+
+
+@dataclass
+class CellRecord:
+    """What happened to one code cell. `index` counts all cells, markdown included."""
+
+    index: int
+    status: CellStatus
+    duration_s: float
+    error_name: str | None
+    error_value: str | None
+    traceback: str | None
+    source: str
+    message: Msg | None = None
+    output_truncated: bool = False
+
+
+@dataclass
+class ExecutionResult:
+    cells: list[CellRecord]
+    kernel_died: bool
+    timed_out: bool
+    duration_s: float
+    device: DeviceChoice
+    npu_remapped: bool
+    shell_escapes: list[ShellEscape]
+    notebook: nbformat.NotebookNode
+    killed_by_watchdog: bool = False
+
+
+@dataclass
+class CodeResult:
+    ok: bool
+    stdout: str
+    error_name: str | None
+    error_value: str | None
+    timed_out: bool
+    kernel_died: bool
+    stderr: str = ""
+
+
+def prepare_workdir(notebook_path: Path, data_dir: Path, parent: Path | None = None) -> Path:
+    """A fresh private folder with a copy of the notebook and the dataset at data/.
+
+    The caller owns the folder (remove it with shutil.rmtree when done).
+    """
+    notebook_path, data_dir = Path(notebook_path), Path(data_dir)
+    if parent is not None:
+        Path(parent).mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="grader-run-", dir=parent))
+    shutil.copy2(notebook_path, workdir / notebook_path.name)
+    shutil.copytree(data_dir, workdir / "data", symlinks=False)
+    return workdir
+
+
+def strip_ansi(text: str) -> str:
+    return _ANSI.sub("", text)
+
+
+def short_traceback(lines: list[str]) -> str:
+    """The last lines of an IPython traceback, colour codes removed."""
+    text = strip_ansi("\n".join(lines))
+    tail = "\n".join(text.splitlines()[-_TRACEBACK_LINES:])
+    return tail[-_TRACEBACK_CHARS:]
+
+
+def _output_size(out: Any) -> int:
+    """Bytes an output keeps in memory, roughly (a fixed cost per output counts floods of tiny ones)."""
+    size = 200
+    if "text" in out:
+        size += len(out["text"])
+    for value in out.get("data", {}).values():
+        size += len(value) if isinstance(value, str) else len(str(value))
+    return size
+
+
+class _Watchdog:
+    """Kills the kernel's process group when a deadline passes; one thread per session."""
+
+    def __init__(self, kill: Any) -> None:
+        self._kill = kill
+        self._deadline: float | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.fired = False
+        self._thread = threading.Thread(target=self._run, name="grader-watchdog", daemon=True)
+        self._thread.start()
+
+    def arm(self, deadline: float) -> None:
+        with self._lock:
+            self._deadline = deadline
+            self.fired = False
+
+    def disarm(self) -> None:
+        with self._lock:
+            self._deadline = None
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            with self._lock:
+                due = self._deadline is not None and time.monotonic() > self._deadline
+                if due:
+                    self._deadline = None
+                    self.fired = True
+            if due:
+                self._kill()
+
+
+class _CappedClient(NotebookClient):
+    """A NotebookClient that keeps at most `cap` bytes of outputs per cell.
+
+    The cell's error output (if any) is always kept: the record needs it.
+    """
+
+    def __init__(self, nb: nbformat.NotebookNode, cap: int, **kw: Any) -> None:
+        super().__init__(nb, **kw)
+        self.cap = cap
+        self.kept = 0
+        self.truncated = False
+
+    def reset_cap(self) -> None:
+        self.kept = 0
+        self.truncated = False
+
+    def output(self, outs: list, msg: dict, display_id: str | None, cell_index: int) -> Any:
+        if self.clear_before_next_output:
+            self.kept = 0
+        if msg["msg_type"] != "error" and self.kept >= self.cap:
+            self._mark_truncated(outs)
+            return None
+        out = super().output(outs, msg, display_id, cell_index)
+        if out is not None:
+            self.kept += _output_size(out)
+            if self.kept > self.cap and msg["msg_type"] != "error":
+                outs.remove(out)
+                self._mark_truncated(outs)
+                return None
+        return out
+
+    def clear_output(self, outs: list, msg: dict, cell_index: int) -> None:
+        super().clear_output(outs, msg, cell_index)
+        if not outs:
+            self.kept = 0
+
+    def _mark_truncated(self, outs: list) -> None:
+        if not self.truncated:
+            self.truncated = True
+            outs.append(nbformat.v4.new_output("stream", name="stderr", text=_TRUNCATION_MARK))
+
+
+@dataclass
+class _CellOutcome:
+    status: CellStatus
+    duration_s: float
+    error_name: str | None = None
+    error_value: str | None = None
+    traceback: str | None = None
+    message: Msg | None = None
+    died: bool = False
+    outputs: list = field(default_factory=list)
+
+
+class KernelSession:
+    """One student kernel in one working directory. Use as a context manager.
+
+    A session can be opened again on the same workdir after its kernel died:
+    the new kernel starts empty, and the caller replays what it needs with run_code.
+    """
+
+    def __init__(self, workdir: Path, device: DeviceChoice, limits: ExecutionLimits) -> None:
+        self.workdir = Path(workdir).resolve()
+        self.device = device
+        self.limits = limits
+        self.remap_npu = device.kind != "npu"
+        self.startup_s: float | None = None
+        self._run_dir: Path | None = None
+        self._km: AsyncKernelManager | None = None
+        self._client: _CappedClient | None = None
+        self._watchdog: _Watchdog | None = None
+        self._dead = False
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def __enter__(self) -> KernelSession:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self) -> None:
+        began = time.monotonic()
+        self._run_dir = Path(tempfile.mkdtemp(prefix="grader-kernel-"))
+        ipython_dir = self._run_dir / "ipython"
+        config = launch.startup_config(self.device.torch_device, self.remap_npu, self.limits.epoch_cap)
+        launch.write_startup(ipython_dir, config)
+        self._km = AsyncKernelManager(
+            kernel_name=launch.KERNEL_NAME,
+            kernel_spec_manager=launch.write_kernelspec(self._run_dir),
+            connection_file=str(self._run_dir / "connection.json"),
+        )
+        self._client = _CappedClient(
+            nbformat.v4.new_notebook(),
+            cap=self.limits.output_bytes_per_cell,
+            km=self._km,
+            kernel_name=launch.KERNEL_NAME,
+            allow_errors=True,
+            interrupt_on_timeout=True,
+            startup_timeout=int(self.limits.startup_timeout_s),
+            iopub_timeout=4,
+            record_timing=False,
+            coalesce_streams=True,
+            resources={"metadata": {"path": str(self.workdir)}},
+        )
+        self._watchdog = _Watchdog(self._kill_group)
+        memory = self.limits.memory_bytes if self.device.kind == "cpu" else None
+        process_limits = launch.ProcessLimits(
+            memory, self.limits.file_size_bytes, self.limits.open_files, self.limits.processes
+        )
+        log = (self._run_dir / "kernel.log").open("wb")
+        try:
+            self._client.start_new_kernel(
+                cwd=str(self.workdir),
+                env=launch.kernel_env(self.workdir, ipython_dir, self.device.torch_device, not self.remap_npu),
+                # the launcher already starts a new session; independent=True keeps
+                # JPY_PARENT_PID out of the kernel's environment
+                independent=True,
+                preexec_fn=launch.make_preexec(process_limits),
+                stdout=log,
+                stderr=log,
+            )
+            self._client.start_new_kernel_client()
+        except Exception as exc:
+            self.close()
+            raise InternalError(render(Msg("exec.kernel_start_failed", {"error": str(exc)[:300]}))) from exc
+        finally:
+            log.close()
+        self.startup_s = time.monotonic() - began
+
+    def close(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.stop()
+            self._watchdog = None
+        client, km = self._client, self._km
+        if client is not None and client.kc is not None:
+            try:
+                client.kc.stop_channels()
+            except Exception:  # noqa: BLE001 - closing must always finish
+                pass
+        if km is not None:
+            try:
+                if km.has_kernel:
+                    run_sync(km.shutdown_kernel)(now=True)
+            except Exception:  # noqa: BLE001
+                pass
+            self._kill_group()
+            try:
+                run_sync(km.cleanup_resources)()
+            except Exception:  # noqa: BLE001
+                pass
+        self._client = self._km = None
+        self._dead = True
+        if self._run_dir is not None:
+            shutil.rmtree(self._run_dir, ignore_errors=True)
+            self._run_dir = None
+
+    def alive(self) -> bool:
+        if self._dead or self._km is None:
+            return False
+        try:
+            return bool(run_sync(self._km.is_alive)())
+        except Exception:  # noqa: BLE001
+            return False
+
+    def _pgid(self) -> int | None:
+        provisioner = getattr(self._km, "provisioner", None)
+        return getattr(provisioner, "pgid", None) or getattr(provisioner, "pid", None)
+
+    def _kill_group(self) -> None:
+        """SIGKILL the kernel and everything it started in its process group (DataLoader workers...)."""
+        pgid = self._pgid()
+        if pgid:
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    # -- running ---------------------------------------------------------------------
+
+    def _execute(self, cell: nbformat.NotebookNode, index: int, timeout_s: float, store_history: bool) -> _CellOutcome:
+        """Run one cell with nbclient's interrupt at timeout_s and the watchdog's kill after it."""
+        client, watchdog = self._client, self._watchdog
+        assert client is not None and watchdog is not None
+        replies: list[dict] = []
+        client.on_cell_executed = lambda **kw: replies.append(kw.get("execute_reply") or {})
+        client.timeout_func = lambda _cell: max(1, int(round(timeout_s)))
+        client.reset_cap()
+        began = time.monotonic()
+        watchdog.arm(began + timeout_s + self.limits.kill_grace_s)
+        died = False
+        try:
+            client.execute_cell(cell, index, store_history=store_history)
+        except DeadKernelError:
+            died = True
+        finally:
+            watchdog.disarm()
+        duration = time.monotonic() - began
+        if died or not self.alive():
+            self._dead = True
+            return self._death_outcome(duration, watchdog.fired, timeout_s)
+        content = (replies[-1].get("content") if replies else None) or {}
+        if content.get("status") != "error":
+            return _CellOutcome("ok", duration)
+        name = content.get("ename")
+        overran = duration >= timeout_s - 0.5
+        status: CellStatus = "timeout" if name == "KeyboardInterrupt" and overran else "error"
+        return _CellOutcome(
+            status,
+            duration,
+            error_name=name,
+            error_value=(content.get("evalue") or "")[:_ERROR_VALUE_CHARS],
+            traceback=short_traceback(content.get("traceback") or []),
+            message=Msg("exec.cell_timeout", {"seconds": round(timeout_s)}) if status == "timeout" else None,
+        )
+
+    def _death_outcome(self, duration: float, killed: bool, timeout_s: float) -> _CellOutcome:
+        if killed:
+            msg = Msg("exec.cell_killed", {"seconds": round(timeout_s), "grace": round(self.limits.kill_grace_s)})
+            return _CellOutcome("timeout", duration, "KernelKilled", None, None, msg, died=True)
+        code = self._exit_code()
+        msg = Msg("exec.kernel_died", {"code": code if code is not None else "?"})
+        return _CellOutcome("error", duration, "KernelDied", f"exit code {code}", None, msg, died=True)
+
+    def _exit_code(self) -> int | None:
+        process = getattr(getattr(self._km, "provisioner", None), "process", None)
+        if process is None:
+            return None
+        try:
+            return process.wait(timeout=2)
+        except Exception:  # noqa: BLE001
+            return process.poll()
+
+    def run_notebook(self, nb: nbformat.NotebookNode) -> ExecutionResult:
+        """Run every code cell in order; return a record per code cell and the executed notebook."""
+        client = self._client
+        if client is None:
+            raise InternalError("KernelSession.run_notebook called before start()")
+        executed = nbformat.from_dict(nb)  # a deep copy: the caller's notebook stays as it was
+        client.nb = executed
+        began = time.monotonic()
+        budget_end = began + self.limits.notebook_timeout_s
+        records: list[CellRecord] = []
+        timed_out = killed = died = False
+        for index, cell in enumerate(executed.cells):
+            if cell.cell_type != "code":
+                continue
+            remaining = budget_end - time.monotonic()
+            if died or remaining <= 0:
+                timed_out = timed_out or remaining <= 0
+                reason = "exec.not_run_after_death" if died else "exec.not_run_budget"
+                records.append(_not_run(index, cell.source, Msg(reason)))
+                continue
+            timeout_s = min(self.limits.cell_timeout_s, remaining)
+            outcome = self._execute(cell, index, timeout_s, store_history=True)
+            if outcome.status == "timeout" and timeout_s < self.limits.cell_timeout_s:
+                timed_out = True
+                outcome.message = Msg("exec.notebook_budget", {"seconds": round(self.limits.notebook_timeout_s)})
+            died = died or outcome.died
+            killed = killed or (outcome.died and outcome.error_name == "KernelKilled")
+            records.append(
+                CellRecord(
+                    index, outcome.status, outcome.duration_s, outcome.error_name, outcome.error_value,
+                    outcome.traceback, cell.source, outcome.message, client.truncated,
+                )
+            )
+        escapes = find_shell_escapes(nb)
+        return ExecutionResult(
+            cells=records,
+            kernel_died=died,
+            timed_out=timed_out,
+            duration_s=time.monotonic() - began,
+            device=self.device,
+            npu_remapped=self.remap_npu and _mentions_npu(nb),
+            shell_escapes=escapes,
+            notebook=executed,
+            killed_by_watchdog=killed,
+        )
+
+    def run_code(self, code: str, timeout_s: float) -> CodeResult:
+        """Run grader code in the kernel: stdout captured, errors reported, never hangs.
+
+        The kernel's AST transforms skip it (epoch cap, npu rewrite) and it does
+        not enter the kernel's history. A dead kernel answers at once.
+        """
+        client = self._client
+        if client is None or self._dead:
+            return CodeResult(False, "", None, None, timed_out=False, kernel_died=True)
+        cell = nbformat.v4.new_code_cell(f"{PROBE_MARKER!r}\n{code}")
+        client.nb = nbformat.v4.new_notebook(cells=[cell])
+        outcome = self._execute(cell, 0, timeout_s, store_history=False)
+        streams = {name: "".join(o.get("text", "") for o in cell.outputs
+                                 if o.get("output_type") == "stream" and o.get("name") == name)
+                   for name in ("stdout", "stderr")}
+        return CodeResult(
+            ok=outcome.status == "ok",
+            stdout=streams["stdout"],
+            error_name=outcome.error_name,
+            error_value=outcome.error_value,
+            timed_out=outcome.status == "timeout",
+            kernel_died=outcome.died,
+            stderr=streams["stderr"],
+        )
+
+
+def _not_run(index: int, source: str, message: Msg) -> CellRecord:
+    return CellRecord(index, "not_run", 0.0, None, None, None, source, message)
+
+
+def _mentions_npu(nb: nbformat.NotebookNode) -> bool:
+    return any(cell.cell_type == "code" and "npu" in cell.source for cell in nb.cells)

@@ -1,0 +1,1 @@
+"""torch_npu.contrib: only what lab notebooks import."""

@@ -1,0 +1,178 @@
+"""Grader side: how the student's kernel process is started.
+
+A kernelspec of our own (generated per kernel, never the notebook's), a
+scrubbed environment, an IPython startup file, and resource limits applied in
+the child between fork and exec. Nothing here runs in the student's process
+except the preexec function.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import json
+import os
+import resource
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from jupyter_client.kernelspec import KernelSpecManager
+
+from grader.kernel import FAKES_DIR
+
+KERNEL_NAME = "grader-python"
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
+THREAD_ENV = {
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "NUMEXPR_NUM_THREADS": "1",
+    "NUMBA_NUM_THREADS": "1",
+}
+# Passed through from the grader's environment when set: the libraries of a
+# CUDA or CANN (Ascend) installation are found through them. Everything else
+# (tokens, the grader's own settings) stays out of the student's process.
+PASSTHROUGH = ("PATH", "LANG", "LC_ALL", "LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES", "CUDA_HOME")
+NPU_PASSTHROUGH_PREFIXES = ("ASCEND_", "TOOLCHAIN_HOME")
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class ProcessLimits:
+    """rlimits of the kernel process; None leaves a limit as inherited."""
+
+    address_space_bytes: int | None
+    file_size_bytes: int | None
+    open_files: int | None
+    processes: int | None
+
+
+def write_kernelspec(run_dir: Path) -> KernelSpecManager:
+    """A kernelspec folder in run_dir and a manager that sees only it.
+
+    History is off (no sqlite file), and interrupts are signals: the launcher
+    puts the kernel in its own session, so SIGINT reaches the whole group.
+    """
+    spec_dir = run_dir / "kernels" / KERNEL_NAME
+    spec_dir.mkdir(parents=True)
+    spec = {
+        "argv": [
+            sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
+            "--HistoryManager.enabled=False",
+            "--IPKernelApp.quiet=True",
+        ],
+        "display_name": "grader (student code)",
+        "language": "python",
+        "interrupt_mode": "signal",
+        "env": {},
+        "metadata": {"debugger": False},
+    }
+    (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=1), encoding="utf-8")
+    return KernelSpecManager(kernel_dirs=[str(run_dir / "kernels")], ensure_native_kernel=False)
+
+
+def write_startup(ipython_dir: Path, config: dict[str, object]) -> Path:
+    """The IPython startup file that installs grader.kernel.startup in the kernel.
+
+    It runs in the student's namespace, so it keeps to one function it deletes.
+    """
+    startup_dir = ipython_dir / "profile_default" / "startup"
+    startup_dir.mkdir(parents=True)
+    project_root = str(Path(__file__).resolve().parents[2])
+    path = startup_dir / "00-grader.py"
+    path.write_text(
+        "def __grader_boot():\n"
+        "    import sys\n"
+        f"    sys.path.insert(0, {project_root!r})\n"
+        "    try:\n"
+        "        import grader.kernel.startup as boot\n"
+        "    finally:\n"
+        f"        sys.path.remove({project_root!r})\n"
+        f"    boot.FAILED = boot.install(get_ipython(), {config!r})\n"
+        "__grader_boot()\n"
+        "del __grader_boot\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def startup_config(device: str, remap_npu: bool, epoch_cap: int) -> dict[str, object]:
+    return {
+        "device": device,
+        "remap_npu": remap_npu,
+        "epoch_cap": epoch_cap,
+        "fakes_dir": str(FAKES_DIR),
+    }
+
+
+def kernel_env(workdir: Path, ipython_dir: Path, device: str, npu: bool) -> dict[str, str]:
+    """The kernel's whole environment: nothing of the grader's beyond PASSTHROUGH."""
+    env = {key: os.environ[key] for key in PASSTHROUGH if key in os.environ}
+    if npu:
+        env.update({k: v for k, v in os.environ.items() if k.startswith(NPU_PASSTHROUGH_PREFIXES)})
+        if "PYTHONPATH" in os.environ:  # CANN's set_env.sh puts its python packages there
+            env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    env.setdefault("PATH", os.defpath)
+    env.setdefault("LANG", "C.UTF-8")
+    cache = workdir / ".cache"
+    env.update(THREAD_ENV)
+    env.update(
+        {
+            "HOME": str(workdir),
+            "TMPDIR": str(workdir / ".tmp"),
+            "XDG_CACHE_HOME": str(cache),
+            # numba (librosa) needs a writable cache: without one, first MFCC took 20 s.
+            "NUMBA_CACHE_DIR": str(cache / "numba"),
+            "MPLCONFIGDIR": str(cache / "matplotlib"),
+            "MPLBACKEND": INLINE_BACKEND,
+            "IPYTHONDIR": str(ipython_dir),
+            "JUPYTER_PLATFORM_DIRS": "1",
+            "PYTHONNOUSERSITE": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "GRADER_TORCH_DEVICE": device,
+        }
+    )
+    for folder in (workdir / ".tmp", cache / "numba", cache / "matplotlib"):
+        folder.mkdir(parents=True, exist_ok=True)
+    return env
+
+
+def _load_prctl() -> Callable[..., int] | None:
+    # Resolved in the parent: the child, between fork and exec, should only make the call.
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return libc.prctl
+    except (OSError, AttributeError):
+        return None
+
+
+def make_preexec(limits: ProcessLimits) -> Callable[[], None]:
+    """The function Popen runs in the child before exec: rlimits, no core dumps, die with us.
+
+    JPY_PARENT_PID is unset (the kernel would poll its parent, which breaks in
+    a pid namespace), so the kernel instead gets SIGKILL when the grader dies.
+    """
+    prctl = _load_prctl()
+    settings: list[tuple[int, int]] = [(resource.RLIMIT_CORE, 0)]
+    if limits.address_space_bytes:
+        settings.append((resource.RLIMIT_AS, limits.address_space_bytes))
+    if limits.file_size_bytes:
+        settings.append((resource.RLIMIT_FSIZE, limits.file_size_bytes))
+    if limits.open_files:
+        settings.append((resource.RLIMIT_NOFILE, limits.open_files))
+    if limits.processes:
+        settings.append((resource.RLIMIT_NPROC, limits.processes))
+
+    def preexec() -> None:
+        for which, value in settings:
+            _, hard = resource.getrlimit(which)
+            capped = value if hard == resource.RLIM_INFINITY else min(value, hard)
+            resource.setrlimit(which, (capped, capped))
+        if prctl is not None:
+            prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+
+    return preexec

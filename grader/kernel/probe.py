@@ -1,0 +1,325 @@
+"""Runs INSIDE the student's kernel: exercise a student class on the grader's data.
+
+This file is never imported by the grader. grader.harvest reads its text and
+sends it through the kernel channel; it is exec'd in a fresh namespace and
+`main(request_dir, user_ns)` is called with the notebook's namespace, which is
+only used to look up the student's class.
+
+It decides nothing. It reads a request (JSON + .npy written by the trusted
+process), runs the student's class, and writes plain arrays (.npy) plus a JSON
+manifest. The trusted process validates those files and computes every verdict.
+Whatever the student's code does here (print, patch torch, raise, write files)
+can at worst spoil the arrays it returns, i.e. make its own checks fail.
+
+Each step is guarded separately so one failure does not lose the others, and
+the manifest is written last, atomically, so a half-finished run reads as
+"no result" rather than as a partial one.
+"""
+# Captured at exec time, in the probe's own namespace: names the notebook
+# rebinds (np, json, open, print, ...) cannot reach these.
+import builtins as _builtins
+import json as _json
+import os as _os
+
+import numpy as _np
+import torch as _torch
+
+_isinstance = _builtins.isinstance
+_getattr = _builtins.getattr
+_len = _builtins.len
+_open = _builtins.open
+_str = _builtins.str
+_repr = _builtins.repr
+_type = _builtins.type
+_Tensor = _torch.Tensor
+_Parameter = _torch.nn.Parameter
+_Module = _torch.nn.Module
+_Linear = _torch.nn.Linear
+_from_numpy = _torch.from_numpy
+_no_grad = _torch.no_grad
+_enable_grad = _torch.enable_grad
+_set_default_dtype = _torch.set_default_dtype
+_get_default_dtype = _torch.get_default_dtype
+_fork_rng = _torch.random.fork_rng
+_np_save = _np.save
+_np_load = _np.load
+_np_ascontiguousarray = _np.ascontiguousarray
+_json_dumps = _json.dumps
+_json_loads = _json.loads
+_replace = _os.replace
+_join = _os.path.join
+
+PROBE_VERSION = 1
+MAX_ARRAY_ELEMENTS = 1_000_000  # no legitimate output of the lab's classes comes close
+MAX_ERROR_CHARS = 500
+MAX_LIST = 200
+_DTYPES = {"float64": _torch.float64, "float32": _torch.float32}
+
+
+def _err(exc):
+    text = f"{_type(exc).__name__}: {exc}"
+    return text[:MAX_ERROR_CHARS]
+
+
+class _Out:
+    """Collects step reports and arrays; writes the manifest last."""
+
+    def __init__(self, out_dir):
+        self.dir = out_dir
+        self.steps = {}
+        self.arrays = {}
+        self._n = 0
+
+    def step(self, name, info):
+        self.steps[name] = info
+
+    def array(self, key, value):
+        """Save a tensor/ndarray as float64 .npy; returns False when refused."""
+        if _isinstance(value, _Tensor):
+            value = value.detach().to("cpu", _torch.float64).numpy()
+        arr = _np_ascontiguousarray(value, dtype=_np.float64)
+        if arr.size > MAX_ARRAY_ELEMENTS:
+            return False
+        self._n += 1
+        fname = f"a{self._n}.npy"
+        _np_save(_join(self.dir, fname), arr, allow_pickle=False)
+        self.arrays[key] = {"file": fname, "shape": [int(s) for s in arr.shape], "dtype": "float64"}
+        return True
+
+    def finish(self):
+        manifest = {"version": PROBE_VERSION, "steps": self.steps, "arrays": self.arrays}
+        tmp = _join(self.dir, "manifest.json.tmp")
+        with _open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(_json_dumps(manifest))
+        _replace(tmp, _join(self.dir, "manifest.json"))
+
+
+def _locate(model, path):
+    """The object at a dotted attribute path, or None."""
+    obj = model
+    for part in path.split("."):
+        try:
+            obj = _getattr(obj, part)
+        except Exception:
+            return None
+    return obj
+
+
+def _describe(model, path, registered):
+    obj = _locate(model, path)
+    if obj is None:
+        return {"kind": "missing"}
+    if not _isinstance(obj, _Tensor):
+        return {"kind": "other", "type": _type(obj).__name__}
+    return {
+        "kind": "parameter" if _isinstance(obj, _Parameter) else "tensor",
+        "shape": [int(s) for s in obj.shape],
+        "dtype": _str(obj.dtype).replace("torch.", ""),
+        "requires_grad": bool(obj.requires_grad),
+        "registered": path in registered,
+    }
+
+
+def _build(user_ns, req):
+    cls = user_ns.get(req["class_name"])
+    if cls is None:
+        return None, {"ok": False, "reason": "missing"}
+    if not _isinstance(cls, _type):
+        return None, {"ok": False, "reason": "not_class", "found": _type(cls).__name__}
+    if not issubclass(cls, _Module):
+        return None, {"ok": False, "reason": "not_module", "found": cls.__name__}
+    try:
+        model = cls(*req["sizes"])
+    except BaseException as exc:  # SystemExit/KeyboardInterrupt from student code too
+        return None, {"ok": False, "reason": "ctor_error", "error": _err(exc)}
+    if not _isinstance(model, _Module):
+        return None, {"ok": False, "reason": "not_module", "found": _type(model).__name__}
+    return model, {"ok": True}
+
+
+def _inspect(model, req, out):
+    try:
+        named = [(n, p) for n, p in model.named_parameters()]
+        registered = {n for n, _ in named}
+        out.step(
+            "params",
+            {
+                "ok": True,
+                "expected": {p: _describe(model, p, registered) for p in req["params"]},
+                "named_parameters": [[n, [int(s) for s in p.shape]] for n, p in named[:MAX_LIST]],
+            },
+        )
+    except BaseException as exc:
+        out.step("params", {"ok": False, "error": _err(exc)})
+    try:
+        modules = []
+        for m in list(model.modules())[:MAX_LIST]:
+            modules.append([f"{c.__module__}.{c.__qualname__}" for c in _type(m).__mro__][:20])
+        info = {"ok": True, "modules": modules}
+        readout = req.get("linear_readout")
+        if readout:
+            fc = _locate(model, readout)
+            info["readout"] = {
+                "type": _type(fc).__name__,
+                "is_linear": _isinstance(fc, _Linear),
+                "in_features": int(fc.in_features) if _isinstance(fc, _Linear) else None,
+                "out_features": int(fc.out_features) if _isinstance(fc, _Linear) else None,
+            }
+        out.step("modules", info)
+    except BaseException as exc:
+        out.step("modules", {"ok": False, "error": _err(exc)})
+
+
+def _init_samples(user_ns, req, out):
+    """Build the class a few times and return the initial values of each weight."""
+    counts = {}
+    try:
+        for k in range(int(req.get("init_repeats", 3))):
+            model, info = _build(user_ns, req)
+            if model is None:
+                out.step("init", {"ok": False, "error": info.get("error", info["reason"])})
+                return
+            for j, path in enumerate(req["params"]):
+                obj = _locate(model, path)
+                if _isinstance(obj, _Tensor) and out.array(f"init/{k}/{path}", obj):
+                    counts[path] = counts.get(path, 0) + 1
+        out.step("init", {"ok": True, "samples": counts})
+    except BaseException as exc:
+        out.step("init", {"ok": False, "error": _err(exc)})
+
+
+def _load(req_dir, fname):
+    return _np_load(_join(req_dir, fname), allow_pickle=False)
+
+
+def _write_weights(model, req, req_dir):
+    """Copy the grader's weights (already in the student's layout) into the model."""
+    problems = {}
+    with _no_grad():
+        for path, fname in req["weights"].items():
+            obj = _locate(model, path)
+            if not _isinstance(obj, _Tensor):
+                problems[path] = "missing"
+                continue
+            src = _from_numpy(_load(req_dir, fname))
+            if list(obj.shape) != list(src.shape):
+                problems[path] = f"shape {list(obj.shape)}"
+                continue
+            try:
+                obj.copy_(src)
+            except BaseException as exc:
+                problems[path] = _err(exc)
+    return problems
+
+
+def _as_output(value):
+    if _isinstance(value, _Tensor):
+        return value, None
+    return None, _type(value).__name__
+
+
+def _run_calls(model, req, req_dir, dtype, out, tag):
+    """Forward calls (no grad), then one call with backward; each guarded."""
+    inputs = {k: _from_numpy(_load(req_dir, f)).to(dtype) for k, f in req["inputs"].items()}
+    calls = {}
+    for call in req["calls"]:
+        name = call["name"]
+        try:
+            with _no_grad():
+                y = model(*[inputs[a] for a in call["args"]])
+            t, other = _as_output(y)
+            if t is None:
+                calls[name] = {"ok": False, "returned": other}
+            else:
+                out.array(f"{tag}/out/{name}", t)
+                calls[name] = {"ok": True, "dtype": _str(t.dtype).replace("torch.", ""), "shape": [int(s) for s in t.shape]}
+        except BaseException as exc:
+            calls[name] = {"ok": False, "error": _err(exc)}
+    grad = {}
+    try:
+        for p in model.parameters():
+            p.grad = None
+        tensors = {p: _locate(model, p) for p in req["params"]}
+        for t in tensors.values():
+            if _isinstance(t, _Tensor) and t.is_leaf:
+                t.grad = None
+        r = _from_numpy(_load(req_dir, req["R"])).to(dtype)
+        with _enable_grad():
+            y = model(*[inputs[a] for a in req["grad_call"]])
+            t, other = _as_output(y)
+            if t is None:
+                raise TypeError(f"forward returned {other}")
+            (t * r).sum().backward()
+        status = {}
+        for path, tensor in tensors.items():
+            if not _isinstance(tensor, _Tensor):
+                status[path] = "missing"
+            elif tensor.grad is None:
+                status[path] = "no_grad" if not tensor.requires_grad else "grad_none"
+            elif out.array(f"{tag}/grad/{path}", tensor.grad):
+                status[path] = "ok"
+            else:
+                status[path] = "too_large"
+        grad = {"ok": True, "params": status}
+    except BaseException as exc:
+        grad = {"ok": False, "error": _err(exc)}
+    return calls, grad
+
+
+def _run(user_ns, req, req_dir, out):
+    """Forward/backward in each requested dtype until the plain call works."""
+    attempts = []
+    for dname in req["dtypes"]:
+        dtype = _DTYPES[dname]
+        old = _get_default_dtype()
+        tag = dname
+        try:
+            # The template builds h0 with torch.zeros(batch, hidden): the default
+            # dtype decides whether the whole computation runs in float64.
+            _set_default_dtype(dtype)
+            model, info = _build(user_ns, req)
+            if model is None:
+                attempts.append({"dtype": dname, "ok": False, "error": info.get("error", info["reason"])})
+                continue
+            problems = _write_weights(model, req, req_dir)
+            if problems:
+                attempts.append({"dtype": dname, "ok": False, "weights": problems})
+                break  # a layout problem does not depend on the dtype
+            dtypes = {p: _str(t.dtype).replace("torch.", "") for p in req["params"]
+                      for t in [_locate(model, p)] if _isinstance(t, _Tensor)}
+            calls, grad = _run_calls(model, req, req_dir, dtype, out, tag)
+            ok = calls.get(req["calls"][0]["name"], {}).get("ok", False)
+            attempts.append({"dtype": dname, "ok": ok, "calls": calls, "grad": grad, "param_dtypes": dtypes})
+            if ok:
+                break
+        except BaseException as exc:
+            attempts.append({"dtype": dname, "ok": False, "error": _err(exc)})
+        finally:
+            _set_default_dtype(old)
+    out.step("run", {"ok": True, "attempts": attempts})
+
+
+def main(request_dir, user_ns):
+    req = _json_loads(_open(_join(request_dir, "request.json"), encoding="utf-8").read())
+    out_dir = _join(request_dir, "out")
+    _os.makedirs(out_dir, exist_ok=True)
+    out = _Out(out_dir)
+    grad_was = _torch.is_grad_enabled()
+    default_was = _get_default_dtype()
+    # Building models draws from torch's global RNG; leave the notebook's stream as it was.
+    with _fork_rng(devices=[]):
+        try:
+            if req["mode"] == "inspect":
+                model, info = _build(user_ns, req)
+                out.step("construct", info)
+                if model is not None:
+                    _inspect(model, req, out)
+                    _init_samples(user_ns, req, out)
+            elif req["mode"] == "run":
+                _run(user_ns, req, request_dir, out)
+        except BaseException as exc:
+            out.step("probe", {"ok": False, "error": _err(exc)})
+        finally:
+            _torch.set_grad_enabled(grad_was)
+            _set_default_dtype(default_was)
+    out.finish()
