@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from grader import __version__
-from grader.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, GraderError
+from grader.errors import EXIT_CHECK_FAILED, EXIT_INTERNAL, EXIT_OK, GraderError
 from grader.messages import DEFAULT_LANGUAGE, text
 
 Handler = Callable[[argparse.Namespace], int]
@@ -35,13 +35,43 @@ def _cmd_data_synth(args: argparse.Namespace) -> int:
 def _cmd_data_check(args: argparse.Namespace) -> int:
     from grader.data.validate import report_dataset
 
-    return report_dataset(args.path, lang=args.lang)
+    return report_dataset(args.path, lang=args.lang or DEFAULT_LANGUAGE)
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from grader.pipeline import CheckOptions, check_notebook
+    from grader.report.json_report import dumps
+    from grader.report.terminal import print_report
+    from grader.rubric import load_rubric
+
+    rubric = load_rubric(args.rubric)
+    lang = args.lang or rubric.meta.language
+    options = CheckOptions(data=args.data, device=args.device, rubric=args.rubric, seed=args.seed)
+    report = check_notebook(args.notebook, options, lang=lang)
+    if args.format == "json":
+        print(dumps(report, rubric, lang))
+    else:
+        print_report(report, rubric, lang)
+    if args.fail_under is not None:
+        return EXIT_OK if report.score >= args.fail_under else EXIT_CHECK_FAILED
+    return EXIT_OK if report.all_passed else EXIT_CHECK_FAILED
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from grader.demo import run_demo
 
-    return run_demo(args.out, lang=args.lang)
+    return run_demo(args.out, lang=args.lang or DEFAULT_LANGUAGE)
+
+
+def _with_parents(common: argparse.ArgumentParser) -> type[argparse.ArgumentParser]:
+    """A parser class whose every (sub)command also accepts the common options."""
+
+    class CommandParser(argparse.ArgumentParser):
+        def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            kwargs.setdefault("parents", [common])
+            super().__init__(*args, **kwargs)
+
+    return CommandParser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,12 +80,28 @@ def build_parser() -> argparse.ArgumentParser:
         description="Grade the CustomRNN/CustomLSTM audio lab / 自动评测 RNN/LSTM 音频分类实验",
     )
     parser.add_argument("--version", action="version", version=f"grader {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
-    parser.add_argument(
-        "--lang", choices=("zh", "en"), default=DEFAULT_LANGUAGE, help="language of messages (default: zh)"
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # --lang and --debug are accepted before or after the command; SUPPRESS keeps a
+    # subcommand's unset option from overwriting the value given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks of internal errors")
+    common.add_argument("--lang", choices=("zh", "en"), default=argparse.SUPPRESS,
+                        help="language of messages and reports (default: the rubric's, else zh)")
+    parser.add_argument("--debug", action="store_true", default=False, help=argparse.SUPPRESS)
+    parser.add_argument("--lang", choices=("zh", "en"), default=None, help=argparse.SUPPRESS)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_with_parents(common))
     sub.required = True
+
+    p = sub.add_parser("check", help="grade one notebook: which parts are right, which are wrong, and why")
+    p.add_argument("notebook", type=Path)
+    p.add_argument("--data", type=Path, default=None, help="dataset folder or data.zip (default: the synthetic set)")
+    p.add_argument("--device", choices=("auto", "npu", "cuda", "cpu"), default="auto")
+    p.add_argument("--rubric", type=Path, default=None, help="rubric TOML (default: rubrics/lab.toml)")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--fail-under", type=float, default=None, metavar="SCORE",
+                   help="exit 0 when the score reaches SCORE, else 1 (instead of 'all checks passed')")
+    p.add_argument("--seed", type=int, default=None, help="fix the probe randomness (debugging only)")
+    p.set_defaults(handler=_cmd_check)
 
     p = sub.add_parser("template", help="generate student_template/ from reference/ (solution regions -> TODO)")
     p.add_argument("--reference", type=Path, default=None, help="reference notebook (default: reference/lab.ipynb)")
@@ -83,22 +129,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # argparse exits with 2 on usage errors, as we want
     handler: Handler = args.handler
+    lang = args.lang or DEFAULT_LANGUAGE
     try:
         return handler(args)
     except GraderError as exc:
-        print(f"{text('cli.error_prefix', args.lang)}: {exc.message}", file=sys.stderr)
+        print(f"{text('cli.error_prefix', lang)}: {exc.message}", file=sys.stderr)
         for line in exc.details:
             print(f"  - {line}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print(text("cli.interrupted", args.lang), file=sys.stderr)
+        print(text("cli.interrupted", lang), file=sys.stderr)
         return 130
     except Exception:  # the one place that turns a bug into exit code 3
         if args.debug:
             traceback.print_exc()
         else:
             last = traceback.format_exc().strip().splitlines()[-1]
-            print(f"{text('cli.internal_error', args.lang)}: {last}", file=sys.stderr)
+            print(f"{text('cli.internal_error', lang)}: {last}", file=sys.stderr)
         return EXIT_INTERNAL
 
 

@@ -1,0 +1,170 @@
+"""Grade one notebook end to end: load, execute, harvest, check, score.
+
+Student code runs only inside the KernelSession. Everything here runs in
+the trusted grader process: it sends data to the kernel, reads data back,
+and computes every verdict itself.
+"""
+from __future__ import annotations
+
+import secrets
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from grader import __version__
+from grader.checks.loops import CellRun, check_loaders, check_loops
+from grader.default_data import dataset
+from grader.devices import DeviceChoice, resolve_device
+from grader.execute import CellRecord, ExecutionLimits, ExecutionResult, KernelSession, prepare_workdir
+from grader.messages import Msg
+from grader.notebook import find_class_sources, find_top_level_imports, read_notebook
+from grader.result import CheckResult, Status
+from grader.rubric import Rubric, load_rubric
+from grader.score import ScoredCheck, score_results, total
+from grader.threads import limit_torch_threads
+
+CLASS_NAMES = ["CustomRNN", "CustomLSTM"]
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    data: Path | None = None          # dataset folder or zip; None = the synthetic default
+    device: str = "auto"
+    rubric: Path | None = None
+    seed: int | None = None           # None = fresh secret randomness (the normal case)
+    workdir_parent: Path | None = None
+
+
+@dataclass
+class SubmissionReport:
+    """Everything a report needs about one graded notebook."""
+
+    notebook: str
+    score: float
+    max_score: float
+    device: str
+    npu_remapped: bool
+    duration_s: float
+    checks: list[ScoredCheck]
+    cells: list[CellRecord] = field(default_factory=list)
+    shell_escapes: list[dict[str, Any]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    kernel_died: bool = False
+    fallback_kernel: bool = False
+    rubric_sha256: str = ""
+    grader_version: str = __version__
+
+    @property
+    def all_passed(self) -> bool:
+        return all(c.status is Status.PASSED for c in self.checks)
+
+
+def check_notebook(path: Path, options: CheckOptions, *, lang: str = "zh") -> SubmissionReport:
+    """Grade one notebook. Bad input (not a notebook, bad rubric/data) raises a BadInputError."""
+    began = time.monotonic()
+    limit_torch_threads()
+    rubric = load_rubric(options.rubric)
+    nb = read_notebook(path)
+    device = resolve_device(options.device)
+    seed = options.seed if options.seed is not None else secrets.randbits(62)
+    with dataset(options.data, lang=lang) as data_dir:
+        graded = _grade(Path(path), nb, rubric, device, data_dir, options, seed)
+    results, execution, timings, fallback = graded
+    scored = score_results(results, rubric)
+    score, max_score = total(scored)
+    return SubmissionReport(
+        notebook=str(path), score=score, max_score=max_score, device=device.torch_device,
+        npu_remapped=execution.npu_remapped if execution else False,
+        duration_s=time.monotonic() - began, checks=scored,
+        cells=execution.cells if execution else [],
+        shell_escapes=[{"cell": e.cell_index + 1, "command": e.command} for e in (execution.shell_escapes if execution else [])],
+        timings=timings, kernel_died=bool(execution and execution.kernel_died), fallback_kernel=fallback,
+        rubric_sha256=rubric.sha256,
+    )
+
+
+def execution_limits(rubric: Rubric) -> ExecutionLimits:
+    return ExecutionLimits(
+        cell_timeout_s=rubric.limits.cell_timeout_s,
+        notebook_timeout_s=rubric.limits.notebook_timeout_s,
+        epoch_cap=rubric.limits.epoch_cap,
+    )
+
+
+def _grade(path: Path, nb: nbformat.NotebookNode, rubric: Rubric, device: DeviceChoice, data_dir: Path,
+           options: CheckOptions, seed: int) -> tuple[list[CheckResult], ExecutionResult | None, dict[str, float], bool]:
+    results = [CheckResult("notebook.parses", Status.PASSED, Msg("pipeline.parses_ok"))]
+    timings: dict[str, float] = {}
+    class_sources = find_class_sources(nb, CLASS_NAMES)
+    limits = execution_limits(rubric)
+    workdir = prepare_workdir(path, data_dir, parent=options.workdir_parent)
+    fallback = False
+    try:
+        session = KernelSession(workdir, device, limits)
+        try:
+            mark = time.monotonic()
+            session.start()
+            execution = session.run_notebook(nb)
+            timings["execute_s"] = time.monotonic() - mark
+            results.append(_notebook_runs(execution))
+            runs = {c.index: CellRun(c.status, c.traceback or "") for c in execution.cells}
+            results.append(check_loaders(nb, runs))
+            results += check_loops(nb, runs)
+            if not session.alive():
+                session.close()
+                session, fallback = _fallback_session(workdir, device, limits, nb, class_sources), True
+            results += _probe_checks(session, class_sources, rubric, device, data_dir, seed, timings)
+        finally:
+            session.close()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return results, execution, timings, fallback
+
+
+def _notebook_runs(execution: ExecutionResult) -> CheckResult:
+    failing = [c for c in execution.cells if c.status != "ok"]
+    if not failing:
+        return CheckResult("notebook.runs", Status.PASSED, Msg("pipeline.runs_ok", {"cells": len(execution.cells)}))
+    first = failing[0]
+    what = first.error_name or first.status
+    return CheckResult(
+        "notebook.runs", Status.FAILED,
+        Msg("pipeline.runs_failed", {"cell": first.index + 1, "error": what, "count": len(failing)}),
+        details={"failing_cells": [c.index + 1 for c in failing], "kernel_died": execution.kernel_died},
+    )
+
+
+def _fallback_session(workdir: Path, device: DeviceChoice, limits: ExecutionLimits,
+                      nb: nbformat.NotebookNode, class_sources: dict[str, str]) -> KernelSession:
+    """The kernel died: a fresh one holding the notebook's imports and its class definitions only."""
+    session = KernelSession(workdir, device, limits)
+    session.start()
+    prelude = ["import torch", "import torch.nn as nn", "import torch.nn.functional as F"]
+    prelude += find_top_level_imports(nb)
+    for statement in prelude + [class_sources[n] for n in CLASS_NAMES if n in class_sources]:
+        # each piece alone, so one failing import cannot hide a class definition
+        session.run_code(statement, timeout_s=limits.cell_timeout_s)
+    return session
+
+
+def _probe_checks(session: KernelSession, class_sources: dict[str, str], rubric: Rubric, device: DeviceChoice,
+                  data_dir: Path, seed: int, timings: dict[str, float]) -> list[CheckResult]:
+    from grader.checks.model import run_model_checks
+    from grader.training import run_training_check
+
+    mark = time.monotonic()
+    results = run_model_checks(session, class_sources, rng_seed=seed)
+    timings["model_checks_s"] = time.monotonic() - mark
+    lstm_defined = next((r for r in results if r.id == "lstm.defined"), None)
+    if lstm_defined is None or lstm_defined.status is not Status.PASSED:
+        results.append(CheckResult("lstm.train", Status.SKIPPED, Msg("pipeline.train_needs_lstm")))
+        return results
+    mark = time.monotonic()
+    results.append(run_training_check(session, data_dir, rubric.training, device=device.torch_device, seed=seed))
+    timings["train_check_s"] = time.monotonic() - mark
+    return results

@@ -1,0 +1,1 @@
+"""Outputs of a graded submission: terminal table, JSON (and later HTML, CSV, ...)."""

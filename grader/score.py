@@ -1,0 +1,47 @@
+"""Scoring: check results + rubric -> points. Pure: no I/O, no student code.
+
+A check earns its rubric points only when it passed; anything else earns 0.
+A check id that produced no result at all is recorded as SKIPPED with a
+reason, so a result is never silently lost.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from grader.messages import Msg
+from grader.result import CheckResult, Status
+from grader.rubric import Rubric
+
+
+@dataclass(frozen=True)
+class ScoredCheck:
+    id: str
+    status: Status
+    score: float
+    max_score: float
+    visibility: str
+    message: Msg | None
+    diagnosis: Msg | None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def score_results(results: list[CheckResult], rubric: Rubric) -> list[ScoredCheck]:
+    """One ScoredCheck per rubric check, in rubric order."""
+    by_id: dict[str, CheckResult] = {}
+    for result in results:
+        by_id.setdefault(result.id, result)  # the first verdict for an id wins; later ones are duplicates
+    scored = []
+    for check_id, spec in rubric.checks.items():
+        result = by_id.get(check_id) or CheckResult(check_id, Status.SKIPPED, Msg("report.not_graded"))
+        points = spec.points if result.status is Status.PASSED else 0.0
+        scored.append(ScoredCheck(
+            id=check_id, status=result.status, score=points, max_score=spec.points,
+            visibility=spec.visibility, message=result.message, diagnosis=result.diagnosis,
+            details=result.details,
+        ))
+    return scored
+
+
+def total(scored: list[ScoredCheck]) -> tuple[float, float]:
+    return sum(c.score for c in scored), sum(c.max_score for c in scored)
