@@ -1,0 +1,78 @@
+"""`*.no_builtin`: the student wrote the recurrence, not nn.LSTM & co.
+
+Two independent looks: the module tree the probe reported (classes and their
+bases, so a subclass of nn.LSTM is caught), and a static scan of the class
+source from the notebook (catches ops that create no module: torch._VF.lstm,
+torch.lstm_cell, getattr(nn, "LSTM"), ...).
+"""
+from __future__ import annotations
+
+import ast
+import re
+
+from grader.checks.common import names, result
+from grader.harvest import ProbeReply
+from grader.lab_api import BUILTIN_RNN_MODULES, BUILTIN_RNN_OPS, ModelSpec
+from grader.result import CheckResult, Status
+
+# Bases through which the recurrent ops are reachable.
+_OP_OWNERS = frozenset({"torch", "_VF", "F", "functional", "aten", "ops", "_C", "_VariableFunctions"})
+_FALLBACK = re.compile(
+    r"\b(?:nn\.|torch\.nn\.)?(?:RNN|LSTM|GRU)(?:Cell)?\s*\(|\b_VF\b"
+    r"|\btorch\.(?:lstm|gru|rnn_tanh|rnn_relu)(?:_cell)?\b"
+)
+
+
+def builtin_modules(reply: ProbeReply) -> list[str]:
+    """Qualified names of built-in recurrent classes in the module tree (incl. as bases)."""
+    found: list[str] = []
+    for mro in reply.steps.get("modules", {}).get("modules", []):
+        for qualname in mro:
+            module, _, name = str(qualname).rpartition(".")
+            if name in BUILTIN_RNN_MODULES and module.startswith("torch.") and qualname not in found:
+                found.append(qualname)
+    return found
+
+
+def scan_source(source: str) -> list[str]:
+    """Built-in recurrent modules/ops the class source refers to."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError):
+        return sorted(set(m.group(0).rstrip("( ") for m in _FALLBACK.finditer(source)))
+    hits: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute):
+            owner = _last_name(node.value)
+            if node.attr in BUILTIN_RNN_MODULES:
+                hits.add(f"{owner}.{node.attr}" if owner else node.attr)
+            elif node.attr == "_VF" or (node.attr in BUILTIN_RNN_OPS and owner in _OP_OWNERS):
+                hits.add(f"{owner}.{node.attr}")
+        elif isinstance(node, ast.Name) and (node.id in BUILTIN_RNN_MODULES or node.id == "_VF"):
+            hits.add(node.id)
+        elif isinstance(node, ast.alias) and (node.name.split(".")[-1] in BUILTIN_RNN_MODULES | {"_VF"}):
+            hits.add(node.name)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in BUILTIN_RNN_MODULES:
+            # getattr(nn, "LSTM")
+            hits.add(repr(node.value))
+    return sorted(hits)
+
+
+def _last_name(node: ast.AST) -> str:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return ""
+
+
+def check_no_builtin(spec: ModelSpec, reply: ProbeReply, source: str | None) -> CheckResult:
+    check_id = f"{spec.prefix}.no_builtin"
+    modules = builtin_modules(reply)
+    in_source = scan_source(source) if source else []
+    details = {"modules": modules, "source": in_source, "source_scanned": source is not None,
+               "module_tree_scanned": bool(reply.steps.get("modules", {}).get("ok"))}
+    if modules or in_source:
+        return result(check_id, Status.FAILED, "no_builtin.found", details=details,
+                      cls=spec.class_name, names=names(modules + in_source))
+    return result(check_id, Status.PASSED, "no_builtin.ok", details=details, cls=spec.class_name)

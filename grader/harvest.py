@@ -1,0 +1,173 @@
+"""Ask the student's kernel how its classes behave on the grader's data.
+
+The only channel into the student's process is a runner's `run_code` (a
+grader.execute.KernelSession in production; any object with the same two
+members in tests). We write a request (JSON + .npy) into a fresh, randomly
+named folder of the kernel's work dir, send the text of grader/kernel/probe.py
+to run there, and read back a JSON manifest and plain .npy arrays, validated:
+no pickles, size caps, float dtypes only, shapes as the manifest says. Nothing
+the kernel returns is trusted beyond "these are the numbers it produced".
+"""
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Protocol
+
+import numpy as np
+
+PROBE_SOURCE_PATH = Path(__file__).resolve().parent / "kernel" / "probe.py"
+MAX_MANIFEST_BYTES = 2 * 2**20
+MAX_ARRAY_BYTES = 8 * 2**20
+MAX_TOTAL_BYTES = 64 * 2**20
+MAX_ARRAYS = 400
+_ACCEPTED_DTYPES = (np.dtype("<f8"), np.dtype("<f4"))
+
+
+class CodeResultLike(Protocol):
+    ok: bool
+    stdout: str
+    error_name: str | None
+    error_value: str | None
+    timed_out: bool
+    kernel_died: bool
+
+
+class KernelRunner(Protocol):
+    """What the checks need from a kernel session.
+
+    `workdir` is the work dir as the grader sees it. If the kernel sees the
+    same folder under another path (a bind mount in a sandbox), the runner
+    may expose it as `kernel_workdir`; we use that in the code we send.
+    """
+
+    workdir: Path
+
+    def run_code(self, code: str, timeout_s: float) -> CodeResultLike: ...
+
+
+class Failure(str):
+    """Why a probe call produced nothing usable (a str for easy messages)."""
+
+
+KERNEL_DIED = Failure("kernel_died")
+TIMED_OUT = Failure("timed_out")
+NO_RESULT = Failure("no_result")
+BAD_RESULT = Failure("bad_result")
+
+
+@dataclass
+class ProbeReply:
+    """What one probe call returned, after validation."""
+
+    failure: Failure | None = None
+    # When failure is set: a short, grader-written explanation (error name/value of
+    # the probe call; never used for anything but a message).
+    reason: str = ""
+    steps: dict[str, Any] = field(default_factory=dict)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+
+def probe_source() -> str:
+    return PROBE_SOURCE_PATH.read_text(encoding="utf-8")
+
+
+def _kernel_code(kernel_dir: str) -> str:
+    # The probe runs in its own namespace dict; only the lookup of the student's
+    # classes goes through the notebook's globals(). One leaked name, removed after.
+    return (
+        "__grader_probe_ns = {'__name__': '__grader_probe__'}\n"
+        "try:\n"
+        f"    exec(compile({probe_source()!r}, '<grader-probe>', 'exec'), __grader_probe_ns)\n"
+        f"    __grader_probe_ns['main']({kernel_dir!r}, globals())\n"
+        "finally:\n"
+        "    del __grader_probe_ns\n"
+    )
+
+
+def call_probe(
+    runner: KernelRunner,
+    request: dict[str, Any],
+    arrays: dict[str, np.ndarray],
+    *,
+    timeout_s: float = 60.0,
+) -> ProbeReply:
+    """Write `request` + `arrays` (name -> array; saved as <name>.npy), run the probe, read its reply.
+
+    The request refers to arrays by file name; this function adds nothing to it.
+    """
+    token = secrets.token_hex(8)
+    host_dir = Path(runner.workdir) / f".grader-probe-{token}"
+    kernel_root = getattr(runner, "kernel_workdir", None) or runner.workdir
+    kernel_dir = str(PurePosixPath(str(kernel_root)) / host_dir.name)
+    host_dir.mkdir(parents=True)
+    try:
+        for name, arr in arrays.items():
+            np.save(host_dir / f"{name}.npy", np.ascontiguousarray(arr, dtype=np.float64), allow_pickle=False)
+        (host_dir / "request.json").write_text(json.dumps(request), encoding="utf-8")
+        result = runner.run_code(_kernel_code(kernel_dir), timeout_s)
+        if result.kernel_died:
+            return ProbeReply(failure=KERNEL_DIED, reason=_one_line(result))
+        if result.timed_out:
+            return ProbeReply(failure=TIMED_OUT, reason=f"{timeout_s:g} s")
+        return read_reply(host_dir / "out", fallback_reason=_one_line(result))
+    finally:
+        shutil.rmtree(host_dir, ignore_errors=True)
+
+
+def _one_line(result: CodeResultLike) -> str:
+    if result.ok:
+        return ""
+    return f"{result.error_name or 'error'}: {result.error_value or ''}"[:300]
+
+
+def read_reply(out_dir: Path, *, fallback_reason: str = "") -> ProbeReply:
+    """Validate and load the probe's manifest and arrays."""
+    manifest_path = out_dir / "manifest.json"
+    if not manifest_path.is_file() or manifest_path.is_symlink():
+        return ProbeReply(failure=NO_RESULT, reason=fallback_reason or "no manifest")
+    if manifest_path.stat().st_size > MAX_MANIFEST_BYTES:
+        return ProbeReply(failure=BAD_RESULT, reason="manifest too large")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        steps = manifest["steps"]
+        index = manifest["arrays"]
+        if not isinstance(steps, dict) or not isinstance(index, dict) or len(index) > MAX_ARRAYS:
+            raise ValueError("manifest layout")
+        arrays: dict[str, np.ndarray] = {}
+        total = 0
+        for key, entry in index.items():
+            arr, size = _load_array(out_dir, entry)
+            total += size
+            if total > MAX_TOTAL_BYTES:
+                raise ValueError("arrays too large in total")
+            arrays[str(key)] = arr
+    except (ValueError, KeyError, TypeError, OSError) as exc:
+        return ProbeReply(failure=BAD_RESULT, reason=str(exc)[:300])
+    return ProbeReply(steps=steps, arrays=arrays)
+
+
+def _load_array(out_dir: Path, entry: Any) -> tuple[np.ndarray, int]:
+    fname = entry["file"]
+    # Plain names only: no separators, no parent references, no links.
+    if not isinstance(fname, str) or "/" in fname or "\\" in fname or fname.startswith(".") or not fname.endswith(".npy"):
+        raise ValueError(f"bad array file name {fname!r}")
+    path = out_dir / fname
+    if path.is_symlink() or not path.is_file():
+        raise ValueError(f"array file {fname!r} missing")
+    size = path.stat().st_size
+    if size > MAX_ARRAY_BYTES:
+        raise ValueError(f"array file {fname!r} too large")
+    arr = np.load(path, allow_pickle=False)
+    if not isinstance(arr, np.ndarray) or arr.dtype not in _ACCEPTED_DTYPES:
+        raise ValueError(f"array {fname!r} has dtype {getattr(arr, 'dtype', '?')}")
+    if list(arr.shape) != [int(s) for s in entry["shape"]]:
+        raise ValueError(f"array {fname!r} shape differs from its manifest")
+    return arr.astype(np.float64), size
