@@ -1,0 +1,423 @@
+"""The `lstm.train` check: the grader trains the student's CustomLSTM with its own protocol.
+
+Trusted side. The kernel only ever sees train features + labels and held-out
+features (no labels), as plain .npy files; it sends back held-out predictions
+and a mean loss per epoch (grader/kernel/train_probe.py). Accuracy, the curve
+and the stop decision are computed here. Protocol and the measurements behind
+each choice: docs/training-check.md.
+
+    run_training_check(runner, data_dir, rubric.training, device="cpu") -> CheckResult
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import secrets
+import shutil
+import stat
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from grader.messages import Msg
+from grader.result import CheckResult, Status
+
+try:  # the runner protocol lives with the other probes once it has landed
+    from grader.harvest import KernelRunner
+except ImportError:  # pragma: no cover - only while grader/harvest.py is absent
+
+    class _CodeResult(Protocol):
+        ok: bool
+        stdout: str
+        error_name: str | None
+        error_value: str | None
+        timed_out: bool
+        kernel_died: bool
+
+    class KernelRunner(Protocol):  # type: ignore[no-redef]
+        workdir: Path
+
+        def run_code(self, code: str, timeout_s: float) -> _CodeResult: ...
+
+
+CHECK_ID = "lstm.train"
+PROBE_SOURCE_PATH = Path(__file__).resolve().parent / "kernel" / "train_probe.py"
+# The lab's sizes: 13 MFCCs in, hidden 32, cat/dog/bird out.
+INPUT_SIZE, HIDDEN_SIZE, OUTPUT_SIZE = 13, 32, 3
+# Largest input file the probe accepts (the real data.zip's MFCCs are ~10 MB).
+MAX_INPUT_BYTES = 512 * 2**20
+MAX_REPORT_BYTES = 64 * 2**10
+_NPY_HEADER_SLACK = 4096
+# A kernel that needs more than this per call for anything but training is broken.
+_MIN_CALL_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class TrainProtocol:
+    """Everything that decides a training run; the same for every student of a run."""
+
+    threshold: float = 0.85
+    max_epochs: int = 12
+    learning_rate: float = 0.01
+    batch_size: int = 16
+    time_budget_s: float = 120.0
+    device: str = "cpu"
+    seed: int = 0
+    early_stop: bool = True  # calibration turns it off to see the whole curve
+
+    @classmethod
+    def from_rubric(cls, training: Any, *, device: str, seed: int, early_stop: bool = True) -> TrainProtocol:
+        return cls(
+            threshold=float(training.threshold),
+            max_epochs=int(training.max_epochs),
+            learning_rate=float(training.learning_rate),
+            batch_size=int(training.batch_size),
+            time_budget_s=float(training.time_budget_s),
+            device=device,
+            seed=seed,
+            early_stop=early_stop,
+        )
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """Features of both splits (lists of (frames, 13) float32) and their int64 labels."""
+
+    train_x: list[np.ndarray]
+    train_y: np.ndarray
+    heldout_x: list[np.ndarray]
+    heldout_y: np.ndarray  # stays in the grader's process, always
+
+    @property
+    def chance(self) -> float:
+        """Accuracy of always answering the held-out set's most common class."""
+        counts = np.bincount(self.heldout_y, minlength=OUTPUT_SIZE)
+        return float(counts.max() / counts.sum())
+
+
+@dataclass(frozen=True)
+class EpochPoint:
+    epoch: int
+    loss: float | None  # None when the kernel's loss was not finite
+    accuracy: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "loss": self.loss, "accuracy": self.accuracy}
+
+
+@dataclass
+class TrainingRun:
+    """What one run of the protocol produced, before it becomes a CheckResult.
+
+    `outcome`: "passed" (threshold reached, early stop), "completed" (all epochs
+    ran, or early stop off and the budget held), "budget" (time ran out),
+    or a failure kind: "missing", "construct", "shape", "train", "predict",
+    "timeout", "kernel_died", "bad_output", "state", "input", "probe".
+    """
+
+    protocol: TrainProtocol
+    outcome: str
+    curve: list[EpochPoint] = field(default_factory=list)
+    duration_s: float = 0.0
+    error: str = ""
+    failed_epoch: int = 0
+    # Where the held-out clips went in the order sent to the kernel (tests use it).
+    heldout_order: np.ndarray | None = None
+
+    @property
+    def best_accuracy(self) -> float:
+        return max((p.accuracy for p in self.curve), default=0.0)
+
+    @property
+    def epochs(self) -> int:
+        return len(self.curve)
+
+    @property
+    def reached(self) -> bool:
+        return reached(self.best_accuracy, self.protocol.threshold)
+
+
+def reached(accuracy: float, threshold: float) -> bool:
+    # Accuracies are k/n; the tolerance keeps 17/20 >= 0.85 from failing on rounding.
+    return accuracy >= threshold - 1e-9
+
+
+# --- data --------------------------------------------------------------------
+
+
+def load_training_data(data_dir: Path, cache: Any = None) -> TrainingData:
+    """The train split to learn from and the test split as held-out clips (cached MFCCs)."""
+    from grader.data.features import FeatureCache, load_split
+
+    cache = cache if cache is not None else FeatureCache()
+    train = load_split(Path(data_dir), "train", cache)
+    test = load_split(Path(data_dir), "test", cache)
+    return TrainingData(train.features, train.labels, test.features, test.labels)
+
+
+def _pack(sequences: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Variable-length sequences as one (sum of frames, 13) array plus their lengths."""
+    lengths = np.array([len(s) for s in sequences], dtype=np.int64)
+    frames = np.concatenate([np.asarray(s, dtype=np.float32) for s in sequences], axis=0)
+    return np.ascontiguousarray(frames, dtype=np.float32), lengths
+
+
+def _save(path: Path, arr: np.ndarray) -> None:
+    np.save(path, arr, allow_pickle=False)
+
+
+def write_inputs(folder: Path, data: TrainingData, seed: int) -> np.ndarray:
+    """Write what the kernel may see; returns the held-out order used.
+
+    The held-out clips go in a seeded random order, so their position in the
+    dataset's csv (sorted by class in some datasets) says nothing about labels.
+    """
+    order = np.random.default_rng([seed, 0x7E57]).permutation(len(data.heldout_x))
+    train_x, train_len = _pack(data.train_x)
+    held_x, held_len = _pack([data.heldout_x[i] for i in order])
+    _save(folder / "train_x.npy", train_x)
+    _save(folder / "train_len.npy", train_len)
+    _save(folder / "train_y.npy", np.asarray(data.train_y, dtype=np.int64))
+    _save(folder / "heldout_x.npy", held_x)
+    _save(folder / "heldout_len.npy", held_len)
+    return order
+
+
+# --- reading what the kernel wrote (untrusted) ---------------------------------
+
+
+class BadOutput(Exception):
+    """The kernel's files are missing, oversized, not plain files, or malformed."""
+
+
+def _read_regular(path: Path, max_bytes: int) -> bytes:
+    """The bytes of a regular file (no symlinks, no devices, no FIFOs), size-capped."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise BadOutput(f"{path.name}: {exc.strerror or exc}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise BadOutput(f"{path.name}: not a regular file")
+        if info.st_size > max_bytes:
+            raise BadOutput(f"{path.name}: {info.st_size} bytes, more than the {max_bytes} allowed")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            data = fh.read(max_bytes + 1)
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes:
+        raise BadOutput(f"{path.name}: grew past {max_bytes} bytes while being read")
+    return data
+
+
+def read_predictions(path: Path, n: int) -> np.ndarray:
+    """The held-out predictions: exactly n int64 class indices in [0, OUTPUT_SIZE)."""
+    import io
+
+    raw = _read_regular(path, n * 8 + _NPY_HEADER_SLACK)
+    try:
+        preds = np.load(io.BytesIO(raw), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise BadOutput(f"{path.name}: not a .npy array ({exc})") from None
+    if not isinstance(preds, np.ndarray) or preds.dtype != np.dtype("<i8") or preds.shape != (n,):
+        shape = getattr(preds, "shape", None)
+        dtype = getattr(preds, "dtype", type(preds).__name__)
+        raise BadOutput(f"{path.name}: expected int64 of shape ({n},), got {dtype} {shape}")
+    if n and (preds.min() < 0 or preds.max() >= OUTPUT_SIZE):
+        raise BadOutput(f"{path.name}: class indices outside 0..{OUTPUT_SIZE - 1}")
+    return preds
+
+
+_PHASES = {"missing", "construct", "shape", "train", "predict", "state", "input", "probe"}
+
+
+def read_report(path: Path, epoch: int) -> dict[str, Any]:
+    """The probe's JSON report for `epoch`, checked field by field."""
+    try:
+        report = json.loads(_read_regular(path, MAX_REPORT_BYTES).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadOutput(f"{path.name}: not JSON ({exc})") from None
+    if not isinstance(report, dict) or report.get("epoch") != epoch or not isinstance(report.get("ok"), bool):
+        raise BadOutput(f"{path.name}: not a report for epoch {epoch}")
+    if report["ok"]:
+        loss = report.get("loss")
+        if loss is not None and (not isinstance(loss, (int, float)) or isinstance(loss, bool) or not math.isfinite(loss)):
+            raise BadOutput(f"{path.name}: loss {loss!r} is not a finite number")
+        return {"ok": True, "loss": None if loss is None else float(loss)}
+    phase, error = report.get("phase"), report.get("error")
+    if phase not in _PHASES or not isinstance(error, str):
+        raise BadOutput(f"{path.name}: unknown failure report")
+    return {"ok": False, "phase": phase, "error": error[:500]}
+
+
+def accuracy(preds: np.ndarray, labels: np.ndarray) -> float:
+    return float(np.mean(preds == labels)) if len(labels) else 0.0
+
+
+# --- the loop --------------------------------------------------------------------
+
+
+def probe_source() -> str:
+    return PROBE_SOURCE_PATH.read_text(encoding="utf-8")
+
+
+def probe_code(config: dict[str, Any]) -> str:
+    """The code sent to the kernel: load the probe into its own module, run one epoch.
+
+    The probe lives in a private module object (cached in sys.modules between
+    calls), so the student's globals never shadow its names and its names never
+    overwrite the student's. Only `CustomLSTM` is read from the student's namespace.
+    """
+    return (
+        "import sys as __grader_sys, types as __grader_types\n"
+        "__grader_mod = __grader_sys.modules.get('__grader_train_probe__')\n"
+        f"if __grader_mod is None or getattr(__grader_mod, '__grader_token__', None) != {config['token']!r}:\n"
+        "    __grader_mod = __grader_types.ModuleType('__grader_train_probe__')\n"
+        f"    __grader_mod.__grader_token__ = {config['token']!r}\n"
+        f"    exec(compile({probe_source()!r}, 'grader/kernel/train_probe.py', 'exec'), __grader_mod.__dict__)\n"
+        "    __grader_sys.modules['__grader_train_probe__'] = __grader_mod\n"
+        "try:\n"
+        "    __grader_cls = CustomLSTM\n"
+        "except NameError:\n"
+        "    __grader_cls = None\n"
+        f"__grader_mod.main(__grader_mod._json.loads({json.dumps(config)!r}), __grader_cls)\n"
+        "del __grader_sys, __grader_types, __grader_mod, __grader_cls\n"
+    )
+
+
+def _kernel_path(runner: KernelRunner, folder: Path) -> str:
+    """The folder as the kernel sees it (a sandbox may bind-mount the workdir elsewhere)."""
+    kernel_root = getattr(runner, "kernel_workdir", None)
+    if kernel_root is None:
+        return str(folder)
+    return str(Path(kernel_root) / folder.relative_to(runner.workdir))
+
+
+def _config(protocol: TrainProtocol, token: str, kernel_dir: str, epoch: int) -> dict[str, Any]:
+    return {
+        "token": token, "dir": kernel_dir, "epoch": epoch, "seed": protocol.seed,
+        "device": protocol.device, "learning_rate": protocol.learning_rate,
+        "batch_size": protocol.batch_size, "input_size": INPUT_SIZE,
+        "hidden_size": HIDDEN_SIZE, "output_size": OUTPUT_SIZE, "max_bytes": MAX_INPUT_BYTES,
+    }
+
+
+def _one_epoch(runner: KernelRunner, folder: Path, code: str, epoch: int, labels: np.ndarray,
+               timeout_s: float) -> tuple[EpochPoint | None, str, str]:
+    """Run one epoch in the kernel: (point, failure kind, error text); point None on failure."""
+    result = runner.run_code(code, timeout_s)
+    if result.timed_out:
+        return None, "timeout", ""
+    if result.kernel_died:
+        return None, "kernel_died", ""
+    report_path = folder / f"report_{epoch}.json"
+    if not result.ok and not report_path.exists():
+        # The probe writes a report for every failure it can see; none means the
+        # call itself broke (a hostile namespace, a missing numpy/torch).
+        return None, "probe", f"{result.error_name}: {result.error_value}"
+    try:
+        report = read_report(report_path, epoch)
+        if not report["ok"]:
+            return None, report["phase"], report["error"]
+        preds = read_predictions(folder / f"pred_{epoch}.npy", len(labels))
+    except BadOutput as exc:
+        return None, "bad_output", str(exc)
+    return EpochPoint(epoch, report["loss"], accuracy(preds, labels)), "", ""
+
+
+def train_lstm(runner: KernelRunner, data: TrainingData, protocol: TrainProtocol) -> TrainingRun:
+    """Train the kernel's CustomLSTM epoch by epoch until threshold, max_epochs or budget."""
+    token = secrets.token_hex(8)
+    folder = Path(runner.workdir) / f"grader-train-{token}"
+    folder.mkdir(mode=0o700)
+    start = time.monotonic()
+    run = TrainingRun(protocol, "completed")
+    try:
+        run.heldout_order = write_inputs(folder, data, protocol.seed)
+        labels = np.asarray(data.heldout_y, dtype=np.int64)[run.heldout_order]
+        kernel_dir = _kernel_path(runner, folder)
+        for epoch in range(1, protocol.max_epochs + 1):
+            left = protocol.time_budget_s - (time.monotonic() - start)
+            if left <= 0:
+                run.outcome = "budget"
+                break
+            code = probe_code(_config(protocol, token, kernel_dir, epoch))
+            point, failure, error = _one_epoch(runner, folder, code, epoch, labels, max(left, _MIN_CALL_TIMEOUT_S))
+            if point is None:
+                # A timeout is the budget running out mid-epoch: the curve so far stands.
+                run.outcome = "budget" if failure == "timeout" and run.curve else failure
+                run.error, run.failed_epoch = error, epoch
+                break
+            run.curve.append(point)
+            if protocol.early_stop and reached(point.accuracy, protocol.threshold):
+                run.outcome = "passed"
+                break
+    finally:
+        run.duration_s = time.monotonic() - start
+        shutil.rmtree(folder, ignore_errors=True)
+    return run
+
+
+# --- the check --------------------------------------------------------------------
+
+
+_ERROR_KEYS = {
+    "construct": "training.construct_error",
+    "shape": "training.shape_error",
+    "train": "training.train_error",
+    "predict": "training.predict_error",
+    "kernel_died": "training.kernel_died",
+    "timeout": "training.too_slow",
+    "bad_output": "training.bad_output",
+    "state": "training.bad_output",
+    "input": "training.probe_error",
+    "probe": "training.probe_error",
+}
+
+
+def to_check_result(run: TrainingRun) -> CheckResult:
+    """PASSED / FAILED / ERROR / SKIPPED with the curve and the numbers in details."""
+    p = run.protocol
+    details: dict[str, Any] = {
+        "threshold": p.threshold,
+        "best_accuracy": run.best_accuracy,
+        "epochs": run.epochs,
+        "duration_s": round(run.duration_s, 3),
+        "curve": [point.to_json() for point in run.curve],
+        "seed": p.seed,
+        "device": p.device,
+        "protocol": {"learning_rate": p.learning_rate, "batch_size": p.batch_size,
+                     "max_epochs": p.max_epochs, "time_budget_s": p.time_budget_s},
+    }
+    params = {"threshold": p.threshold, "best": run.best_accuracy, "epochs": run.epochs,
+              "max_epochs": p.max_epochs, "budget": p.time_budget_s, "epoch": run.failed_epoch,
+              "error": run.error}
+    if run.outcome == "missing":
+        return CheckResult(CHECK_ID, Status.SKIPPED, Msg("training.missing_class"), details=details)
+    if run.outcome in _ERROR_KEYS:
+        details["error"] = run.error
+        return CheckResult(CHECK_ID, Status.ERROR, Msg(_ERROR_KEYS[run.outcome], params), details=details)
+    if run.reached:
+        details["accuracy"] = run.curve[-1].accuracy if p.early_stop else run.best_accuracy
+        return CheckResult(CHECK_ID, Status.PASSED, Msg("training.passed", {**params, "accuracy": details["accuracy"]}),
+                           details=details)
+    key = "training.failed_budget" if run.outcome == "budget" else "training.failed"
+    return CheckResult(CHECK_ID, Status.FAILED, Msg(key, params), details=details)
+
+
+def run_training_check(runner: KernelRunner, data_dir: Path, training: Any, *, device: str,
+                       seed: int | None = None, cache: Any = None) -> CheckResult:
+    """The `lstm.train` check on the dataset at `data_dir` with the rubric's [training].
+
+    `seed` decides initial weights and batch order; None draws a fresh one (it
+    is recorded in details, so a run can be replayed).
+    """
+    seed = secrets.randbelow(2**31) if seed is None else int(seed)
+    data = load_training_data(Path(data_dir), cache)
+    protocol = TrainProtocol.from_rubric(training, device=device, seed=seed)
+    return to_check_result(train_lstm(runner, data, protocol))
