@@ -213,12 +213,20 @@ class _CappedClient(NotebookClient):
             self._mark_truncated(outs)
             return None
         out = super().output(outs, msg, display_id, cell_index)
-        if out is not None:
-            self.kept += _output_size(out)
-            if self.kept > self.cap and msg["msg_type"] != "error":
+        if out is None or msg["msg_type"] == "error":
+            return out
+        size = _output_size(out)
+        if self.kept + size > self.cap:
+            room = self.cap - self.kept
+            if out.get("output_type") == "stream" and room > 0:
+                out["text"] = out["text"][:room]  # keep the head of a flood, drop the rest
+            else:
                 outs.remove(out)
-                self._mark_truncated(outs)
-                return None
+                out = None
+            self.kept = self.cap
+            self._mark_truncated(outs)
+            return out
+        self.kept += size
         return out
 
     def clear_output(self, outs: list, msg: dict, cell_index: int) -> None:
