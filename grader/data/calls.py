@@ -18,9 +18,9 @@ import numpy as np
 Rng = np.random.Generator
 
 
-def coloured_noise(rng: Rng, n: int, sr: int) -> np.ndarray:
-    """Noise with a 1/f^alpha spectrum (alpha 0.5-1.5): from hiss to rumble, like rooms and wind."""
-    alpha = rng.uniform(0.5, 1.5)
+def coloured_noise(rng: Rng, n: int, sr: int, alpha_range: tuple[float, float] = (0.5, 1.5)) -> np.ndarray:
+    """Unit-RMS noise with a 1/f^alpha spectrum: alpha near 0 is hiss, near 2 rumble (rooms, wind)."""
+    alpha = rng.uniform(*alpha_range)
     # Shape a power-of-two block and cut it: FFTs of arbitrary (prime-factored)
     # clip lengths made generating the dataset 10x slower.
     size = _pow2_at_least(n)

@@ -37,8 +37,9 @@ class SynthParams:
     onset_seconds: tuple[float, float] = (0.05, 0.3)
     call_seconds: tuple[float, float] = (0.4, 1.0)
     snr_db: tuple[float, float] = (10.0, 25.0)
-    # Peak level of the written clip: loudness varies, as between real recordings.
-    peak: tuple[float, float] = (0.3, 0.9)
+    # Spectral slope of the background (1/f^alpha) and its level (RMS, full scale = 1).
+    noise_alpha: tuple[float, float] = (0.8, 1.2)
+    noise_rms: float = 0.02
 
 
 @dataclass(frozen=True)
@@ -75,13 +76,16 @@ def synth_clip(rng: np.random.Generator, cls: str, params: SynthParams) -> tuple
     """One clip of class `cls`: (sample rate, int16-ready float signal)."""
     sr = int(rng.choice(params.sample_rates))
     n = int(rng.uniform(*params.clip_seconds) * sr)
-    noise = coloured_noise(rng, n, sr)
+    noise = params.noise_rms * coloured_noise(rng, n, sr, params.noise_alpha)
     onset = int(rng.uniform(*params.onset_seconds) * sr)
     length = min(n - onset, int(rng.uniform(*params.call_seconds) * sr))
     call = np.zeros(n)
     call[onset : onset + length] = CALLS[cls](rng, sr, length)
     mixed = mix_at_snr(call, noise, rng.uniform(*params.snr_db))
-    mixed *= rng.uniform(*params.peak) / (np.max(np.abs(mixed)) + 1e-12)
+    # Only a loud call can reach full scale; scale it down rather than clip it.
+    peak = np.max(np.abs(mixed))
+    if peak > 0.95:
+        mixed *= 0.95 / peak
     return sr, mixed
 
 
