@@ -81,14 +81,17 @@ def probe_source() -> str:
 
 def _kernel_code(kernel_dir: str) -> str:
     # The probe runs in its own namespace dict; only the lookup of the student's
-    # classes goes through the notebook's globals(). One leaked name, removed after.
+    # classes goes through the notebook's namespace, reached as a lambda's
+    # __globals__ so that no name the notebook may have rebound (globals, exec,
+    # compile) is looked up. Two leaked names, removed after.
     return (
+        "import builtins as __grader_builtins\n"
         "__grader_probe_ns = {'__name__': '__grader_probe__'}\n"
         "try:\n"
-        f"    exec(compile({probe_source()!r}, '<grader-probe>', 'exec'), __grader_probe_ns)\n"
-        f"    __grader_probe_ns['main']({kernel_dir!r}, globals())\n"
+        f"    __grader_builtins.exec(__grader_builtins.compile({probe_source()!r}, '<grader-probe>', 'exec'), __grader_probe_ns)\n"
+        f"    __grader_probe_ns['main']({kernel_dir!r}, (lambda: None).__globals__)\n"
         "finally:\n"
-        "    del __grader_probe_ns\n"
+        "    del __grader_probe_ns, __grader_builtins\n"
     )
 
 

@@ -195,6 +195,12 @@ def check_grad(
     grad = view.attempt.get("grad", {})
     if not grad.get("ok"):
         details["error"] = grad.get("error")
+        if untrained:
+            # Typically "element 0 of tensors does not require grad": nothing was trainable.
+            details["not_registered"] = untrained
+            return result(check_id, Status.FAILED, "grad.untrained",
+                          Msg("checks.diag.not_registered", {"names": names(untrained)}), details,
+                          names=names(untrained))
         return result(check_id, Status.ERROR, "grad.crash", details=details, error=str(grad.get("error")))
     expected = dg.grads(spec, data)
     statuses: dict[str, str] = grad.get("params", {})
@@ -215,7 +221,7 @@ def check_grad(
         errors[p.path] = min((e for e in errs if e is not None), default=None)
         if not any(close(c, expected[p.path], view.tol) for c in cands):
             wrong.append(p.path)
-    untrained = [p for p in untrained if p not in no_grad]
+    untrained = [p for p in untrained if p in spec.param_paths]
     details.update({"max_abs_error": errors, "wrong": wrong, "no_grad": no_grad,
                     "not_registered": untrained, "grad_status": statuses})
     if not wrong and not no_grad and not untrained:
@@ -223,8 +229,14 @@ def check_grad(
         return result(check_id, Status.PASSED, "grad.ok", details=details,
                       max_err=f"{worst:.1e}", tol=view.tol.text(), count=len(errors))
     diagnosis: Msg | None = None
-    if no_grad or untrained:
-        diagnosis = Msg("checks.diag.not_registered", {"names": names(no_grad + untrained)})
+    # Registered and trainable, yet no gradient: forward never touched them.
+    unused = [p for p in no_grad if p not in untrained and statuses.get(p) == "grad_none"]
+    details["unused"] = unused
+    not_trained = [p for p in spec.param_paths if (p in no_grad and p not in unused) or p in untrained]
+    if unused:
+        diagnosis = Msg("checks.diag.unused_params", {"names": names(unused)})
+    if not_trained:
+        diagnosis = Msg("checks.diag.not_registered", {"names": names(not_trained)})
     if wrong:
         variant = dg.match_grads(spec, data, candidates, view.tol)
         details["diagnosis"] = variant.value if variant else None
@@ -232,7 +244,10 @@ def check_grad(
             diagnosis = dg.diagnosis_msg(variant)
         worst_name = max(wrong, key=lambda k: errors.get(k) or float("inf"))
         err = errors.get(worst_name)
-        return result(check_id, Status.FAILED, "grad.mismatch", diagnosis, details, names=names(wrong),
+        return result(check_id, Status.FAILED, "grad.mismatch", diagnosis, details, names=names(wrong + no_grad),
                       worst=worst_name, max_err=f"{err:.3g}" if err is not None else "shape",
                       tol=view.tol.text())
-    return result(check_id, Status.FAILED, "grad.untrained", diagnosis, details, names=names(no_grad + untrained))
+    if unused and not not_trained:
+        return result(check_id, Status.FAILED, "grad.unused", diagnosis, details, names=names(unused))
+    return result(check_id, Status.FAILED, "grad.untrained", diagnosis, details,
+                  names=names(sorted(set(no_grad + untrained), key=spec.param_paths.index)))

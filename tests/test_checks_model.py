@@ -1,0 +1,232 @@
+"""Model checks end to end: student fixtures run in a real subprocess "kernel".
+
+Each fixture under tests/fixtures/models/ is named after the outcome it
+expects; EXPECTED lists, per fixture, the checks that must fail and the
+diagnosis each must carry. Every other check of the fixture's class must pass.
+"""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from grader.checks import model as model_checks
+from grader.checks.model import run_model_checks
+from grader.messages import LANGUAGES, render
+from grader.notebook import find_class_sources
+from grader.result import CheckResult, Status
+
+FIXTURES = Path(__file__).parent / "fixtures" / "models"
+_spec = importlib.util.spec_from_file_location("subprocess_runner", FIXTURES / "subprocess_runner.py")
+runner_mod = importlib.util.module_from_spec(_spec)
+sys.modules["subprocess_runner"] = runner_mod
+_spec.loader.exec_module(runner_mod)
+SubprocessRunner = runner_mod.SubprocessRunner
+
+CHECKS = ("defined", "params", "init", "forward", "grad", "no_builtin")
+
+# fixture -> {check: diagnosis key suffix or None}: the checks that must FAIL.
+EXPECTED: dict[str, dict[str, str | None]] = {
+    "correct_x_at_w": {},
+    "correct_w_at_x": {},
+    "correct_mixed_orientation": {},
+    "correct_rnn_float32_hardcoded": {},
+    "rnn_no_tanh": {"forward": "no_tanh", "grad": "no_tanh"},
+    "rnn_x0_every_step": {"forward": "x0_every_step", "grad": "x0_every_step"},
+    "rnn_first_step_logits": {"forward": "first_step_logits", "grad": "first_step_logits"},
+    "rnn_all_steps_logits": {"forward": "all_steps_logits", "grad": "all_steps_logits"},
+    "rnn_detached_hidden": {"grad": "detached_hidden"},
+    "rnn_ignores_hidden_state": {"forward": "ignores_hidden_state"},
+    "rnn_params_not_registered": {"params": "not_registered", "grad": "not_registered"},
+    "rnn_randn_init": {"init": None},
+    "rnn_uses_nn_rnn": {"no_builtin": None, "forward": None, "grad": "unused_params"},
+    "lstm_tanh_on_forget_gate": {"forward": "tanh_forget_gate", "grad": "tanh_forget_gate"},
+    "lstm_tanh_on_input_gate": {"forward": "tanh_input_gate", "grad": "tanh_input_gate"},
+    "lstm_tanh_on_output_gate": {"forward": "tanh_output_gate", "grad": "tanh_output_gate"},
+    "lstm_no_tanh_on_cell": {"forward": "no_cell_tanh", "grad": "no_cell_tanh"},
+    "lstm_no_input_gate": {"forward": "no_input_gate", "grad": "no_input_gate"},
+    "lstm_updated_h_in_output_gate": {"forward": "updated_h_in_output_gate", "grad": "updated_h_in_output_gate"},
+    "lstm_detached_hidden": {"grad": "detached_hidden"},
+    "lstm_x0_every_step": {"forward": "x0_every_step", "grad": "x0_every_step"},
+    "lstm_first_step_logits": {"forward": "first_step_logits", "grad": "first_step_logits"},
+    "lstm_all_steps_logits": {"forward": "all_steps_logits", "grad": "all_steps_logits"},
+    "lstm_params_not_registered": {"params": "not_registered", "grad": "not_registered"},
+    "lstm_uses_torch_vf": {"no_builtin": None},
+}
+
+
+def test_every_fixture_has_an_expectation() -> None:
+    files = {p.stem for p in FIXTURES.glob("*.py") if p.stem != "subprocess_runner"}
+    assert files == set(EXPECTED)
+
+
+@pytest.fixture(scope="module")
+def kernel(tmp_path_factory: pytest.TempPathFactory):
+    runner = SubprocessRunner(tmp_path_factory.mktemp("kernel"))
+    yield runner
+    runner.close()
+
+
+def class_sources(source: str) -> dict[str, str]:
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
+    return find_class_sources(nb, ["CustomRNN", "CustomLSTM"])
+
+
+def run_fixture(runner, source: str, seed: int | None = 1234) -> dict[str, CheckResult]:
+    runner.reset()
+    assert runner.run_code(source, 60).ok
+    results = run_model_checks(runner, class_sources(source), rng_seed=seed)
+    assert [r.id for r in results] == [f"{p}.{c}" for p in ("rnn", "lstm") for c in CHECKS]
+    return {r.id: r for r in results}
+
+
+def prefixes_of(name: str) -> tuple[str, ...]:
+    if name.startswith(("rnn_", "correct_rnn_")):
+        return ("rnn",)
+    if name.startswith("lstm_"):
+        return ("lstm",)
+    return ("rnn", "lstm")
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_fixture_outcome(kernel, name: str) -> None:
+    results = run_fixture(kernel, (FIXTURES / f"{name}.py").read_text())
+    for prefix in prefixes_of(name):
+        for check in CHECKS:
+            res = results[f"{prefix}.{check}"]
+            if check in EXPECTED[name]:
+                assert res.status is Status.FAILED, (res.id, render(res.message, "en"))
+                want = EXPECTED[name][check]
+                got = res.diagnosis.key if res.diagnosis else None
+                assert got == (f"checks.diag.{want}" if want else None), (res.id, got)
+            else:
+                assert res.status is Status.PASSED, (res.id, res.status, render(res.message, "en"), res.details)
+            for lang in LANGUAGES:  # every message renders, no missing key or placeholder
+                text = render(res.message, lang)
+                assert text and not text.startswith("checks."), text
+                if res.diagnosis:
+                    assert not render(res.diagnosis, lang).startswith("checks.")
+    assert not list(kernel.workdir.glob(".grader-probe-*")), "probe folders must be cleaned up"
+
+
+def test_tolerances_are_stated(kernel) -> None:
+    results = run_fixture(kernel, (FIXTURES / "correct_x_at_w.py").read_text())
+    fwd = results["lstm.forward"]
+    assert fwd.details["tolerance"] == {"atol": 1e-8, "rtol": 1e-6, "dtype": "float64"}
+    assert fwd.details["seed"] == 1234 + 1
+    f32 = run_fixture(kernel, (FIXTURES / "correct_rnn_float32_hardcoded.py").read_text())
+    assert f32["rnn.forward"].status is Status.PASSED
+    assert f32["rnn.forward"].details["tolerance"]["dtype"] == "float32"
+    assert f32["rnn.forward"].details["dtype_run"] == "float32"
+
+
+def test_orientation_is_reported(kernel) -> None:
+    results = run_fixture(kernel, (FIXTURES / "correct_mixed_orientation.py").read_text())
+    orient = results["lstm.params"].details["orientation"]
+    assert orient["W_xf"] == "transposed" and orient["W_xi"] == "canonical" and orient["W_hf"] == "square"
+
+
+def test_fresh_seed_per_run(kernel) -> None:
+    a = run_fixture(kernel, (FIXTURES / "correct_x_at_w.py").read_text(), seed=None)
+    b = run_fixture(kernel, (FIXTURES / "correct_x_at_w.py").read_text(), seed=None)
+    assert a["rnn.forward"].details["seed"] != b["rnn.forward"].details["seed"]
+    assert a["rnn.forward"].passed and b["rnn.forward"].passed
+
+
+def test_missing_classes_fail_defined_and_skip_the_rest(kernel) -> None:
+    results = run_fixture(kernel, "x = 1\n")
+    for prefix in ("rnn", "lstm"):
+        assert results[f"{prefix}.defined"].status is Status.FAILED
+        assert results[f"{prefix}.defined"].message.key == "checks.defined.missing"
+        for check in CHECKS[1:]:
+            assert results[f"{prefix}.{check}"].status is Status.SKIPPED
+
+
+def test_not_a_module_and_constructor_error(kernel) -> None:
+    source = (
+        "import torch.nn as nn\n"
+        "class CustomRNN:\n    pass\n"
+        "class CustomLSTM(nn.Module):\n"
+        "    def __init__(self, i, h, o):\n        super().__init__()\n        raise ValueError('boom')\n"
+    )
+    results = run_fixture(kernel, source)
+    assert results["rnn.defined"].message.key == "checks.defined.not_module"
+    assert results["lstm.defined"].message.key == "checks.defined.ctor_error"
+    assert "boom" in results["lstm.defined"].message.params["error"]
+
+
+def test_wrong_shape_skips_forward_and_grad(kernel) -> None:
+    source = (FIXTURES / "correct_x_at_w.py").read_text().replace(
+        "self.W_xh = nn.Parameter(torch.empty(input_size, hidden_size))",
+        "self.W_xh = nn.Parameter(torch.empty(input_size, input_size))")
+    results = run_fixture(kernel, source)
+    assert results["rnn.params"].status is Status.FAILED
+    assert "W_xh" in results["rnn.params"].message.params["wrong_shape"]
+    assert results["rnn.forward"].status is Status.SKIPPED
+    assert results["rnn.grad"].status is Status.SKIPPED
+
+
+def test_forward_crash_is_an_error_with_the_exception(kernel) -> None:
+    source = (FIXTURES / "correct_x_at_w.py").read_text().replace(
+        "        return self.fc(h_t)", "        raise RuntimeError('student bug')")
+    results = run_fixture(kernel, source)
+    assert results["lstm.forward"].status is Status.ERROR
+    assert "student bug" in results["lstm.forward"].message.params["error"]
+    assert results["lstm.grad"].status is Status.ERROR
+    assert results["lstm.params"].passed and results["lstm.init"].passed
+
+
+def test_hostile_namespace_changes_nothing(tmp_path: Path) -> None:
+    """Rebound names and a patched torch.allclose: a wrong LSTM still fails, a right RNN still passes."""
+    runner = SubprocessRunner(tmp_path)
+    try:
+        source = (FIXTURES / "correct_x_at_w.py").read_text() + (FIXTURES / "lstm_tanh_on_forget_gate.py").read_text()
+        source += (
+            "\nimport numpy, json as _j, os\n"
+            "torch.allclose = lambda *a, **k: True\n"
+            "numpy.allclose = lambda *a, **k: True\n"
+            "np = json = open = print = globals = exec = compile = None\n"
+            "_j.dump(dict(steps={}, arrays={}), __builtins__['open']('manifest.json', 'w')) if isinstance(__builtins__, dict) else None\n"
+        )
+        assert runner.run_code(source, 60).ok
+        results = {r.id: r for r in run_model_checks(runner, class_sources(source), rng_seed=7)}
+        assert all(results[f"rnn.{c}"].passed for c in CHECKS)
+        assert results["lstm.forward"].status is Status.FAILED
+        assert results["lstm.forward"].diagnosis.key == "checks.diag.tanh_forget_gate"
+    finally:
+        runner.close()
+
+
+def test_dead_kernel_gives_errors(tmp_path: Path) -> None:
+    runner = SubprocessRunner(tmp_path)
+    try:
+        source = (FIXTURES / "correct_x_at_w.py").read_text().replace(
+            "        seq_len, batch_size, _ = x.shape\n        if hidden_state",
+            "        import os; os._exit(3)\n        if hidden_state")
+        assert runner.run_code(source, 60).ok
+        results = {r.id: r for r in run_model_checks(runner, {}, rng_seed=1)}
+        assert results["rnn.params"].passed  # inspect ran before forward killed the kernel
+        assert results["rnn.forward"].status is Status.ERROR
+        assert results["rnn.forward"].message.key == "checks.kernel.died"
+        for check in CHECKS:
+            assert results[f"lstm.{check}"].status is Status.ERROR
+    finally:
+        runner.close()
+
+
+def test_hanging_forward_times_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(model_checks, "RUN_TIMEOUT_S", 2.0)
+    runner = SubprocessRunner(tmp_path)
+    try:
+        source = (FIXTURES / "correct_x_at_w.py").read_text().replace(
+            "        for t in range(seq_len):\n            hidden_state",
+            "        while True:\n            pass\n        for t in range(seq_len):\n            hidden_state")
+        assert runner.run_code(source, 60).ok
+        results = {r.id: r for r in run_model_checks(runner, {}, rng_seed=1)}
+        assert results["rnn.forward"].message.key == "checks.kernel.timeout"
+        assert results["rnn.grad"].status is Status.ERROR
+    finally:
+        runner.close()
