@@ -1,0 +1,122 @@
+"""What crosses the trust boundary of lstm.train: files in, files out, all validated."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from grader.training import (
+    BadOutput,
+    TrainingData,
+    accuracy,
+    probe_code,
+    read_predictions,
+    read_report,
+    reached,
+    write_inputs,
+)
+
+
+def _data(n_train: int = 5, n_held: int = 4) -> TrainingData:
+    rng = np.random.default_rng(0)
+    seqs = [rng.normal(size=(int(rng.integers(3, 9)), 13)).astype(np.float32) for _ in range(n_train + n_held)]
+    return TrainingData(seqs[:n_train], np.arange(n_train, dtype=np.int64) % 3,
+                        seqs[n_train:], np.array([2, 0, 1, 2][:n_held], dtype=np.int64))
+
+
+def test_inputs_are_packed_plain_arrays_without_heldout_labels(tmp_path: Path) -> None:
+    data = _data()
+    order = write_inputs(tmp_path, data, seed=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "heldout_len.npy", "heldout_x.npy", "train_len.npy", "train_x.npy", "train_y.npy"]
+    x = np.load(tmp_path / "heldout_x.npy", allow_pickle=False)
+    lengths = np.load(tmp_path / "heldout_len.npy", allow_pickle=False)
+    assert x.dtype == np.float32 and lengths.dtype == np.int64 and x.shape == (lengths.sum(), 13)
+    # The packed held-out clips are the originals, in the shuffled order returned.
+    starts = np.cumsum(lengths) - lengths
+    for k, i in enumerate(order):
+        np.testing.assert_array_equal(x[starts[k]: starts[k] + lengths[k]], data.heldout_x[i])
+    assert sorted(order.tolist()) == list(range(4))
+
+
+def _save(path: Path, arr: np.ndarray) -> Path:
+    np.save(path, arr, allow_pickle=False)
+    return path
+
+
+def test_good_predictions_are_read(tmp_path: Path) -> None:
+    preds = read_predictions(_save(tmp_path / "p.npy", np.array([0, 1, 2, 1], dtype=np.int64)), 4)
+    assert accuracy(preds, np.array([0, 1, 2, 2])) == 0.75
+
+
+@pytest.mark.parametrize(("arr", "why"), [
+    (np.array([0, 1, 2], dtype=np.int64), "shape"),
+    (np.array([0.0, 1.0, 2.0, 1.0]), "int64"),
+    (np.array([0, 1, 2, 1], dtype=np.int32), "int64"),
+    (np.array([[0, 1], [2, 1]], dtype=np.int64), "shape"),
+    (np.array([0, 1, 3, 1], dtype=np.int64), "outside"),
+    (np.array([0, -1, 2, 1], dtype=np.int64), "outside"),
+])
+def test_malformed_predictions_are_rejected(tmp_path: Path, arr: np.ndarray, why: str) -> None:
+    with pytest.raises(BadOutput, match=why):
+        read_predictions(_save(tmp_path / "p.npy", arr), 4)
+
+
+def test_pickles_symlinks_fifos_and_huge_files_are_rejected(tmp_path: Path) -> None:
+    pickled = tmp_path / "pickled.npy"
+    np.save(pickled, np.array([0, 1, 2, {"x": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(BadOutput):
+        read_predictions(pickled, 4)
+    target = _save(tmp_path / "real.npy", np.zeros(4, dtype=np.int64))
+    (tmp_path / "link.npy").symlink_to(target)
+    with pytest.raises(BadOutput):
+        read_predictions(tmp_path / "link.npy", 4)
+    os.mkfifo(tmp_path / "fifo.npy")
+    with pytest.raises(BadOutput, match="regular"):
+        read_predictions(tmp_path / "fifo.npy", 4)
+    with pytest.raises(BadOutput, match="bytes"):
+        read_predictions(_save(tmp_path / "big.npy", np.zeros(10**6, dtype=np.int64)), 4)
+    (tmp_path / "junk.npy").write_bytes(b"not an array")
+    with pytest.raises(BadOutput, match="npy"):
+        read_predictions(tmp_path / "junk.npy", 4)
+    with pytest.raises(BadOutput):
+        read_predictions(tmp_path / "absent.npy", 4)
+
+
+@pytest.mark.parametrize("report", [
+    {"ok": True, "epoch": 2, "loss": 0.5},          # another epoch's report
+    {"ok": True, "epoch": 1, "loss": "0.5"},
+    {"ok": True, "epoch": 1, "loss": True},
+    {"ok": "yes", "epoch": 1},
+    {"ok": False, "epoch": 1, "phase": "rm -rf", "error": "x"},
+    [1, 2, 3],
+])
+def test_malformed_reports_are_rejected(tmp_path: Path, report: object) -> None:
+    path = tmp_path / "report_1.json"
+    path.write_text(json.dumps(report))
+    with pytest.raises(BadOutput):
+        read_report(path, 1)
+
+
+def test_reports_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "report_1.json"
+    path.write_text(json.dumps({"ok": True, "epoch": 1, "loss": None}))
+    assert read_report(path, 1) == {"ok": True, "loss": None}
+    path.write_text(json.dumps({"ok": False, "epoch": 1, "phase": "shape", "error": "e" * 9000}))
+    assert read_report(path, 1) == {"ok": False, "phase": "shape", "error": "e" * 500}
+    path.write_text("NaN")
+    with pytest.raises(BadOutput):
+        read_report(path, 1)
+
+
+def test_threshold_comparison_tolerates_rounding() -> None:
+    assert reached(17 / 20, 0.85) and reached(51 / 60, 0.85) and not reached(50 / 60, 0.85)
+
+
+def test_probe_code_compiles_and_names_only_customlstm() -> None:
+    code = probe_code({"token": "ab", "dir": "/x", "epoch": 1})
+    compile(code, "<probe>", "exec")
+    assert "CustomLSTM" in code and "__grader_mod.main(" in code
