@@ -32,7 +32,7 @@ from nbclient.exceptions import DeadKernelError
 
 from grader.devices import DeviceChoice
 from grader.errors import InternalError
-from grader.kernel import launch
+from grader.kernel import launch, numba_cache
 from grader.kernel.transforms import PROBE_MARKER
 from grader.messages import Msg, render
 from grader.notebook import ShellEscape, find_shell_escapes
@@ -304,6 +304,8 @@ class KernelSession:
             coalesce_streams=True,
             resources={"metadata": {"path": str(self.workdir)}},
         )
+        env = launch.kernel_env(self.workdir, ipython_dir, self.device.torch_device, not self.remap_npu)
+        numba_cache.seed_kernel_cache(Path(env["NUMBA_CACHE_DIR"]))
         self._watchdog = _Watchdog(self._kill_group)
         memory = self.limits.memory_bytes if self.device.kind == "cpu" else None
         process_limits = launch.ProcessLimits(
@@ -313,7 +315,7 @@ class KernelSession:
         try:
             self._client.start_new_kernel(
                 cwd=str(self.workdir),
-                env=launch.kernel_env(self.workdir, ipython_dir, self.device.torch_device, not self.remap_npu),
+                env=env,
                 # the launcher already starts a new session; independent=True keeps
                 # JPY_PARENT_PID out of the kernel's environment
                 independent=True,
