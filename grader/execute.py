@@ -13,6 +13,7 @@ and 'npu' -> grading device rewriting where no NPU is used, and an epoch cap.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -365,6 +366,21 @@ class KernelSession:
             return bool(run_sync(self._km.is_alive)())
         except Exception:  # noqa: BLE001
             return False
+
+    def startup_failures(self) -> list[str] | None:
+        """Names of the kernel shims that failed to install (threads, shell, fake_npu, ...); None if unknown."""
+        result = self.run_code(
+            "import sys, json\n"
+            "print(json.dumps(getattr(sys.modules.get('grader.kernel.startup'), 'FAILED', None)))",
+            30,
+        )
+        if not result.ok:
+            return None
+        try:
+            value = json.loads(result.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            return None
+        return value if isinstance(value, list) else None
 
     def _pgid(self) -> int | None:
         provisioner = getattr(self._km, "provisioner", None)

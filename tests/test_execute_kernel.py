@@ -132,6 +132,7 @@ def test_probe_code_runs_after_the_notebook_and_never_hangs(tmp_path: Path) -> N
     nb = nbformat.read(FIXTURES / "error_then_later_cells_run.ipynb", as_version=4)
     with KernelSession(tmp_path, resolve_device("cpu"), FAST) as session:
         session.run_notebook(nb)
+        assert session.startup_failures() == []
         probe = session.run_code("import json\nn = sum(1 for epoch in range(5))\nprint(json.dumps({'x': x, 'n': n}))", 10)
         assert probe.ok and probe.stdout == '{"x": 1, "n": 5}\n'  # the epoch cap does not apply
         failing = session.run_code("raise ValueError('bad probe')", 10)
@@ -145,3 +146,12 @@ def test_probe_code_runs_after_the_notebook_and_never_hangs(tmp_path: Path) -> N
         assert fresh.alive()
         again = fresh.run_code("import os\nprint(os.path.basename(os.getcwd()))", 10)
         assert again.stdout == f"{tmp_path.name}\n"
+
+
+def test_the_notebook_budget_stops_the_run(tmp_path: Path) -> None:
+    limits = ExecutionLimits(cell_timeout_s=30, notebook_timeout_s=2, kill_grace_s=1.5)
+    result = run("hangs_while_true_interrupted_later_cells_run.ipynb", tmp_path, limits)
+    assert statuses(result) == ["timeout", "not_run"]
+    assert result.timed_out and not result.kernel_died
+    assert result.cells[0].message is not None and result.cells[0].message.key == "exec.notebook_budget"
+    assert result.cells[1].message is not None and result.cells[1].message.key == "exec.not_run_budget"
