@@ -230,3 +230,22 @@ def test_hanging_forward_times_out(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         assert results["rnn.grad"].status is Status.ERROR
     finally:
         runner.close()
+
+
+def test_probe_runs_on_the_sessions_device(kernel) -> None:
+    """A student's `.to(device)` with the notebook's global device works: the probe uses the session's device."""
+    from types import SimpleNamespace
+
+    class WithDevice:
+        def __init__(self, inner) -> None:
+            self.inner, self.workdir = inner, inner.workdir
+            self.device = SimpleNamespace(torch_device="cpu")
+
+        def run_code(self, code: str, timeout_s: float):
+            return self.inner.run_code(code, timeout_s)
+
+    source = "device = 'cpu'\n" + (FIXTURES / "correct_x_at_w.py").read_text().replace(".to(x.device)", ".to(device)")
+    kernel.reset()
+    assert kernel.run_code(source, 60).ok
+    results = {r.id: r for r in run_model_checks(WithDevice(kernel), class_sources(source), rng_seed=5)}
+    assert all(r.passed for r in results.values())

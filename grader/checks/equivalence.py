@@ -52,7 +52,8 @@ def draw_data(spec: ModelSpec, sizes: Sizes, seed: int) -> dg.ProbeData:
     return dg.ProbeData(seed=seed, weights=weights, x=x, h0=h0, r=r)
 
 
-def run_request(spec: ModelSpec, sizes: Sizes, data: dg.ProbeData, layouts: dict[str, Layout]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def run_request(spec: ModelSpec, sizes: Sizes, data: dg.ProbeData, layouts: dict[str, Layout],
+                device: str = "cpu") -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The probe request for forward/backward, and the arrays it refers to."""
     arrays: dict[str, np.ndarray] = {"x": data.x, "R": data.r}
     if data.h0 is not None:
@@ -72,6 +73,7 @@ def run_request(spec: ModelSpec, sizes: Sizes, data: dg.ProbeData, layouts: dict
         "grad_call": ["x"],
         "R": "R.npy",
         "dtypes": ["float64", "float32"],
+        "device": device,
     }
     return request, arrays
 

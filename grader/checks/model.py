@@ -86,7 +86,7 @@ def check_model(
         return [defined, params.result, init, forward, grad, no_builtin]
 
     data = draw_data(spec, sizes, seed)
-    run_req, arrays = run_request(spec, sizes, data, params.layouts)
+    run_req, arrays = run_request(spec, sizes, data, params.layouts, _device_of(runner))
     run = call_probe(runner, run_req, arrays, timeout_s=RUN_TIMEOUT_S)
     if not run.ok:
         failed = _transport_failure(spec, run)
@@ -95,6 +95,17 @@ def check_model(
     forward = check_forward(spec, data, view)
     grad = check_grad(spec, data, view, params.layouts, params.untrained, sizes)
     return [defined, params.result, init, forward.result, grad, no_builtin]
+
+
+def _device_of(runner: KernelRunner) -> str:
+    """The kernel's grading device (KernelSession.device.torch_device), else cpu.
+
+    Students write `.to(device)` with the notebook's global `device`, which the
+    kernel points at the grading device; running the probe there too keeps
+    such code working.
+    """
+    device = getattr(getattr(runner, "device", None), "torch_device", None)
+    return device if isinstance(device, str) and device else "cpu"
 
 
 def _check_defined(spec: ModelSpec, sizes: Sizes, reply: ProbeReply) -> CheckResult:

@@ -220,7 +220,8 @@ def _as_output(value):
 
 def _run_calls(model, req, req_dir, dtype, out, tag):
     """Forward calls (no grad), then one call with backward; each guarded."""
-    inputs = {k: _from_numpy(_load(req_dir, f)).to(dtype) for k, f in req["inputs"].items()}
+    device = req.get("device") or "cpu"
+    inputs = {k: _from_numpy(_load(req_dir, f)).to(device=device, dtype=dtype) for k, f in req["inputs"].items()}
     calls = {}
     for call in req["calls"]:
         name = call["name"]
@@ -243,7 +244,7 @@ def _run_calls(model, req, req_dir, dtype, out, tag):
         for t in tensors.values():
             if _isinstance(t, _Tensor) and t.is_leaf:
                 t.grad = None
-        r = _from_numpy(_load(req_dir, req["R"])).to(dtype)
+        r = _from_numpy(_load(req_dir, req["R"])).to(device=device, dtype=dtype)
         with _enable_grad():
             y = model(*[inputs[a] for a in req["grad_call"]])
             t, other = _as_output(y)
@@ -281,6 +282,8 @@ def _run(user_ns, req, req_dir, out):
             if model is None:
                 attempts.append({"dtype": dname, "ok": False, "error": info.get("error", info["reason"])})
                 continue
+            # The grading device (the notebook's own `device` points there too).
+            model = model.to(req.get("device") or "cpu")
             problems = _write_weights(model, req, req_dir)
             if problems:
                 attempts.append({"dtype": dname, "ok": False, "weights": problems})
