@@ -32,7 +32,8 @@ FAST = Training(threshold=0.85, max_epochs=12, learning_rate=0.01, batch_size=16
 
 @pytest.fixture(scope="module")
 def feature_cache(tmp_path_factory: pytest.TempPathFactory) -> FeatureCache:
-    return FeatureCache(tmp_path_factory.mktemp("mfcc"))
+    # One cache for every lstm.train test module: MFCCs of the same clips are computed once.
+    return FeatureCache(tmp_path_factory.getbasetemp() / "training-mfcc")
 
 
 @pytest.fixture(scope="module")
