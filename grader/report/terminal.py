@@ -39,12 +39,13 @@ def print_report(report: SubmissionReport, rubric: Rubric, lang: str, out: TextI
         status = _pad(text(f"report.{c.status.value}", lang), 6)
         points = f"{c.score:g}/{c.max_score:g}".rjust(5)
         out.write(f" {mark} {c.id.ljust(id_width)}  {status} {points}  {render(c.message, lang)}\n")
-        if c.status is not Status.PASSED:
+        # A skipped check's subject is missing; the failed check upstream already says why.
+        if c.status in (Status.FAILED, Status.ERROR):
             indent = " " * (id_width + 4)
             if c.diagnosis:
-                out.write(f"{indent}{text('report.diagnosis', lang)}: {render(c.diagnosis, lang)}\n")
-            hint = rubric.checks[c.id].hint(lang)
-            for line in textwrap.wrap(f"{text('report.hint', lang)}: {hint}", 100) or [""]:
+                out.write(f"{indent}{text('report.diagnosis', lang, text=render(c.diagnosis, lang))}\n")
+            hint = text("report.hint", lang, text=rubric.checks[c.id].hint(lang))
+            for line in textwrap.wrap(hint, 100) or [""]:
                 out.write(f"{indent}{line}\n")
     out.write("\n")
     remap = text("report.npu_remapped", lang) if report.npu_remapped else ""

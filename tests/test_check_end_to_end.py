@@ -1,0 +1,130 @@
+"""`grader check` end to end: real kernels, the real synthetic dataset, the CLI's JSON and exit codes.
+
+Fixture notebooks (tests/notebooks/check/) are the reference with one change,
+named by the outcome they expect; regenerate them with make_fixtures.py.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from grader.cli import main
+from grader.paths import DEFAULT_RUBRIC, REFERENCE_NOTEBOOK, TEMPLATE_NOTEBOOK
+
+FIXTURES = Path(__file__).resolve().parent / "notebooks" / "check"
+ALL_CHECKS = 18
+
+
+def run_check(capsys, notebook: Path, *extra: str) -> tuple[int, dict]:
+    code = main(["check", str(notebook), "--format", "json", "--lang", "en", *extra])
+    out = capsys.readouterr().out
+    return code, json.loads(out)
+
+
+def statuses(result: dict) -> dict[str, str]:
+    return {c["id"]: c["status"] for c in result["checks"]}
+
+
+def not_passed(result: dict) -> set[str]:
+    return {c["id"] for c in result["checks"] if c["status"] != "passed"}
+
+
+@pytest.fixture(scope="module")
+def quick_rubric(tmp_path_factory) -> Path:
+    """The lab rubric with short cell limits, so hanging fixtures finish quickly."""
+    text = DEFAULT_RUBRIC.read_text(encoding="utf-8").replace("cell_timeout_s = 180", "cell_timeout_s = 20")
+    path = tmp_path_factory.mktemp("rubric") / "lab.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_reference_scores_full_marks(capsys):
+    code, result = run_check(capsys, REFERENCE_NOTEBOOK)
+    assert code == 0, not_passed(result)
+    assert result["schema"] == 1 and result["score"] == result["max_score"] == 100
+    assert len(result["checks"]) == ALL_CHECKS
+    assert set(result["checks"][0]) >= {"id", "status", "score", "max_score", "message", "hint"}
+    assert {e["command"] for e in result["shell_escapes"]} == {"!pip install librosa==0.11.0", "!unzip -q -n data.zip"}
+    assert result["npu_remapped"] is True and result["device"] == "cpu"
+    train = next(c for c in result["checks"] if c["id"] == "lstm.train")
+    assert train["details"]["best_accuracy"] >= 0.85 and train["details"]["curve"]
+
+
+def test_untouched_template_scores_zero_without_crashing(capsys):
+    code, result = run_check(capsys, TEMPLATE_NOTEBOOK)
+    assert code == 1
+    assert result["score"] == 0 and result["max_score"] == 100
+    assert statuses(result)["notebook.parses"] == "passed"
+    assert all(c["score"] == 0 for c in result["checks"])
+    assert statuses(result)["lstm.train"] == "skipped"
+
+
+@pytest.mark.parametrize("fixture", ["passes_all_with_w_at_x_orientation", "passes_all_with_mixed_orientation"])
+def test_correct_notebooks_in_any_orientation_pass(capsys, fixture):
+    code, result = run_check(capsys, FIXTURES / f"{fixture}.ipynb")
+    assert not_passed(result) == set() and code == 0
+
+
+def test_first_step_logits_fails_exactly_lstm_forward_grad_train(capsys):
+    code, result = run_check(capsys, FIXTURES / "fails_lstm_forward_grad_train_first_step_logits.ipynb")
+    assert code == 1
+    assert not_passed(result) == {"lstm.forward", "lstm.grad", "lstm.train"}
+    forward = next(c for c in result["checks"] if c["id"] == "lstm.forward")
+    assert "first" in forward["diagnosis"].lower()
+    assert result["score"] == 100 - 14 - 8 - 14
+
+
+def test_detached_hidden_fails_exactly_rnn_grad(capsys):
+    code, result = run_check(capsys, FIXTURES / "fails_rnn_grad_detached_hidden.ipynb")
+    assert not_passed(result) == {"rnn.grad"}
+    grad = next(c for c in result["checks"] if c["id"] == "rnn.grad")
+    assert "detach" in grad["diagnosis"].lower()
+
+
+def test_a_cell_that_swallows_interrupts_is_killed_and_every_check_still_gets_a_verdict(capsys, quick_rubric):
+    code, result = run_check(capsys, FIXTURES / "hangs_after_lstm_yet_every_check_graded.ipynb", "--rubric", str(quick_rubric))
+    assert code == 1
+    assert len(result["checks"]) == ALL_CHECKS
+    # the kernel was killed, so later cells never ran; the models are graded in a fresh kernel
+    assert result["kernel_died"] is True and result["fallback_kernel"] is True
+    assert not_passed(result) == {"notebook.runs"}
+
+
+def test_a_notebook_that_kills_its_kernel_is_graded_from_its_definitions(capsys):
+    code, result = run_check(capsys, FIXTURES / "kills_kernel_after_lstm_yet_models_graded.ipynb")
+    assert result["kernel_died"] is True and result["fallback_kernel"] is True
+    assert not_passed(result) == {"notebook.runs"}
+    assert result["score"] == 96
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("truncated.ipynb", b'{"cells": [{"cell_type": "code", "sour'),
+        ("renamed.ipynb", b"import torch\nprint('not a notebook')\n"),
+        ("empty.ipynb", b""),
+        ("binary.ipynb", bytes(range(256)) * 4),
+        ("list.ipynb", b"[1, 2, 3]"),
+    ],
+)
+def test_a_file_that_is_not_a_notebook_gets_one_line_and_exit_2(capsys, tmp_path, name, content):
+    path = tmp_path / name
+    path.write_bytes(content)
+    assert main(["check", str(path), "--lang", "en"]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and str(path) in lines[0]
+    assert "Traceback" not in captured.err + captured.out
+
+
+def test_missing_notebook_is_bad_input(capsys, tmp_path):
+    assert main(["check", str(tmp_path / "nope.ipynb")]) == 2
+
+
+def test_fail_under_sets_the_pass_mark(capsys):
+    # the template scores 0: below 1 fails, at 0 passes
+    assert main(["check", str(TEMPLATE_NOTEBOOK), "--format", "json", "--fail-under", "1"]) == 1
+    capsys.readouterr()
+    assert main(["check", str(TEMPLATE_NOTEBOOK), "--format", "json", "--fail-under", "0"]) == 0
