@@ -57,6 +57,26 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK if report.all_passed else EXIT_CHECK_FAILED
 
 
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from grader.calibrate import DEFAULT_MARGIN, calibrate
+    from grader.default_data import default_dataset_dir
+    from grader.devices import resolve_device
+    from grader.paths import DEFAULT_RUBRIC
+    from grader.threads import limit_torch_threads
+
+    limit_torch_threads()
+    lang = args.lang or DEFAULT_LANGUAGE
+    data = args.data or default_dataset_dir()
+    device = resolve_device(args.device, lang)
+    margin = DEFAULT_MARGIN if args.margin is None else args.margin
+    result = calibrate(data, args.seeds, args.rubric or DEFAULT_RUBRIC, args.out, margin,
+                       device=device.torch_device,
+                       progress=lambda s: print(text("cli.calibrate_seed", lang, seed=s.seed, accuracy=s.best_accuracy,
+                                                     epoch=s.best_epoch), flush=True))
+    print(result.describe(lang))
+    return result.exit_code
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from grader.demo import run_demo
 
@@ -118,6 +138,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = data.add_parser("check", help="validate a dataset folder or data.zip; list every problem")
     p.add_argument("path", type=Path)
     p.set_defaults(handler=_cmd_data_check)
+
+    p = sub.add_parser("calibrate", help="set the lstm.train threshold for a dataset by training the reference over seeds")
+    p.add_argument("--data", type=Path, default=None, help="dataset folder or data.zip (default: the synthetic set)")
+    p.add_argument("--seeds", type=int, default=10, help="reference runs, one per seed (default: 10)")
+    p.add_argument("--margin", type=float, default=None, help="safety margin below the worst seed (default: 0.05)")
+    p.add_argument("--rubric", type=Path, default=None, help="rubric TOML (default: rubrics/lab.toml)")
+    p.add_argument("--out", type=Path, default=None, help="where to write (default: <rubric>.calibration.toml beside it)")
+    p.add_argument("--device", choices=("auto", "npu", "cuda", "cpu"), default="cpu")
+    p.set_defaults(handler=_cmd_calibrate)
 
     p = sub.add_parser("demo", help="the main job on the embedded default data")
     p.add_argument("--out", type=Path, default=Path("demo-out"))

@@ -154,6 +154,7 @@ def _fallback_session(workdir: Path, device: DeviceChoice, limits: ExecutionLimi
 
 def _probe_checks(session: KernelSession, class_sources: dict[str, str], rubric: Rubric, device: DeviceChoice,
                   data_dir: Path, seed: int, timings: dict[str, float]) -> list[CheckResult]:
+    from grader.calibrate import effective_training
     from grader.checks.model import run_model_checks
     from grader.training import run_training_check
 
@@ -165,6 +166,7 @@ def _probe_checks(session: KernelSession, class_sources: dict[str, str], rubric:
         results.append(CheckResult("lstm.train", Status.SKIPPED, Msg("pipeline.train_needs_lstm")))
         return results
     mark = time.monotonic()
-    results.append(run_training_check(session, data_dir, rubric.training, device=device.torch_device, seed=seed))
+    training = effective_training(rubric, data_dir)  # a calibrated threshold, when one was made for this data
+    results.append(run_training_check(session, data_dir, training, device=device.torch_device, seed=seed))
     timings["train_check_s"] = time.monotonic() - mark
     return results
