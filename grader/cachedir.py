@@ -6,6 +6,8 @@ from pathlib import Path
 
 
 def cache_root() -> Path:
-    """`$GRADER_CACHE_DIR`, else `~/.cache/grader`."""
+    """`$GRADER_CACHE_DIR`, else `$XDG_CACHE_HOME/grader`, else `~/.cache/grader`."""
     env = os.environ.get("GRADER_CACHE_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "grader"
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "grader"

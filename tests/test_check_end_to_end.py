@@ -34,7 +34,7 @@ def not_passed(result: dict) -> set[str]:
 @pytest.fixture(scope="module")
 def quick_rubric(tmp_path_factory) -> Path:
     """The lab rubric with short cell limits, so hanging fixtures finish quickly."""
-    text = DEFAULT_RUBRIC.read_text(encoding="utf-8").replace("cell_timeout_s = 180", "cell_timeout_s = 20")
+    text = DEFAULT_RUBRIC.read_text(encoding="utf-8").replace("cell_timeout_s = 180", "cell_timeout_s = 8")
     path = tmp_path_factory.mktemp("rubric") / "lab.toml"
     path.write_text(text, encoding="utf-8")
     return path

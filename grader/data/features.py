@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from grader.cachedir import cache_root
 from grader.data.layout import LABELS, csv_path, split_dir
 from grader.errors import DatasetError
 from grader.messages import Msg, render
@@ -29,16 +30,11 @@ N_MFCC = 13
 CACHE_FORMAT = 1
 
 
-def _cache_base() -> Path:
-    env = os.environ.get("GRADER_CACHE_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "grader"
-
-
 def _ensure_numba_cache() -> None:
     # librosa uses numba; with no writable cache dir (read-only site-packages)
     # numba recompiles on every start and the first librosa.load took 20 s.
     if "NUMBA_CACHE_DIR" not in os.environ:
-        folder = _cache_base() / "numba"
+        folder = cache_root() / "numba"
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError:
@@ -65,7 +61,7 @@ class FeatureCache:
     """MFCCs on disk under `root`, keyed by content hash + parameters + librosa version."""
 
     def __init__(self, root: Path | None = None) -> None:
-        self.root = Path(root) if root is not None else _cache_base() / "mfcc"
+        self.root = Path(root) if root is not None else cache_root() / "mfcc"
         self.hits = 0
         self.misses = 0
 

@@ -16,6 +16,8 @@ import tempfile
 from importlib import metadata
 from pathlib import Path
 
+from grader.cachedir import cache_root
+
 from grader.kernel.launch import THREAD_ENV
 
 _WARM_UP = """
@@ -30,11 +32,6 @@ _WARM_UP_TIMEOUT_S = 300
 _DONE = "warm.ok"
 
 
-def default_cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "grader"
-
-
 def _version(name: str) -> str:
     try:
         return metadata.version(name)
@@ -44,7 +41,7 @@ def _version(name: str) -> str:
 
 def warm_cache(root: Path | None = None) -> Path | None:
     """The folder of a warm librosa numba cache, built on first use; None if it cannot be built."""
-    root = root or default_cache_root()
+    root = root or cache_root()
     tag = f"numba-{_version('numba')}-librosa-{_version('librosa')}-py{sys.version_info[0]}{sys.version_info[1]}"
     target = root / tag
     if (target / _DONE).is_file():
