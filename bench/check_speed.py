@@ -39,7 +39,6 @@ def timed_check(cache: Path) -> float:
 
 
 def as_is_baseline(data_dir: Path) -> float:
-    import nbformat
     from nbclient import NotebookClient
 
     nb = read_notebook(REFERENCE_NOTEBOOK)

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from grader.execute import CodeResult
 from grader.errors import EXIT_CHECK_FAILED, EXIT_OK, RubricError
 from grader.messages import DEFAULT_LANGUAGE, Msg, render
 from grader.threads import THREAD_ENV
@@ -46,17 +47,8 @@ DEFAULT_MARGIN = 0.05
 # --- a kernel stand-in for TRUSTED code ------------------------------------------
 
 
-@dataclass
-class ProcessResult:
-    """Same fields as grader.execute.CodeResult, so train_lstm cannot tell them apart."""
-
-    ok: bool
-    stdout: str
-    error_name: str | None
-    error_value: str | None
-    timed_out: bool
-    kernel_died: bool
-    stderr: str = ""
+# The trusted child answers with the kernel's own result type, so train_lstm cannot tell them apart.
+ProcessResult = CodeResult
 
 
 # The child: read one JSON request per line, exec its code in one persistent

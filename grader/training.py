@@ -19,29 +19,14 @@ import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from grader.messages import Msg
 from grader.result import CheckResult, Status
 
-try:  # the runner protocol lives with the other probes once it has landed
-    from grader.harvest import KernelRunner
-except ImportError:  # pragma: no cover - only while grader/harvest.py is absent
-
-    class _CodeResult(Protocol):
-        ok: bool
-        stdout: str
-        error_name: str | None
-        error_value: str | None
-        timed_out: bool
-        kernel_died: bool
-
-    class KernelRunner(Protocol):  # type: ignore[no-redef]
-        workdir: Path
-
-        def run_code(self, code: str, timeout_s: float) -> _CodeResult: ...
+from grader.harvest import KernelRunner
 
 
 CHECK_ID = "lstm.train"

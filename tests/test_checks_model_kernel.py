@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import nbformat
-import pytest
 
 from grader.checks.model import run_model_checks
 from grader.devices import resolve_device

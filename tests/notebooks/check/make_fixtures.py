@@ -9,7 +9,6 @@ fixtures), so one student mistake is written once.
 from __future__ import annotations
 
 import ast
-import copy
 from pathlib import Path
 
 import nbformat
