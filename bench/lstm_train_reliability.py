@@ -8,7 +8,7 @@ protocol and early stop on, exactly as grading runs it:
   lstm-2bugs  tanh on the forget gate AND no input gate       should fail
   (optional)  lstm-tanh-forget, lstm-no-input: one bug each   informational
 
-Each model runs in its own child process (grader.calibrate.ProcessRunner: the
+Each model runs in its own child process (grader.trusted_runner.ProcessRunner: the
 same probe source and files a real kernel gets), one torch thread, seeds run
 one after another. Prints pass counts, epochs, time per seed and best held-out
 accuracy (min / median / max). A benchmark, not a test: it asserts nothing.
@@ -30,7 +30,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from grader.calibrate import ProcessRunner, reference_source  # noqa: E402
+from grader.trusted_runner import ProcessRunner, reference_source  # noqa: E402
 from grader.rubric import load_rubric  # noqa: E402
 from grader.training import TrainProtocol, load_training_data, train_lstm  # noqa: E402
 

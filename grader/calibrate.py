@@ -20,133 +20,21 @@ import dataclasses
 import datetime as _dt
 import functools
 import hashlib
-import json
 import math
-import os
-import selectors
-import subprocess
-import sys
 import tempfile
-import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grader.execute import CodeResult
 from grader.errors import EXIT_CHECK_FAILED, EXIT_OK, RubricError
 from grader.messages import DEFAULT_LANGUAGE, Msg, render
-from grader.threads import THREAD_ENV
 from grader.training import TrainProtocol, TrainingRun, load_training_data, train_lstm
+from grader.trusted_runner import ProcessRunner, reference_source
 
 CALIBRATION_FORMAT = 1
 DEFAULT_SEEDS = 10
 DEFAULT_MARGIN = 0.05
-
-
-# --- a kernel stand-in for TRUSTED code ------------------------------------------
-
-
-# The trusted child answers with the kernel's own result type, so train_lstm cannot tell them apart.
-ProcessResult = CodeResult
-
-
-# The child: read one JSON request per line, exec its code in one persistent
-# namespace, answer one JSON line on a private copy of stdout (fd 1 itself is
-# pointed at stderr, so prints from the executed code cannot corrupt replies).
-_SERVER = r"""
-import contextlib, io, json, os, sys
-reply = os.fdopen(os.dup(1), "w")
-os.dup2(2, 1)
-namespace = {"__name__": "__main__"}
-for line in sys.stdin:
-    code = json.loads(line)["code"]
-    out = io.StringIO()
-    answer = {"ok": True, "error_name": None, "error_value": None}
-    try:
-        with contextlib.redirect_stdout(out):
-            exec(compile(code, "<grader-cell>", "exec"), namespace)
-    except BaseException as exc:
-        answer.update(ok=False, error_name=type(exc).__name__, error_value=str(exc)[:2000])
-    answer["stdout"] = out.getvalue()[-20000:]
-    reply.write(json.dumps(answer) + "\n")
-    reply.flush()
-"""
-
-
-class ProcessRunner:
-    """A persistent `python` child that runs code sent to it, like a kernel without Jupyter.
-
-    For trusted code only (the reference in calibration and benchmarks, and
-    tests of the training check): it is not sandboxed. One torch thread.
-    A call past its timeout kills the child (state lost, as with a killed
-    kernel); the next call starts a fresh one.
-    """
-
-    def __init__(self, workdir: Path, prelude: str = "") -> None:
-        self.workdir = Path(workdir)
-        self.prelude = prelude
-        self._proc: subprocess.Popen[str] | None = None
-
-    def __enter__(self) -> ProcessRunner:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _start(self) -> None:
-        env = {**os.environ, **THREAD_ENV, "PYTHONUNBUFFERED": "1"}
-        self._proc = subprocess.Popen(
-            [sys.executable, "-c", _SERVER], cwd=self.workdir, env=env, text=True,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-        )
-        if self.prelude:
-            first = self._send("import torch\ntorch.set_num_threads(1)\n" + self.prelude, 300)
-            if not first.ok:
-                raise RuntimeError(f"prelude failed: {first.error_name}: {first.error_value}")
-
-    def _send(self, code: str, timeout_s: float) -> ProcessResult:
-        proc = self._proc
-        assert proc is not None and proc.stdin is not None and proc.stdout is not None
-        try:
-            proc.stdin.write(json.dumps({"code": code}) + "\n")
-            proc.stdin.flush()
-        except (BrokenPipeError, OSError):
-            self.close()
-            return ProcessResult(False, "", None, None, timed_out=False, kernel_died=True)
-        with selectors.DefaultSelector() as sel:
-            sel.register(proc.stdout, selectors.EVENT_READ)
-            ready = sel.select(timeout=max(timeout_s, 0.0))
-        if not ready:
-            self.close()
-            return ProcessResult(False, "", None, None, timed_out=True, kernel_died=False)
-        line = proc.stdout.readline()
-        if not line:
-            self.close()
-            return ProcessResult(False, "", None, None, timed_out=False, kernel_died=True)
-        answer = json.loads(line)
-        return ProcessResult(answer["ok"], answer["stdout"], answer["error_name"], answer["error_value"],
-                             timed_out=False, kernel_died=False)
-
-    def run_code(self, code: str, timeout_s: float) -> ProcessResult:
-        if self._proc is None or self._proc.poll() is not None:
-            self._start()
-        return self._send(code, timeout_s)
-
-    def close(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait()
-
-
-def reference_source() -> str:
-    """The reference notebook's CustomRNN and CustomLSTM, with the imports they use."""
-    from grader.notebook import find_class_sources, read_notebook
-    from grader.paths import REFERENCE_NOTEBOOK
-
-    sources = find_class_sources(read_notebook(REFERENCE_NOTEBOOK), ["CustomRNN", "CustomLSTM"])
-    return "import torch\nimport torch.nn as nn\n\n" + sources["CustomRNN"] + "\n\n" + sources["CustomLSTM"] + "\n"
 
 
 # --- the calibration file ----------------------------------------------------------
@@ -393,27 +281,3 @@ def calibrate(data: Path, seeds: int, rubric_path: Path, out: Path | None = None
         target.write_text(cal.to_toml(), encoding="utf-8")
         result.written = target
     return result
-
-
-def _main() -> int:  # pragma: no cover - until the lead wires `grader calibrate`
-    import argparse
-
-    parser = argparse.ArgumentParser(description="calibrate the lstm.train threshold")
-    parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--seeds", type=int, default=DEFAULT_SEEDS)
-    parser.add_argument("--out", type=Path)
-    parser.add_argument("--rubric", type=Path)
-    parser.add_argument("--margin", type=float, default=DEFAULT_MARGIN)
-    parser.add_argument("--lang", default="en")
-    args = parser.parse_args()
-    from grader.paths import DEFAULT_RUBRIC
-
-    started = time.monotonic()
-    result = calibrate(args.data, args.seeds, args.rubric or DEFAULT_RUBRIC, args.out, args.margin)
-    print(result.describe(args.lang))
-    print(f"({time.monotonic() - started:.0f} s)")
-    return result.exit_code
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(_main())

@@ -1,6 +1,6 @@
 """lstm.train end to end: real child processes run the kernel probe on real (synthetic) MFCCs.
 
-The runner is grader.calibrate.ProcessRunner, a persistent `python` child that
+The runner is grader.trusted_runner.ProcessRunner, a persistent `python` child that
 execs the "student" source and then the probe code, exchanging .npy/JSON files
 in a temporary workdir, as a Jupyter kernel would.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grader.calibrate import ProcessRunner, reference_source
+from grader.trusted_runner import ProcessRunner, reference_source
 from grader.data.features import FeatureCache
 from grader.messages import render
 from grader.result import Status
