@@ -133,10 +133,6 @@ MODELS: tuple[ModelSpec, ...] = (RNN, LSTM)
 CHECK_NAMES = ("defined", "params", "init", "forward", "grad", "no_builtin")
 
 
-def check_ids(spec: ModelSpec) -> list[str]:
-    return [f"{spec.prefix}.{name}" for name in CHECK_NAMES]
-
-
 # Built-in recurrent modules and ops that would do the lab's work for the student.
 BUILTIN_RNN_MODULES = frozenset(
     {"RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "RNNBase", "RNNCellBase"}

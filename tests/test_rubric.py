@@ -63,3 +63,11 @@ def test_invalid_toml_is_reported(tmp_path):
     path.write_text("[meta\n", encoding="utf-8")
     with pytest.raises(RubricError, match="not valid TOML"):
         load_rubric(path)
+
+
+def test_model_check_names_are_stable_rubric_ids():
+    from grader.lab_api import CHECK_NAMES, MODELS
+
+    produced = {f"{spec.prefix}.{name}" for spec in MODELS for name in CHECK_NAMES}
+    assert produced <= set(CHECK_IDS), produced - set(CHECK_IDS)
+    assert {c for c in CHECK_IDS if c.split(".")[0] in ("rnn", "lstm") and c != "lstm.train"} == produced
