@@ -36,6 +36,23 @@ class Msg:
 
         return {"key": self.key, "params": {k: plain(v) for k, v in self.params.items()}}
 
+    @classmethod
+    def from_json(cls, data: Any) -> "Msg | None":
+        """The inverse of to_json; None for anything that is not a stored message."""
+        if not isinstance(data, dict) or not isinstance(data.get("key"), str):
+            return None
+        params = data.get("params")
+        params = params if isinstance(params, dict) else {}
+
+        def revive(value: Any) -> Any:
+            if isinstance(value, dict) and "key" in value and "params" in value:
+                return cls.from_json(value)
+            if isinstance(value, list):
+                return [revive(v) for v in value]
+            return value
+
+        return cls(data["key"], {str(k): revive(v) for k, v in params.items()})
+
 
 @lru_cache(maxsize=None)
 def catalogue(lang: str) -> dict[str, str]:

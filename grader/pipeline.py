@@ -25,6 +25,7 @@ from grader.notebook import find_class_sources, find_top_level_imports, read_not
 from grader.result import CheckResult, Status
 from grader.rubric import Rubric, load_rubric
 from grader.score import ScoredCheck, score_results, total
+from grader.student_curve import harvest_student_curve
 from grader.threads import limit_torch_threads
 
 CLASS_NAMES = ["CustomRNN", "CustomLSTM"]
@@ -57,6 +58,9 @@ class SubmissionReport:
     fallback_kernel: bool = False
     rubric_sha256: str = ""
     grader_version: str = __version__
+    submission_id: str = ""
+    # the notebook's own `losses` list after it ran (display only, never scored)
+    student_curve: dict[str, Any] | None = None
 
     @property
     def all_passed(self) -> bool:
@@ -73,7 +77,7 @@ def check_notebook(path: Path, options: CheckOptions, *, lang: str = "zh") -> Su
     seed = options.seed if options.seed is not None else secrets.randbits(62)
     with dataset(options.data, lang=lang) as data_dir:
         graded = _grade(Path(path), nb, rubric, device, data_dir, options, seed)
-    results, execution, timings, fallback = graded
+    results, execution, timings, fallback, curve = graded
     scored = score_results(results, rubric)
     score, max_score = total(scored)
     return SubmissionReport(
@@ -83,7 +87,7 @@ def check_notebook(path: Path, options: CheckOptions, *, lang: str = "zh") -> Su
         cells=execution.cells if execution else [],
         shell_escapes=[{"cell": e.cell_index + 1, "command": e.command} for e in (execution.shell_escapes if execution else [])],
         timings=timings, kernel_died=bool(execution and execution.kernel_died), fallback_kernel=fallback,
-        rubric_sha256=rubric.sha256,
+        rubric_sha256=rubric.sha256, student_curve=curve,
     )
 
 
@@ -96,13 +100,15 @@ def execution_limits(rubric: Rubric) -> ExecutionLimits:
 
 
 def _grade(path: Path, nb: nbformat.NotebookNode, rubric: Rubric, device: DeviceChoice, data_dir: Path,
-           options: CheckOptions, seed: int) -> tuple[list[CheckResult], ExecutionResult | None, dict[str, float], bool]:
+           options: CheckOptions, seed: int) -> tuple[list[CheckResult], ExecutionResult | None, dict[str, float], bool,
+                                                    dict[str, Any] | None]:
     results = [CheckResult("notebook.parses", Status.PASSED, Msg("pipeline.parses_ok"))]
     timings: dict[str, float] = {}
     class_sources = find_class_sources(nb, CLASS_NAMES)
     limits = execution_limits(rubric)
     workdir = prepare_workdir(path, data_dir, parent=options.workdir_parent)
     fallback = False
+    curve = None
     try:
         session = KernelSession(workdir, device, limits)
         try:
@@ -114,6 +120,8 @@ def _grade(path: Path, nb: nbformat.NotebookNode, rubric: Rubric, device: Device
             runs = {c.index: CellRun(c.status, c.traceback or "") for c in execution.cells}
             results.append(check_loaders(nb, runs))
             results += check_loops(nb, runs)
+            if session.alive():
+                curve = harvest_student_curve(session)
             if not session.alive():
                 session.close()
                 session, fallback = _fallback_session(workdir, device, limits, nb, class_sources), True
@@ -122,7 +130,7 @@ def _grade(path: Path, nb: nbformat.NotebookNode, rubric: Rubric, device: Device
             session.close()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    return results, execution, timings, fallback
+    return results, execution, timings, fallback, curve
 
 
 def _notebook_runs(execution: ExecutionResult) -> CheckResult:

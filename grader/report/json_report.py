@@ -3,7 +3,8 @@
 The keys design.md fixes (schema, notebook, score, max_score, device,
 duration_s, checks[id, status, score, max_score, message, hint]) are always
 present; the extra keys carry what the HTML report needs, so `grader report`
-can render from stored JSON without regrading.
+can render from stored JSON without regrading (grader/report/results.py
+describes them).
 """
 from __future__ import annotations
 
@@ -11,12 +12,15 @@ import json
 import math
 from typing import Any
 
+from grader.execute import CellRecord
 from grader.messages import render
 from grader.pipeline import SubmissionReport
-from grader.rubric import Rubric
+from grader.report.results import SCHEMA, submission_id_for
 from grader.result import Status
+from grader.rubric import Rubric
 
-SCHEMA = 1
+# A failing cell's source goes into the report; a megabyte of it would drown the report.
+_CELL_SOURCE_CHARS = 20_000
 
 
 def _plain(value: Any) -> Any:
@@ -37,19 +41,31 @@ def _plain(value: Any) -> Any:
 def report_to_json(report: SubmissionReport, rubric: Rubric, lang: str) -> dict[str, Any]:
     checks = []
     for c in report.checks:
+        spec = rubric.checks[c.id]
+        show_hint = c.status is not Status.PASSED
         checks.append({
             "id": c.id,
             "status": c.status.value,
             "score": c.score,
             "max_score": c.max_score,
             "message": render(c.message, lang),
-            "hint": "" if c.status is Status.PASSED else rubric.checks[c.id].hint(lang),
+            "hint": spec.hint(lang) if show_hint else "",
             "diagnosis": render(c.diagnosis, lang) if c.diagnosis else None,
             "visibility": c.visibility,
             "details": _plain(c.details),
+            "i18n": {
+                "message": _plain(c.message.to_json()) if c.message else None,
+                "diagnosis": _plain(c.diagnosis.to_json()) if c.diagnosis else None,
+                "hint": {"zh": spec.hint_zh, "en": spec.hint_en} if show_hint else None,
+            },
         })
     return {
         "schema": SCHEMA,
+        "submission_id": report.submission_id or submission_id_for(report.notebook),
+        "file": report.notebook,
+        "outcome": "graded",
+        "error": None,
+        "title": {"zh": rubric.meta.title_zh, "en": rubric.meta.title_en},
         "notebook": report.notebook,
         "score": report.score,
         "max_score": report.max_score,
@@ -61,14 +77,25 @@ def report_to_json(report: SubmissionReport, rubric: Rubric, lang: str) -> dict[
         "shell_escapes": report.shell_escapes,
         "kernel_died": report.kernel_died,
         "fallback_kernel": report.fallback_kernel,
-        "cells": [
-            {"index": c.index, "status": c.status, "duration_s": round(c.duration_s, 3),
-             "error_name": c.error_name, "error_value": c.error_value, "traceback": c.traceback}
-            for c in report.cells
-        ],
+        "cells": [_cell(c, lang) for c in report.cells],
+        "student_curve": report.student_curve,
         "timings": {k: round(v, 3) for k, v in report.timings.items()},
         "rubric_sha256": report.rubric_sha256,
         "grader_version": report.grader_version,
+    }
+
+
+def _cell(cell: CellRecord, lang: str) -> dict[str, Any]:
+    """A cell's record; the source only for a cell that did not run cleanly (the report shows it)."""
+    source = None
+    if cell.status != "ok":
+        source = cell.source if len(cell.source) <= _CELL_SOURCE_CHARS else cell.source[:_CELL_SOURCE_CHARS] + "\n[...]"
+    return {
+        "index": cell.index, "status": cell.status, "duration_s": round(cell.duration_s, 3),
+        "error_name": cell.error_name, "error_value": cell.error_value, "traceback": cell.traceback,
+        "source": source, "output_truncated": cell.output_truncated,
+        "message": render(cell.message, lang) if cell.message else None,
+        "message_i18n": _plain(cell.message.to_json()) if cell.message else None,
     }
 
 
