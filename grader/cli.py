@@ -40,7 +40,9 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
 
 def _cmd_check(args: argparse.Namespace) -> int:
     from grader.pipeline import CheckOptions, check_notebook
-    from grader.report.json_report import dumps
+    from grader.report.json_report import report_to_json
+    from grader.report.results import dumps
+    from grader.report.single import SingleExports, write_single_exports
     from grader.report.terminal import print_report
     from grader.rubric import load_rubric
 
@@ -48,13 +50,32 @@ def _cmd_check(args: argparse.Namespace) -> int:
     lang = args.lang or rubric.meta.language
     options = CheckOptions(data=args.data, device=args.device, rubric=args.rubric, seed=args.seed)
     report = check_notebook(args.notebook, options, lang=lang)
+    result = report_to_json(report, rubric, lang)
     if args.format == "json":
-        print(dumps(report, rubric, lang))
+        print(dumps(result))
     else:
-        print_report(report, rubric, lang)
+        print_report(result, lang)
+    exports = SingleExports(html=args.html, junit=args.junit, gradescope=args.gradescope, json=args.json)
+    for path in write_single_exports(result, exports, lang):
+        # stderr, so `--format json` keeps stdout a single JSON object
+        print(text("cli.wrote", lang, path=path), file=sys.stderr)
     if args.fail_under is not None:
         return EXIT_OK if report.score >= args.fail_under else EXIT_CHECK_FAILED
     return EXIT_OK if report.all_passed else EXIT_CHECK_FAILED
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from grader.report.outputs import write_outputs
+    from grader.report.results import load_results
+    from grader.rubric import load_rubric
+
+    lang = args.lang or load_rubric(None).meta.language
+    results = load_results(args.results, lang)
+    written = write_outputs(results, args.out, lang)
+    print(text("cli.report_written", lang, count=len(results), out=args.out))
+    for path in written.summary_files():
+        print(f"  {path}")
+    return EXIT_OK
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
@@ -121,7 +142,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fail-under", type=float, default=None, metavar="SCORE",
                    help="exit 0 when the score reaches SCORE, else 1 (instead of 'all checks passed')")
     p.add_argument("--seed", type=int, default=None, help="fix the probe randomness (debugging only)")
+    p.add_argument("--html", type=Path, default=None, metavar="FILE", help="also write the HTML report to FILE")
+    p.add_argument("--junit", type=Path, default=None, metavar="FILE", help="also write JUnit XML (one testcase per check)")
+    p.add_argument("--gradescope", type=Path, default=None, metavar="FILE",
+                   help="also write Gradescope's results.json")
+    p.add_argument("--json", type=Path, default=None, metavar="FILE",
+                   help="also write the JSON result (the --format json object) to FILE")
     p.set_defaults(handler=_cmd_check)
+
+    p = sub.add_parser("report", help="render HTML reports, the class summary and exports from stored JSON results")
+    p.add_argument("results", type=Path, help="a result .json file (one object or a list) or a folder of them")
+    p.add_argument("-o", "--out", type=Path, required=True, help="folder to write into")
+    p.set_defaults(handler=_cmd_report)
 
     p = sub.add_parser("template", help="generate student_template/ from reference/ (solution regions -> TODO)")
     p.add_argument("--reference", type=Path, default=None, help="reference notebook (default: reference/lab.ipynb)")

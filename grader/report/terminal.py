@@ -1,4 +1,8 @@
-"""The terminal table a student reads after `grader check`."""
+"""The terminal table a student reads after `grader check`.
+
+Like every renderer it takes a stored result dict (grader/report/results.py),
+so it prints the same thing for a fresh run and for a stored one.
+"""
 from __future__ import annotations
 
 import os
@@ -7,10 +11,11 @@ import textwrap
 import unicodedata
 from typing import TextIO
 
-from grader.messages import render, text
-from grader.pipeline import SubmissionReport
+from typing import Any
+
+from grader.messages import text
+from grader.report.results import localise, title
 from grader.result import Status
-from grader.rubric import Rubric
 
 MARKS = {Status.PASSED: "✓", Status.FAILED: "✗", Status.ERROR: "!", Status.SKIPPED: "-"}
 COLOURS = {Status.PASSED: "32", Status.FAILED: "31", Status.ERROR: "33", Status.SKIPPED: "90"}
@@ -29,29 +34,34 @@ def _colour(s: str, code: str, enabled: bool) -> str:
     return f"\033[{code}m{s}\033[0m" if enabled else s
 
 
-def print_report(report: SubmissionReport, rubric: Rubric, lang: str, out: TextIO = sys.stdout) -> None:
+def print_report(result: dict[str, Any], lang: str, out: TextIO = sys.stdout) -> None:
+    result = localise(result, lang)
     colour = out.isatty() and "NO_COLOR" not in os.environ
-    title = rubric.meta.title_zh if lang == "zh" else rubric.meta.title_en
-    out.write(f"{title} — {report.notebook}\n\n")
-    id_width = max(len(c.id) for c in report.checks)
-    for c in report.checks:
-        mark = _colour(MARKS[c.status], COLOURS[c.status], colour)
-        status = _pad(text(f"report.{c.status.value}", lang), 6)
-        points = f"{c.score:g}/{c.max_score:g}".rjust(5)
-        out.write(f" {mark} {c.id.ljust(id_width)}  {status} {points}  {render(c.message, lang)}\n")
+    out.write(f"{title(result, lang)} — {result['notebook']}\n\n")
+    if result.get("outcome", "graded") != "graded":
+        out.write(_colour(text("report.ungraded_line", lang, error=result.get("error") or ""), "31", colour) + "\n")
+    checks = result["checks"]
+    id_width = max((len(c["id"]) for c in checks), default=0)
+    for c in checks:
+        status = Status(c["status"])
+        mark = _colour(MARKS[status], COLOURS[status], colour)
+        label = _pad(text(f"report.{status.value}", lang), 6)
+        points = f"{c['score']:g}/{c['max_score']:g}".rjust(5)
+        out.write(f" {mark} {c['id'].ljust(id_width)}  {label} {points}  {c.get('message') or ''}\n")
         # A skipped check's subject is missing; the failed check upstream already says why.
-        if c.status in (Status.FAILED, Status.ERROR):
+        if status in (Status.FAILED, Status.ERROR):
             indent = " " * (id_width + 4)
-            if c.diagnosis:
-                out.write(f"{indent}{text('report.diagnosis', lang, text=render(c.diagnosis, lang))}\n")
-            hint = text("report.hint", lang, text=rubric.checks[c.id].hint(lang))
-            for line in textwrap.wrap(hint, 100) or [""]:
-                out.write(f"{indent}{line}\n")
+            if c.get("diagnosis"):
+                out.write(f"{indent}{text('report.diagnosis', lang, text=c['diagnosis'])}\n")
+            if c.get("hint"):
+                for line in textwrap.wrap(text("report.hint", lang, text=c["hint"]), 100) or [""]:
+                    out.write(f"{indent}{line}\n")
     out.write("\n")
-    remap = text("report.npu_remapped", lang) if report.npu_remapped else ""
-    out.write(text("report.device_line", lang, device=report.device, remap=remap, duration=report.duration_s) + "\n")
-    if report.shell_escapes:
-        commands = ", ".join(f"[{e['cell']}] {e['command']}" for e in report.shell_escapes)
+    remap = text("report.npu_remapped", lang) if result.get("npu_remapped") else ""
+    out.write(text("report.device_line", lang, device=result.get("device", ""), remap=remap,
+                   duration=result.get("duration_s", 0.0)) + "\n")
+    if result.get("shell_escapes"):
+        commands = ", ".join(f"[{e['cell']}] {e['command']}" for e in result["shell_escapes"])
         out.write(text("report.skipped_commands", lang, commands=commands) + "\n")
-    score_line = text("report.score_line", lang, score=report.score, max_score=report.max_score)
+    score_line = text("report.score_line", lang, score=result["score"], max_score=result["max_score"])
     out.write(_colour(score_line, "1", colour) + "\n")
