@@ -1,0 +1,139 @@
+"""grades.csv: one row per submission, for a gradebook (LMS) import.
+
+Layout (otter-grader's final_grades.csv idea: the first data row holds the
+maximum points, so a reader needs no rubric to see what each column is out of):
+
+    id,file,notebook.parses,...,lstm.train,total,percent,status,error
+    POINTS_POSSIBLE,,0,4,...,14,100,100,,
+    alice,alice.ipynb,0,4,...,0,86,86,graded,
+    bob,bob.ipynb,0,0,...,0,0,0,bad_input,bob.ipynb: not a valid notebook
+
+Choices, and why:
+- The header row is English/ASCII whatever the language, so an LMS import
+  (Canvas, Moodle, Blackboard, a spreadsheet macro) maps the same columns every
+  term. Only `error` carries prose, in the language it was graded in.
+- The max row is always the first data row; its id is the ASCII token
+  `POINTS_POSSIBLE` (Canvas calls that row "Points Possible") and its `status`
+  and `error` cells are empty, the only row where `status` is. Readers should
+  find it by position: a student could name a file POINTS_POSSIBLE.ipynb, and
+  refusing that id would let one file break a whole batch's export.
+- Per-check columns follow the rubric's stable order (`grader.rubric.CHECK_IDS`),
+  always all of them, then any unknown id found in a result (sorted), so a
+  column never moves between runs. A check a result lacks is an empty cell.
+- `status` is the result's outcome (`graded`, `bad_input`, `crashed`,
+  `timeout`). Ungraded submissions still get a row (0 points, `error` says why).
+- Numbers are rounded to 4 decimals (percent to 2) and printed without
+  trailing zeros: 12, 12.5, 33.33; never 12.0000001 or 1e-05.
+- The file written by `write_grades_csv` is UTF-8 **with a BOM** and CRLF line
+  ends (RFC 4180). Excel on a Chinese-locale Windows reads a BOM-less UTF-8 CSV
+  as GBK and garbles every Chinese character; with the BOM it opens directly.
+  pandas, Python's csv with `encoding="utf-8-sig"`, and the common LMS
+  importers accept the BOM. `grades_csv()` returns the text without the BOM.
+- Text cells that a student controls (id, file, error) and that start with
+  `=`, `+`, `-`, `@`, tab or CR are prefixed with `'`, so a spreadsheet shows
+  them as text instead of running them as a formula (CSV injection).
+"""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from grader.messages import LANGUAGES
+from grader.rubric import CHECK_IDS
+
+MAX_ROW_ID = "POINTS_POSSIBLE"
+LEADING_COLUMNS = ("id", "file")
+TRAILING_COLUMNS = ("total", "percent", "status", "error")
+CSV_ENCODING = "utf-8-sig"
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def format_number(value: Any, decimals: int = 4) -> str:
+    """A number as a spreadsheet should show it: rounded, no trailing zeros, no exponent."""
+    if value is None or isinstance(value, bool):
+        return ""
+    try:
+        number = round(float(value), decimals)
+    except (TypeError, ValueError):
+        return ""
+    if number != number or number in (float("inf"), float("-inf")):
+        return ""
+    text = f"{number:.{decimals}f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def percent_of(score: Any, max_score: Any) -> float:
+    """score / max_score as a percentage; 0 when there is nothing to score."""
+    try:
+        score_f, max_f = float(score), float(max_score)
+    except (TypeError, ValueError):
+        return 0.0
+    return 100.0 * score_f / max_f if max_f > 0 else 0.0
+
+
+def safe_cell(value: Any) -> str:
+    """Student-derived text as a CSV cell: one line, and never read as a spreadsheet formula."""
+    text = "" if value is None else " ".join(str(value).split())
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
+def check_columns(results: Iterable[dict[str, Any]]) -> list[str]:
+    """The rubric's checks in their stable order, then any other id seen (sorted)."""
+    seen = {str(c["id"]) for r in results for c in r["checks"]}
+    return list(CHECK_IDS) + sorted(seen - set(CHECK_IDS))
+
+
+def header(columns: Sequence[str]) -> list[str]:
+    return [*LEADING_COLUMNS, *columns, *TRAILING_COLUMNS]
+
+
+def max_row(results: Sequence[dict[str, Any]], columns: Sequence[str]) -> list[str]:
+    """Each check's maximum points: from the first result that has that check."""
+    maxima: dict[str, Any] = {}
+    for result in results:
+        for check in result["checks"]:
+            maxima.setdefault(str(check["id"]), check["max_score"])
+    total = results[0]["max_score"] if results else sum(float(v) for v in maxima.values())
+    cells = [format_number(maxima.get(c)) for c in columns]
+    return [MAX_ROW_ID, "", *cells, format_number(total), "100", "", ""]
+
+
+def submission_row(result: dict[str, Any], columns: Sequence[str]) -> list[str]:
+    points = {str(c["id"]): c["score"] for c in result["checks"]}
+    percent = percent_of(result["score"], result["max_score"])
+    return [
+        safe_cell(result["submission_id"]), safe_cell(result.get("file", "")),
+        *(format_number(points.get(c)) for c in columns),
+        format_number(result["score"]), format_number(percent, 2),
+        str(result.get("outcome") or "graded"), safe_cell(result.get("error")),
+    ]
+
+
+def grades_rows(results: Sequence[dict[str, Any]]) -> list[list[str]]:
+    """Header, the max row, then one row per submission in the given order."""
+    columns = check_columns(results)
+    return [header(columns), max_row(results, columns), *(submission_row(r, columns) for r in results)]
+
+
+def grades_csv(results: Sequence[dict[str, Any]], lang: str) -> str:
+    """The CSV text (no BOM). `lang` is checked but changes nothing: the file has no prose of its own."""
+    if lang not in LANGUAGES:
+        raise ValueError(f"unknown language {lang!r}")
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerows(grades_rows(results))
+    return buffer.getvalue()
+
+
+def write_csv_text(text: str, path: Path) -> Path:
+    """Write CSV text the way Excel in a Chinese locale reads it correctly (UTF-8 with BOM)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding=CSV_ENCODING, newline="") as fh:
+        fh.write(text)
+    return path
+
+
+def write_grades_csv(results: Sequence[dict[str, Any]], path: Path, lang: str) -> Path:
+    return write_csv_text(grades_csv(results, lang), path)

@@ -1,0 +1,93 @@
+"""Gradescope autograder `results.json` for one submission.
+
+Only fields Gradescope documents for its autograder specification are used:
+
+    {"score": 86.0, "execution_time": 9.3, "output": "...",
+     "tests": [{"name": "lstm.forward", "score": 0.0, "max_score": 14.0,
+                "status": "failed", "output": "...", "visibility": "visible"}]}
+
+- `score` is set explicitly: Gradescope then uses it instead of summing tests,
+  so the total is exactly the grader's (including an ungraded submission's 0).
+- `status` is Gradescope's "passed" / "failed" (it knows no other value): a
+  check that errored or was skipped earned nothing, so it is "failed"; its
+  output says why.
+- `visibility`: the rubric's "visible" stays "visible"; "hidden" becomes
+  Gradescope's "hidden" (never shown to the student, only to staff).
+  "after_published" is not used: the rubric has no such notion, and a hidden
+  check (held-out behaviour, say) must not surface when grades are published.
+  A TA who wants it can post-process this file.
+- `name` is the stable check id (what TAs search for); `output` is the
+  check's message, then the likely cause and the hint, in `lang`.
+- Plain text only (Gradescope's default output format), so nothing a student
+  wrote can inject markup into Gradescope's page.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from grader.messages import text
+from grader.report.results import localise, title
+
+PASSED = "passed"
+FAILED = "failed"
+GRADESCOPE_VISIBILITY = {"visible": "visible", "hidden": "hidden"}
+
+
+def _number(value: Any) -> float:
+    """JSON number without float noise (Gradescope shows it verbatim)."""
+    try:
+        return round(float(value), 4)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def check_output(check: dict[str, Any], lang: str) -> str:
+    """The check's message, likely cause and hint, one per line (a localised check)."""
+    lines = [str(check.get("message") or "")]
+    if check.get("diagnosis"):
+        lines.append(text("report.diagnosis", lang, text=check["diagnosis"]))
+    if check.get("hint") and check.get("status") != PASSED:
+        lines.append(text("report.hint", lang, text=check["hint"]))
+    return "\n".join(line for line in lines if line)
+
+
+def gradescope_test(check: dict[str, Any], lang: str) -> dict[str, Any]:
+    return {
+        "name": str(check["id"]),
+        "score": _number(check["score"]),
+        "max_score": _number(check["max_score"]),
+        "status": PASSED if check.get("status") == PASSED else FAILED,
+        "output": check_output(check, lang),
+        # Anything but an explicit "visible" is hidden: an unknown value must not leak a check.
+        "visibility": GRADESCOPE_VISIBILITY.get(str(check.get("visibility", "visible")), "hidden"),
+    }
+
+
+def overall_output(result: dict[str, Any], lang: str) -> str:
+    lines = [title(result, lang),
+             text("report.score_line", lang, score=_number(result["score"]), max_score=_number(result["max_score"]))]
+    outcome = result.get("outcome") or "graded"
+    if outcome != "graded":
+        lines.append(text("report.ungraded", lang, outcome=text(f"report.outcome_{outcome}", lang),
+                          error=result.get("error") or ""))
+    return "\n".join(lines)
+
+
+def gradescope_json(result: dict[str, Any], lang: str) -> dict[str, Any]:
+    """The results.json object for one stored result, its prose in `lang`."""
+    local = localise(result, lang)
+    return {
+        "score": _number(local["score"]),
+        "execution_time": _number(local.get("duration_s") or 0.0),
+        "output": overall_output(local, lang),
+        "tests": [gradescope_test(c, lang) for c in local["checks"]],
+    }
+
+
+def write_gradescope_json(result: dict[str, Any], path: Path, lang: str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(gradescope_json(result, lang), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return path
