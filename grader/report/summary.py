@@ -1,0 +1,302 @@
+"""The class summary: what a TA wants to know about a whole batch, from stored results.
+
+`summarise(results, similar_pairs=None)` is pure and language-free: the texts
+it keeps are message keys (as results store them), rendered by the CSV and
+HTML writers in the language asked for.
+
+Decisions:
+- Score statistics (histogram, mean, median) cover **graded** submissions
+  only: a file that was not a notebook or crashed the grader says nothing about
+  what the class learned; those are listed under "problems" instead (and get 0
+  in grades.csv).
+- Histogram: 10 bins over percent, [0,10), [10,20), ... [90,100]; 100 falls in
+  the last bin. Percent is rounded to 6 decimals first so 70 computed as
+  69.99999999 lands in 70-80.
+- Check pass rates are over graded submissions: passed / total, plus the
+  other statuses' counts.
+- A diagnosed mistake is counted once per submission, however many checks
+  show it (a first-step readout breaks both lstm.forward and lstm.grad, but
+  it is one mistake); `checks` says where it showed.
+- Problems: every submission whose outcome is not "graded", and graded ones
+  whose kernel died or that had a cell stopped by the time limit.
+- Similar pairs are shown as "flagged for human review, not a penalty";
+  `similar` is None when similarity was not run, [] when it ran and found none.
+
+`summary_csv` writes one long-format table (one header, one row per fact) so a
+TA can open it in Excel and filter the `section` column, and pandas reads it
+directly:
+
+    section,key,value,count,total,text
+    overview,submissions,8,,,
+    histogram,60-70,,1,7,
+    check,lstm.forward,85.71,6,7,
+    mistake,first_step_logits,,3,7,logits come from the first time step ...
+    problem,bob,bad_input,,,not graded (bad input): ...
+    slowest,alice,9.3,,,
+    similarity,alice / carol,0.97,,,CustomLSTM; <note>
+"""
+from __future__ import annotations
+
+import csv
+import io
+import statistics
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+from grader.messages import Msg, render, text
+from grader.report.grades_csv import format_number, percent_of, safe_cell
+from grader.rubric import CHECK_IDS
+
+BINS = 10
+SLOWEST = 10
+SUMMARY_COLUMNS = ("section", "key", "value", "count", "total", "text")
+
+
+@dataclass(frozen=True)
+class SubmissionRow:
+    """One submission as the summary lists it; `index` is its position in the input (for links)."""
+
+    index: int
+    submission_id: str
+    file: str
+    outcome: str
+    score: float
+    max_score: float
+    percent: float
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class HistogramBin:
+    low: int
+    high: int
+    count: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.low}-{self.high}"
+
+
+@dataclass(frozen=True)
+class CheckRate:
+    check_id: str
+    passed: int
+    failed: int
+    error: int
+    skipped: int
+
+    @property
+    def total(self) -> int:
+        return self.passed + self.failed + self.error + self.skipped
+
+    @property
+    def rate(self) -> float | None:
+        return self.passed / self.total if self.total else None
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """A diagnosed mistake (stable code) and how many submissions made it."""
+
+    code: str
+    count: int
+    checks: tuple[str, ...]
+    message: dict[str, Any] | None  # the diagnosis as a stored Msg, to render in any language
+    fallback: str  # the diagnosis text as stored, for results without a message key
+
+    def text(self, lang: str) -> str:
+        msg = Msg.from_json(self.message)
+        return render(msg, lang) if msg is not None else (self.fallback or self.code)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A submission that was not graded, or was graded after a kernel death or a cell timeout."""
+
+    row: SubmissionRow
+    kinds: tuple[str, ...]  # outcome ("bad_input", "crashed", "timeout"), "kernel_died", "cell_timeout"
+    cells: tuple[int, ...]  # the cells stopped by the time limit
+    error: str | None
+
+
+@dataclass(frozen=True)
+class SimilarPair:
+    """A pair from grader.similarity (its `to_dict()`): for a human to compare, never a penalty."""
+
+    a: str
+    b: str
+    score: float
+    classes: tuple[str, ...]
+    note: str
+    note_message: dict[str, Any] | None = None  # `note_i18n`: the note as a stored Msg
+
+    def note_text(self, lang: str) -> str:
+        msg = Msg.from_json(self.note_message)
+        return render(msg, lang) if msg is not None else self.note
+
+
+@dataclass(frozen=True)
+class ClassSummary:
+    submissions: tuple[SubmissionRow, ...]
+    histogram: tuple[HistogramBin, ...]
+    mean_percent: float | None
+    median_percent: float | None
+    mean_score: float | None
+    median_score: float | None
+    checks: tuple[CheckRate, ...]
+    mistakes: tuple[Mistake, ...]
+    problems: tuple[Problem, ...]
+    slowest: tuple[SubmissionRow, ...]
+    similar: tuple[SimilarPair, ...] | None = None
+    max_score: float | None = None
+    graded_count: int = 0
+
+    @property
+    def count(self) -> int:
+        return len(self.submissions)
+
+
+def _row(index: int, result: dict[str, Any]) -> SubmissionRow:
+    score = float(result.get("score") or 0.0)
+    max_score = float(result.get("max_score") or 0.0)
+    return SubmissionRow(
+        index=index, submission_id=str(result["submission_id"]), file=str(result.get("file") or ""),
+        outcome=str(result.get("outcome") or "graded"), score=score, max_score=max_score,
+        percent=round(percent_of(score, max_score), 6), duration_s=float(result.get("duration_s") or 0.0))
+
+
+def histogram(percents: Iterable[float]) -> tuple[HistogramBin, ...]:
+    width = 100 // BINS
+    counts = [0] * BINS
+    for p in percents:
+        counts[min(max(int(p // width), 0), BINS - 1)] += 1
+    return tuple(HistogramBin(i * width, (i + 1) * width, n) for i, n in enumerate(counts))
+
+
+def check_rates(graded: Sequence[dict[str, Any]]) -> tuple[CheckRate, ...]:
+    tallies: dict[str, Counter[str]] = {c: Counter() for c in CHECK_IDS}
+    for result in graded:
+        for check in result["checks"]:
+            tallies.setdefault(str(check["id"]), Counter())[str(check.get("status"))] += 1
+    return tuple(CheckRate(cid, t["passed"], t["failed"], t["error"], t["skipped"])
+                 for cid, t in tallies.items() if cid in CHECK_IDS or sum(t.values()))
+
+
+def mistakes(graded: Sequence[dict[str, Any]]) -> tuple[Mistake, ...]:
+    counts: Counter[str] = Counter()
+    where: dict[str, list[str]] = {}
+    first: dict[str, dict[str, Any]] = {}
+    for result in graded:
+        seen: set[str] = set()
+        for check in result["checks"]:
+            details = check.get("details")
+            code = details.get("diagnosis") if isinstance(details, dict) else None
+            if not isinstance(code, str) or not code:
+                continue
+            seen.add(code)
+            first.setdefault(code, check)
+            if check["id"] not in where.setdefault(code, []):
+                where[code].append(str(check["id"]))
+        counts.update(seen)
+    out = []
+    for code, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        check = first[code]
+        message = (check.get("i18n") or {}).get("diagnosis")
+        out.append(Mistake(code, count, tuple(where[code]), message if isinstance(message, dict) else None,
+                           str(check.get("diagnosis") or "")))
+    return tuple(out)
+
+
+def problem(row: SubmissionRow, result: dict[str, Any]) -> Problem | None:
+    kinds: list[str] = [] if row.outcome == "graded" else [row.outcome]
+    if result.get("kernel_died"):
+        kinds.append("kernel_died")
+    cells = tuple(int(c.get("index", -1)) for c in result.get("cells") or []
+                  if isinstance(c, dict) and c.get("status") == "timeout")
+    if cells:
+        kinds.append("cell_timeout")
+    return Problem(row, tuple(kinds), cells, result.get("error")) if kinds else None
+
+
+def similar(pairs: Iterable[dict[str, Any]]) -> tuple[SimilarPair, ...]:
+    out = [SimilarPair(str(p["a"]), str(p["b"]), float(p.get("score", 0.0)),
+                       tuple(str(c) for c in p.get("classes") or ()), str(p.get("note") or ""),
+                       p["note_i18n"] if isinstance(p.get("note_i18n"), dict) else None)
+           for p in pairs]
+    return tuple(sorted(out, key=lambda p: (-p.score, p.a, p.b)))
+
+
+def _mean_median(values: Sequence[float]) -> tuple[float | None, float | None]:
+    if not values:
+        return None, None
+    return statistics.fmean(values), statistics.median(values)
+
+
+def summarise(results: Sequence[dict[str, Any]], similar_pairs: Sequence[dict[str, Any]] | None = None) -> ClassSummary:
+    """The class summary of stored (validated) results, in the order given."""
+    rows = [_row(i, r) for i, r in enumerate(results)]
+    graded_pairs = [(row, r) for row, r in zip(rows, results) if row.outcome == "graded"]
+    graded = [r for _, r in graded_pairs]
+    mean_p, median_p = _mean_median([row.percent for row, _ in graded_pairs])
+    mean_s, median_s = _mean_median([row.score for row, _ in graded_pairs])
+    problems = [p for p in (problem(row, r) for row, r in zip(rows, results)) if p is not None]
+    slowest = sorted(rows, key=lambda row: (-row.duration_s, row.submission_id, row.index))[:SLOWEST]
+    return ClassSummary(
+        submissions=tuple(rows),
+        histogram=histogram(row.percent for row, _ in graded_pairs),
+        mean_percent=mean_p, median_percent=median_p, mean_score=mean_s, median_score=median_s,
+        checks=check_rates(graded), mistakes=mistakes(graded), problems=tuple(problems),
+        slowest=tuple(slowest),
+        similar=None if similar_pairs is None else similar(similar_pairs),
+        max_score=rows[0].max_score if rows else None,
+        graded_count=len(graded),
+    )
+
+
+def problem_text(p: Problem, lang: str) -> str:
+    """What went wrong, in `lang`: each kind's label, then the stored error."""
+    parts = [text(f"summary.kind_{kind}", lang) for kind in p.kinds]
+    if p.cells:
+        parts.append(text("summary.cells", lang, cells=", ".join(str(c) for c in p.cells)))
+    if p.error:
+        parts.append(str(p.error))
+    return "; ".join(parts)
+
+
+def _num(value: float | None, decimals: int = 2) -> str:
+    return "" if value is None else format_number(value, decimals)
+
+
+def summary_rows(summary: ClassSummary, lang: str) -> list[list[str]]:
+    """The long-format table described in the module docstring (header first)."""
+    graded = str(summary.graded_count)
+    rows: list[list[str]] = [list(SUMMARY_COLUMNS)]
+    overview = (("submissions", str(summary.count)), ("graded", graded),
+                ("max_score", _num(summary.max_score, 4)),
+                ("mean_percent", _num(summary.mean_percent)), ("median_percent", _num(summary.median_percent)),
+                ("mean_score", _num(summary.mean_score)), ("median_score", _num(summary.median_score)))
+    rows += [["overview", key, value, "", "", text(f"summary.overview_{key}", lang)] for key, value in overview]
+    rows += [["histogram", b.label, "", str(b.count), graded, ""] for b in summary.histogram]
+    rows += [["check", c.check_id, _num(None if c.rate is None else 100 * c.rate), str(c.passed), str(c.total), ""]
+             for c in summary.checks]
+    rows += [["mistake", m.code, "", str(m.count), graded, f"{m.text(lang)} ({', '.join(m.checks)})"]
+             for m in summary.mistakes]
+    rows += [["problem", safe_cell(p.row.submission_id), " ".join(p.kinds), "", "", safe_cell(problem_text(p, lang))]
+             for p in summary.problems]
+    rows += [["slowest", safe_cell(s.submission_id), _num(s.duration_s, 3), "", "", ""] for s in summary.slowest]
+    if summary.similar is None:
+        rows.append(["similarity", "not_run", "", "", "", text("summary.similarity_not_run", lang)])
+    elif not summary.similar:
+        rows.append(["similarity", "none", "", "", "", text("summary.similarity_none", lang)])
+    else:
+        rows += [["similarity", safe_cell(f"{s.a} / {s.b}"), _num(s.score, 4), "", "",
+                  safe_cell("; ".join(x for x in (", ".join(s.classes), s.note_text(lang)) if x))] for s in summary.similar]
+    return rows
+
+
+def summary_csv(summary: ClassSummary, lang: str) -> str:
+    """The summary as CSV text (no BOM; `grades_csv.write_csv_text` adds it when writing)."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerows(summary_rows(summary, lang))
+    return buffer.getvalue()
