@@ -1,0 +1,436 @@
+"""The per-submission HTML report: one self-contained page from one stored result.
+
+The page is built from a stored result dict (schema 1), never from live pipeline
+objects, so `grader report` can re-render it in either language. Much of a result
+is student-controlled text (cell source, tracebacks, error values, messages that
+quote student code, file names), so everything goes through jinja2's autoescape;
+the only markup built in Python is the SVG charts of `svg_plot`, which escape
+their own text. The page loads nothing and runs no script (a CSP meta tag
+enforces that in browsers as a second line of defence).
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from grader.messages import catalogue, text
+from grader.report import svg_plot
+from grader.report.results import localise, title, validate_result
+
+STATUSES = ("passed", "failed", "error", "skipped")
+# Cell states map onto the shared badge colours of base.html.j2.
+CELL_BADGE = {"ok": "passed", "error": "failed", "timeout": "error", "not_run": "skipped"}
+TRACEBACK_LINES = 40
+MAX_VALUE_CHARS = 2000
+# Per-name lists in model-check details; each marks a parameter or output as wrong in one way.
+STATE_LISTS = ("missing", "not_registered", "wrong_shape", "requires_grad_false", "wrong", "no_grad", "unused")
+# Per-name mappings, merged with the lists above into one comparison table.
+PER_NAME_KEYS = ("shapes", "shape_expected", "shape_found", "max_abs_error", "grad_status")
+# Shown elsewhere on the page (diagnosis text, the training charts).
+SKIPPED_DETAIL_KEYS = ("diagnosis", "curve")
+PERCENT_KEYS = ("threshold", "best_accuracy")
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+
+
+
+@dataclass(frozen=True)
+class Translate:
+    """The report's labels in one language (keys `html.*` of the catalogue)."""
+
+    lang: str
+
+    def __call__(self, key: str, **params: Any) -> str:
+        return text(f"html.{key}", self.lang, **params)
+
+    def label(self, key: str, fallback: str) -> str:
+        """The label for `key`, or `fallback` for values a newer grader may produce."""
+        return catalogue(self.lang).get(f"html.{key}", fallback)
+
+
+@lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("grader.report", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def render_submission_html(result: dict[str, Any], lang: str) -> str:
+    """The report page for one stored result, in `lang` ("zh" or "en")."""
+    source = str(result.get("file") or "result") if isinstance(result, dict) else "result"
+    checked = validate_result(copy.deepcopy(result), source, lang)
+    data = localise(checked, lang)
+    context = _page_context(data, lang)
+    return _environment().get_template("submission.html.j2").render(**context)
+
+
+def write_submission_html(result: dict[str, Any], path: Path, lang: str) -> Path:
+    """Render and write the page (parent folders created); returns the path written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_submission_html(result, lang), encoding="utf-8")
+    return path
+
+
+def _page_context(data: dict[str, Any], lang: str) -> dict[str, Any]:
+    t = Translate(lang)
+    checks = [_check_view(c, t) for c in data["checks"] if isinstance(c, dict)]
+    counts = {s: sum(1 for c in checks if c["status"] == s) for s in STATUSES}
+    outcome = str(data.get("outcome") or "graded")
+    lab_title = title(data, lang)
+    submission = str(data.get("submission_id") or "")
+    return {
+        "lang": lang,
+        "html_lang": "zh-CN" if lang == "zh" else "en",
+        "t": t,
+        "page_title": t("page_title", submission=submission, title=lab_title),
+        "lab_title": lab_title,
+        "submission_id": submission,
+        "file": str(data.get("file") or ""),
+        "score": _score_view(data, t),
+        "counts": counts,
+        "graded": outcome == "graded",
+        "outcome_label": t.label(f"outcome.{outcome}", outcome),
+        "error": _plain(data.get("error")),
+        "kernel_died": bool(data.get("kernel_died")),
+        "fallback_kernel": bool(data.get("fallback_kernel")),
+        "checks": checks,
+        "training": _training_view(data["checks"], t),
+        "student_curve": _student_curve_view(data.get("student_curve"), t),
+        "cells": _cells_view(data.get("cells"), t),
+        "shell_escapes": _shell_view(data.get("shell_escapes")),
+        "run_rows": _run_rows(data, t),
+        "version": str(data.get("grader_version") or ""),
+    }
+
+
+def _plain(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+# ---------------------------------------------------------------- numbers
+
+
+def _fmt_num(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        return "0" if value == 0 else f"{value:.4g}"
+    return str(value)
+
+
+def _fmt_points(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+
+
+def _fmt_percent(value: Any) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return f"{value * 100:.1f}%".replace(".0%", "%")
+    return _plain(value)
+
+
+def _fmt_shape(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return "(" + ", ".join(_fmt_num(v) for v in value) + ")"
+    return "—" if value is None else str(value)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _score_view(data: dict[str, Any], t: Translate) -> dict[str, Any]:
+    score, max_score = data.get("score"), data.get("max_score")
+    percent = score / max_score * 100 if _is_number(score) and _is_number(max_score) and max_score > 0 else 0.0
+    percent = min(100.0, max(0.0, percent)) if math.isfinite(percent) else 0.0
+    return {
+        "text": t("score_of", score=_fmt_points(score), max_score=_fmt_points(max_score)),
+        "percent": t("percent", percent=f"{percent:.0f}"),
+        "bar": f"{percent:.1f}",
+        "level": "passed" if percent >= 85 else ("error" if percent >= 60 else "failed"),
+    }
+
+
+# ---------------------------------------------------------------- checks
+
+
+def _check_view(check: dict[str, Any], t: Translate) -> dict[str, Any]:
+    status = str(check.get("status"))
+    details = check.get("details") if isinstance(check.get("details"), dict) else {}
+    return {
+        "id": str(check.get("id")),
+        "status": status if status in STATUSES else "error",
+        "status_label": t.label(f"status.{status}", status),
+        "points": f"{_fmt_points(check.get('score'))}/{_fmt_points(check.get('max_score'))}",
+        "message": _plain(check.get("message")),
+        # A passed check needs no advice; a hint beside it would read as a complaint.
+        "hint": _plain(check.get("hint")) if status != "passed" else "",
+        "diagnosis": _plain(check.get("diagnosis")),
+        "hidden": check.get("visibility") == "hidden",
+        "blocks": _detail_blocks(details, t),
+        "open": status != "passed",
+    }
+
+
+def _detail_blocks(details: dict[str, Any], t: Translate) -> list[dict[str, Any]]:
+    """The numbers behind a verdict as small tables: a per-name comparison, then key/value rows."""
+    blocks = []
+    comparison = _comparison_table(details, t)
+    if comparison:
+        blocks.append(comparison)
+    handled = set(PER_NAME_KEYS) | set(STATE_LISTS) | set(SKIPPED_DETAIL_KEYS)
+    kv_rows: list[dict[str, Any]] = []
+    for key, value in details.items():
+        if key in handled:
+            continue
+        label = t.label(f"detail.{key}", key)
+        if _is_record_table(value):
+            blocks.append(_record_table(label, value))
+        elif value == [] or value == {} or value is None:
+            continue  # an empty list of problems says nothing the status does not
+        else:
+            kv_rows.append({"cells": [label, _fmt_detail(key, value, t)], "bad": False})
+    if kv_rows:
+        blocks.insert(1 if comparison else 0, {"kind": "kv", "title": "", "headers": [], "rows": kv_rows, "numeric": []})
+    return blocks
+
+
+def _comparison_table(details: dict[str, Any], t: Translate) -> dict[str, Any] | None:
+    names: list[str] = []
+
+    def add(name: Any) -> None:
+        if isinstance(name, str) and name not in names:
+            names.append(name)
+
+    for key in PER_NAME_KEYS:
+        if isinstance(details.get(key), dict):
+            for name in details[key]:
+                add(name)
+    for key in STATE_LISTS:
+        if isinstance(details.get(key), list):
+            for name in details[key]:
+                add(name)
+    if not names:
+        return None
+    shapes = details.get("shapes") if isinstance(details.get("shapes"), dict) else {}
+    expected = {n: (v or {}).get("expected") for n, v in shapes.items() if isinstance(v, dict)}
+    found = {n: (v or {}).get("found") for n, v in shapes.items() if isinstance(v, dict)}
+    for key, target in (("shape_expected", expected), ("shape_found", found)):
+        if isinstance(details.get(key), dict):
+            target.update(details[key])
+    errors = details.get("max_abs_error") if isinstance(details.get("max_abs_error"), dict) else {}
+    grad_status = details.get("grad_status") if isinstance(details.get("grad_status"), dict) else {}
+
+    show_shapes = bool(expected or found)
+    headers = [t("col.name")]
+    if show_shapes:
+        headers += [t("col.expected_shape"), t("col.found_shape")]
+    if errors:
+        headers.append(t("col.max_abs_error"))
+    headers.append(t("col.state"))
+    rows = []
+    for name in names:
+        states = [key for key in STATE_LISTS if isinstance(details.get(key), list) and name in details[key]]
+        if name in expected and name in found and expected[name] != found[name] and "wrong_shape" not in states:
+            states.append("shape_mismatch")
+        status = grad_status.get(name)
+        if isinstance(status, str) and status != "ok" and status not in states:
+            states.append(status)
+        cells = [name]
+        if show_shapes:
+            cells += [_fmt_shape(expected.get(name)), _fmt_shape(found.get(name))]
+        if errors:
+            cells.append(_fmt_num(errors[name]) if name in errors else "—")
+        cells.append(", ".join(t.label(f"state.{s}", s) for s in states) or t("state.ok"))
+        rows.append({"cells": cells, "bad": bool(states)})
+    return {"kind": "data", "title": "", "headers": headers, "rows": rows,
+            "numeric": [i for i, h in enumerate(headers) if h == t("col.max_abs_error")]}
+
+
+def _is_record_table(value: Any) -> bool:
+    """A mapping of names to flat mappings (init stats, say): one row per name reads best."""
+    return (isinstance(value, dict) and bool(value)
+            and all(isinstance(v, dict) and v and all(not isinstance(x, (dict, list)) for x in v.values())
+                    for v in value.values()))
+
+
+def _record_table(label: str, value: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    columns: list[str] = []
+    for row in value.values():
+        for key in row:
+            if key not in columns:
+                columns.append(key)
+    rows = [{"cells": [str(name)] + [_fmt_num(row[c]) if c in row else "—" for c in columns], "bad": False}
+            for name, row in value.items()]
+    return {"kind": "data", "title": label, "headers": [""] + columns, "rows": rows,
+            "numeric": list(range(1, len(columns) + 1))}
+
+
+def _fmt_detail(key: str, value: Any, t: Translate) -> str:
+    if key == "tolerance" and isinstance(value, dict):
+        parts = [f"{k}={_fmt_num(value[k])}" for k in ("atol", "rtol") if k in value]
+        dtype = f" ({value['dtype']})" if "dtype" in value else ""
+        return ", ".join(parts) + dtype
+    if key in PERCENT_KEYS and _is_number(value) and 0 <= value <= 1:
+        return _fmt_percent(value)
+    if key.endswith("_s") and _is_number(value):
+        return t("seconds", value=_fmt_num(value))
+    if key.endswith("cells") and isinstance(value, list):
+        return ", ".join(_fmt_num(v) for v in value)
+    return _fmt_value(value, t)
+
+
+def _fmt_value(value: Any, t: Translate) -> str:
+    """Any JSON value as one short line (unknown keys from newer graders land here)."""
+    if isinstance(value, bool):
+        return t("yes") if value else t("no")
+    if value is None:
+        return t("none")
+    if _is_number(value):
+        return _fmt_num(value)
+    if isinstance(value, str):
+        return _clip(value)
+    if isinstance(value, list):
+        if value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            return _fmt_shape(value)
+        if all(isinstance(v, list) and len(v) == 2 and isinstance(v[0], str) for v in value):
+            return _clip(", ".join(f"{v[0]} {_fmt_value(v[1], t)}" for v in value))
+        return _clip(", ".join(_fmt_value(v, t) for v in value))
+    if isinstance(value, dict):
+        return _clip(", ".join(f"{k}={_fmt_value(v, t)}" for k, v in value.items()))
+    return _clip(json.dumps(value, ensure_ascii=False, default=str))
+
+
+def _clip(value: str) -> str:
+    return value if len(value) <= MAX_VALUE_CHARS else value[:MAX_VALUE_CHARS] + " …"
+
+
+# ---------------------------------------------------------------- charts
+
+
+def _training_view(checks: list[Any], t: Translate) -> dict[str, Any] | None:
+    check = next((c for c in checks if isinstance(c, dict) and c.get("id") == "lstm.train"), None)
+    details = check.get("details") if check and isinstance(check.get("details"), dict) else {}
+    curve = [p for p in details.get("curve") or [] if isinstance(p, dict)]
+    if not curve:
+        return None
+    threshold = details.get("threshold")
+    losses = [(p.get("epoch"), p.get("loss")) for p in curve]
+    accuracies = [(p.get("epoch"), p.get("accuracy")) for p in curve]
+    hlines = []
+    if _is_number(threshold):
+        hlines.append(svg_plot.HLine(float(threshold), t("chart_threshold", threshold=_fmt_percent(threshold))))
+    loss_chart = svg_plot.line_chart(svg_plot.Chart(
+        title=t("chart_loss_title"), x_label=t("axis_epoch"), y_label=t("axis_loss"),
+        series=[svg_plot.Series(t("axis_loss"), _numeric_points(losses))]))
+    accuracy_chart = svg_plot.line_chart(svg_plot.Chart(
+        title=t("chart_accuracy_title"), x_label=t("axis_epoch"), y_label=t("axis_accuracy"),
+        series=[svg_plot.Series(t("axis_accuracy"), _numeric_points(accuracies), svg_plot.PALETTE[2])],
+        hlines=hlines, y_range=(0.0, 1.0), y_format=lambda v: f"{v * 100:.0f}%"))
+    protocol = details.get("protocol")
+    return {
+        "charts": [loss_chart, accuracy_chart],
+        "points": len(curve),
+        "summary": t("training_summary", epochs=_fmt_num(details.get("epochs", len(curve))),
+                     best=_fmt_percent(details.get("best_accuracy")), threshold=_fmt_percent(threshold)),
+        "protocol": t("training_protocol", protocol=_fmt_value(protocol, t)) if isinstance(protocol, dict) else "",
+    }
+
+
+def _numeric_points(pairs: list[tuple[Any, Any]]) -> list[tuple[float, float]]:
+    return [(float(x), float(y)) for x, y in pairs if _is_number(x) and _is_number(y)]
+
+
+def _student_curve_view(curve: Any, t: Translate) -> dict[str, Any] | None:
+    if not isinstance(curve, dict) or not isinstance(curve.get("losses"), list):
+        return None
+    points = _numeric_points([(i + 1, v) for i, v in enumerate(curve["losses"])])
+    if not points:
+        return None
+    variable = _clip(str(curve.get("variable") or "losses"))[:80]
+    chart = svg_plot.line_chart(svg_plot.Chart(
+        title=t("chart_student_title", variable=variable), x_label=t("axis_epoch"), y_label=t("axis_loss"),
+        series=[svg_plot.Series(variable, points, svg_plot.PALETTE[1])]))
+    return {"chart": chart, "note": t("student_curve_note", variable=variable, count=len(points))}
+
+
+# ---------------------------------------------------------------- cells and run
+
+
+def _cells_view(cells: Any, t: Translate) -> dict[str, Any]:
+    rows, failures = [], []
+    for cell in cells if isinstance(cells, list) else []:
+        if not isinstance(cell, dict):
+            continue
+        status = str(cell.get("status"))
+        # Users count cells from 1, as every message of the grader does.
+        number = cell["index"] + 1 if _is_number(cell.get("index")) else "?"
+        error = ": ".join(p for p in (_plain(cell.get("error_name")), _first_line(cell.get("error_value"))) if p)
+        row = {
+            "number": number, "status": status, "badge": CELL_BADGE.get(status, "error"),
+            "label": t.label(f"cell_status.{status}", status),
+            "duration": t("seconds", value=f"{cell['duration_s']:.2f}") if _is_number(cell.get("duration_s")) else "—",
+        }
+        rows.append(row)
+        if status != "ok":
+            failures.append({
+                "number": number, "heading": t("cell_failure_heading", number=number, error=error or row["label"]),
+                "message": _plain(cell.get("message")), "source": _plain(cell.get("source")),
+                "traceback": _short_traceback(cell.get("traceback"), t),
+                "truncated": bool(cell.get("output_truncated")),
+            })
+    ok = sum(1 for r in rows if r["status"] == "ok")
+    return {"rows": rows, "failures": failures, "summary": t("cells_summary", ok=ok, total=len(rows))}
+
+
+def _first_line(value: Any) -> str:
+    lines = _plain(value).strip().splitlines()
+    return lines[0] if lines else ""
+
+
+def _short_traceback(value: Any, t: Translate) -> str:
+    """The traceback's last lines, where the error is; ANSI colours stripped."""
+    lines = ANSI_ESCAPE.sub("", _plain(value)).rstrip().splitlines()
+    if len(lines) <= TRACEBACK_LINES:
+        return "\n".join(lines)
+    dropped = len(lines) - TRACEBACK_LINES
+    return "\n".join([t("traceback_shortened", count=dropped)] + lines[-TRACEBACK_LINES:])
+
+
+def _shell_view(escapes: Any) -> list[dict[str, str]]:
+    return [{"cell": _plain(e.get("cell")), "command": _plain(e.get("command"))}
+            for e in escapes if isinstance(e, dict)] if isinstance(escapes, list) else []
+
+
+def _run_rows(data: dict[str, Any], t: Translate) -> list[tuple[str, str]]:
+    rows = [(t("device"), _plain(data.get("device")) or t("none")),
+            (t("npu_remapped"), t("yes") if data.get("npu_remapped") else t("no"))]
+    if data.get("kernel_died"):
+        rows.append((t("kernel_died_label"), t("yes")))
+    if _is_number(data.get("duration_s")):
+        rows.append((t("duration"), t("seconds", value=f"{data['duration_s']:.1f}")))
+    timings = data.get("timings") if isinstance(data.get("timings"), dict) else {}
+    for key, value in timings.items():
+        if _is_number(value):
+            rows.append((t.label(f"timing_{key}", key), t("seconds", value=f"{value:.2f}")))
+    if data.get("grader_version"):
+        rows.append((t("grader_version"), _plain(data["grader_version"])))
+    if data.get("rubric_sha256"):
+        rows.append((t("rubric"), _plain(data["rubric_sha256"])[:16]))
+    return rows
+
