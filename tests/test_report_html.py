@@ -289,3 +289,11 @@ def _check_row(html: str, check_id: str) -> str:
     start = html.index(f'<tr data-check-id="{check_id}"')
     end = html.find("<tr data-check-id=", start + 1)
     return html[start:end if end != -1 else len(html)]
+
+
+def test_only_the_first_failing_cell_is_expanded():
+    html = render_submission_html(_load("scores_zero_untouched_template.json"), "en")
+    failures = re.findall(r'<details class="failure" data-failed-cell="(\d+)"( open)?>', html)
+
+    assert [number for number, _ in failures][:3] == ["11", "12", "13"]
+    assert [bool(is_open) for _, is_open in failures] == [True] + [False] * (len(failures) - 1)
