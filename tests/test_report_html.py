@@ -297,3 +297,14 @@ def test_only_the_first_failing_cell_is_expanded():
 
     assert [number for number, _ in failures][:3] == ["11", "12", "13"]
     assert [bool(is_open) for _, is_open in failures] == [True] + [False] * (len(failures) - 1)
+
+
+def test_hostile_submission_id_and_file_name_are_escaped_in_title_and_body():
+    result = _load("passes_all_reference.json")
+    result["submission_id"] = '"><script>alert(1)</script>'
+    result["file"] = "<iframe src=//evil>.ipynb"
+    html = render_submission_html(result, "en")
+    page = _parse(html)
+
+    assert {tag for tag, _ in page.tags} & FORBIDDEN_TAGS == set()
+    assert "<script>alert(1)</script>" in page.text and "<iframe src=//evil>.ipynb" in page.text
