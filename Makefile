@@ -11,16 +11,18 @@ export MKL_NUM_THREADS := 1
 .PHONY: setup demo test clean
 
 $(STAMP): pyproject.toml
-	# bubblewrap (kernel sandbox) and chromium + chromedriver (HTML report test), where apt is usable
+	# bubblewrap (kernel sandbox), chromium + chromedriver (HTML report test) and a CJK font
+	# (Chinese reports render as boxes without one), where apt is usable
 	@if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 		missing=""; \
 		command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
 		command -v chromium >/dev/null || missing="$$missing chromium"; \
 		command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
+		fc-list :lang=zh 2>/dev/null | grep -q . || missing="$$missing fonts-wqy-microhei"; \
 		if [ -n "$$missing" ]; then \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 		fi; \
-	else echo "note: not root or no apt-get; install bubblewrap, chromium and chromium-driver yourself"; fi
+	else echo "note: not root or no apt-get; install bubblewrap, chromium, chromium-driver and a CJK font yourself"; fi
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# CPU build of torch from disk; an unpinned torch would pull GBs of CUDA wheels
