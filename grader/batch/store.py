@@ -1,0 +1,218 @@
+"""The results store: OUT/grades.sqlite.
+
+One writer (the coordinating process), WAL mode so a TA or a test can read
+while a batch runs. Each result is written in one transaction (its submission
+row and all its check rows together), with synchronous=FULL, so a SIGKILL or a
+power cut at any moment leaves either the whole result or none of it: a rerun
+then grades exactly the submissions that have no row.
+
+The full result JSON is kept per submission, so every report can be rendered
+again from the store without regrading; the columns beside it are for queries.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+from grader.batch.discover import Problem
+from grader.errors import BadInputError
+from grader.messages import text
+
+SCHEMA_VERSION = 1
+STORE_NAME = "grades.sqlite"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    grader_version TEXT NOT NULL,
+    rubric_sha256 TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS submissions (
+    id TEXT PRIMARY KEY,
+    file TEXT NOT NULL,
+    notebook_sha256 TEXT NOT NULL,
+    rubric_sha256 TEXT NOT NULL,
+    grader_version TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    score REAL NOT NULL,
+    max_score REAL NOT NULL,
+    device TEXT,
+    duration_s REAL,
+    timings TEXT,
+    graded_at TEXT NOT NULL,
+    run_id INTEGER,
+    result TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS checks (
+    submission_id TEXT NOT NULL REFERENCES submissions(id) ON DELETE CASCADE,
+    id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    score REAL NOT NULL,
+    max_score REAL NOT NULL,
+    message TEXT,
+    PRIMARY KEY (submission_id, id)
+);
+CREATE TABLE IF NOT EXISTS problems (
+    run_id INTEGER,
+    kind TEXT NOT NULL,
+    path TEXT NOT NULL,
+    submission_id TEXT,
+    params TEXT NOT NULL
+);
+"""
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+class Store:
+    """OUT/grades.sqlite; open with `Store.open(out_dir, lang)`, close with `close()` (or `with`)."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self.path = path
+
+    @classmethod
+    def open(cls, out_dir: Path, lang: str = "zh") -> "Store":
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / STORE_NAME
+        try:
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per result.
+            conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            store = cls(conn, path)
+            store._migrate(lang)
+        except sqlite3.DatabaseError as exc:
+            raise BadInputError(text("batch.store_unreadable", lang, path=str(path), reason=str(exc))) from None
+        return store
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def _migrate(self, lang: str) -> None:
+        version = self._version()
+        if version is not None and version > SCHEMA_VERSION:
+            # A newer grader wrote this store; writing to it with an older schema could corrupt it.
+            raise BadInputError(text("batch.store_too_new", lang, path=str(self.path), found=version,
+                                     supported=SCHEMA_VERSION))
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                self._conn.execute(statement)
+            if self._version() is None:
+                self._conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+
+    def _version(self) -> int | None:
+        exists = self._conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='schema_version'").fetchone()
+        if not exists:
+            return None
+        row = self._conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        return row[0] if row and row[0] is not None else None
+
+    # -- runs ----------------------------------------------------------------------------------------
+
+    def begin_run(self, grader_version: str, rubric_sha256: str) -> int:
+        cur = self._conn.execute(
+            "INSERT INTO runs (started_at, grader_version, rubric_sha256) VALUES (?, ?, ?)",
+            (now_iso(), grader_version, rubric_sha256))
+        return int(cur.lastrowid)
+
+    def end_run(self, run_id: int) -> None:
+        self._conn.execute("UPDATE runs SET finished_at = ? WHERE run_id = ?", (now_iso(), run_id))
+
+    # -- results -------------------------------------------------------------------------------------
+
+    def already_graded(self, submission_id: str, notebook_sha256: str, rubric_sha256: str,
+                       grader_version: str) -> bool:
+        row = self._conn.execute(
+            "SELECT 1 FROM submissions WHERE id = ? AND notebook_sha256 = ? AND rubric_sha256 = ? "
+            "AND grader_version = ?", (submission_id, notebook_sha256, rubric_sha256, grader_version)).fetchone()
+        return row is not None
+
+    def save_result(self, result: dict[str, Any], *, notebook_sha256: str, run_id: int | None = None) -> None:
+        """Replace the submission's row and its check rows, all in one transaction."""
+        sid = str(result["submission_id"])
+        row = (
+            sid, str(result.get("file") or result.get("notebook") or ""), notebook_sha256,
+            str(result.get("rubric_sha256") or ""), str(result.get("grader_version") or ""),
+            str(result.get("outcome") or "graded"), float(result.get("score") or 0.0),
+            float(result.get("max_score") or 0.0), result.get("device"), result.get("duration_s"),
+            json.dumps(result.get("timings") or {}), now_iso(), run_id,
+            json.dumps(result, ensure_ascii=False),
+        )
+        checks = [
+            (sid, str(c["id"]), str(c["status"]), float(c["score"]), float(c["max_score"]), c.get("message"))
+            for c in result.get("checks", [])
+        ]
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._conn.execute("DELETE FROM checks WHERE submission_id = ?", (sid,))
+            self._conn.execute("DELETE FROM submissions WHERE id = ?", (sid,))
+            self._conn.execute(
+                "INSERT INTO submissions (id, file, notebook_sha256, rubric_sha256, grader_version, outcome, score, "
+                "max_score, device, duration_s, timings, graded_at, run_id, result) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+            self._conn.executemany(
+                "INSERT INTO checks (submission_id, id, status, score, max_score, message) VALUES (?, ?, ?, ?, ?, ?)",
+                checks)
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+
+    def all_results(self) -> list[dict[str, Any]]:
+        rows = self._conn.execute("SELECT result FROM submissions ORDER BY id").fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def results_for(self, ids: Iterable[str]) -> list[dict[str, Any]]:
+        wanted = set(ids)
+        return [r for r in self.all_results() if r.get("submission_id") in wanted]
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The submissions table without the JSON (for tests and a TA's quick look)."""
+        cur = self._conn.execute(
+            "SELECT id, file, notebook_sha256, rubric_sha256, grader_version, outcome, score, max_score, device, "
+            "duration_s, graded_at, run_id FROM submissions ORDER BY id")
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r)) for r in cur.fetchall()]
+
+    # -- problems ------------------------------------------------------------------------------------
+
+    def replace_problems(self, run_id: int, problems: Iterable[Problem]) -> None:
+        """The discovery problems of the latest run (the older ones described an older input)."""
+        items = [(run_id, p.kind, p.path, p.submission_id, json.dumps(p.params, ensure_ascii=False))
+                 for p in problems]
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._conn.execute("DELETE FROM problems")
+            self._conn.executemany(
+                "INSERT INTO problems (run_id, kind, path, submission_id, params) VALUES (?, ?, ?, ?, ?)", items)
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+
+    def problems(self) -> list[Problem]:
+        rows = self._conn.execute("SELECT kind, path, submission_id, params FROM problems ORDER BY rowid").fetchall()
+        return [Problem(k, p, s, json.loads(params)) for k, p, s, params in rows]
