@@ -98,6 +98,19 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def _cmd_grade(args: argparse.Namespace) -> int:
+    from grader.batch.run import GradeOptions, grade
+    from grader.rubric import load_rubric
+
+    lang = args.lang or load_rubric(args.rubric).meta.language
+    options = GradeOptions(
+        submissions=args.submissions, out=args.out, jobs=args.jobs, data=args.data, device=args.device,
+        rubric=args.rubric, id_pattern=args.id_pattern, force=args.force, executor=args.executor,
+        scheduler=args.scheduler, lang=lang,
+    )
+    return grade(options).exit_code
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from grader.demo import run_demo
 
@@ -179,6 +192,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="where to write (default: <rubric>.calibration.toml beside it)")
     p.add_argument("--device", choices=("auto", "npu", "cuda", "cpu"), default="cpu")
     p.set_defaults(handler=_cmd_calibrate)
+
+    p = sub.add_parser("grade", help="grade a whole class: a folder or LMS zip of notebooks, in parallel, resumable")
+    p.add_argument("submissions", type=Path, metavar="SUBMISSIONS",
+                   help="folder of notebooks, folder of per-student folders, or the LMS's .zip")
+    p.add_argument("-o", "--out", type=Path, required=True, metavar="OUT",
+                   help="output folder: grades.sqlite (the store; a rerun resumes from it), reports, exports")
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="submissions graded at a time (default: the number of cores)")
+    p.add_argument("--data", type=Path, default=None, help="dataset folder or data.zip (default: the synthetic set)")
+    p.add_argument("--device", choices=("auto", "npu", "cuda", "cpu"), default="auto")
+    p.add_argument("--rubric", type=Path, default=None, help="rubric TOML (default: rubrics/lab.toml)")
+    p.add_argument("--id-pattern", default=None, metavar="REGEX",
+                   help="regex finding the student id in a file or folder name: group 'id', else group 1, else "
+                        "the match (default: the whole name; Moodle-like names: '^(?P<id>[^_]+)_')")
+    p.add_argument("--force", action="store_true", help="regrade every submission, even unchanged ones")
+    p.add_argument("--executor", choices=("local", "dask"), default="local",
+                   help="local worker processes (default), or a Dask cluster (needs --scheduler)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS", help="Dask scheduler address, e.g. tcp://host:8786")
+    p.set_defaults(handler=_cmd_grade)
 
     p = sub.add_parser("demo", help="the main job on the embedded default data")
     p.add_argument("--out", type=Path, default=Path("demo-out"))

@@ -1,0 +1,245 @@
+"""`grader grade`: a whole class, unattended, resumable.
+
+discover -> skip what the store already holds for the same notebook, rubric and
+grader version -> grade the rest on an executor -> store each result the moment
+it arrives -> write every output from the whole store -> a one-screen summary.
+
+The coordinator (this process) never imports torch and is the store's only
+writer; grading happens in the executor's workers.
+"""
+from __future__ import annotations
+
+import contextlib
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence, TextIO
+
+from grader import __version__
+from grader.batch.discover import Discovery, Problem, Submission, discover
+from grader.batch.executors import Executor, LocalExecutor, default_jobs, job_timeout_s
+from grader.batch.jobs import GradeJob, JobOptions
+from grader.batch.progress import Progress, format_duration
+from grader.batch.store import STORE_NAME, Store
+from grader.errors import EXIT_CHECK_FAILED, EXIT_OK, BadInputError, DatasetError
+from grader.messages import text
+from grader.rubric import Rubric, load_rubric
+
+EXECUTORS = ("local", "dask")
+# The terminal summary stays one screen; the store keeps every problem.
+_PROBLEMS_SHOWN = 15
+
+
+@dataclass(frozen=True)
+class GradeOptions:
+    submissions: Path
+    out: Path
+    jobs: int | None = None              # None: one worker per core
+    data: Path | None = None
+    device: str = "auto"
+    rubric: Path | None = None
+    id_pattern: str | None = None
+    force: bool = False
+    executor: str = "local"
+    scheduler: str | None = None
+    lang: str | None = None              # None: the rubric's language
+    seed: int | None = None              # debugging only, as for `grader check`
+    job_timeout_s: float | None = None   # None: from the rubric's limits (executors.job_timeout_s)
+
+
+@dataclass
+class GradeSummary:
+    total: int                           # submissions found in SUBMISSIONS
+    graded_now: int                      # graded in this run (any score)
+    failed_now: int                      # not graded in this run: bad input, crashed, timed out
+    skipped_unchanged: int
+    outcomes: dict[str, int]             # over every submission found, stored verdicts included
+    mean_score: float | None
+    max_score: float
+    problems: list[Problem]
+    out_dir: Path
+    outputs: list[str] = field(default_factory=list)
+    duration_s: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        """0 every submission has a graded verdict (whatever its score), else 1."""
+        not_graded = sum(n for outcome, n in self.outcomes.items() if outcome != "graded")
+        return EXIT_OK if not_graded == 0 else EXIT_CHECK_FAILED
+
+
+class _LazyJobs(Sequence[GradeJob]):
+    """Jobs that read their notebook only when an executor takes them: a class's notebooks with
+    their plots can be GBs, and a local worker needs one at a time."""
+
+    def __init__(self, submissions: list[Submission], options: JobOptions) -> None:
+        self._subs = submissions
+        self._options = options
+
+    def __len__(self) -> int:
+        return len(self._subs)
+
+    def __getitem__(self, index):  # type: ignore[no-untyped-def, override]
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        sub = self._subs[index]
+        try:
+            raw = sub.path.read_bytes()
+        except OSError:
+            raw = b""  # vanished since discovery: graded as an empty file, i.e. a bad_input verdict
+        return GradeJob(sub.id, sub.file_label, sub.path.name, raw, sub.sha256, self._options)
+
+
+def grade(options: GradeOptions, *, out: TextIO | None = None, err: TextIO | None = None) -> GradeSummary:
+    began = time.monotonic()
+    out = out or sys.stdout
+    err = err or sys.stderr
+    rubric = load_rubric(options.rubric)
+    lang = options.lang or rubric.meta.language
+    if options.executor not in EXECUTORS:
+        raise BadInputError(text("batch.unknown_executor", lang, name=options.executor))
+    executor = _make_executor(options, rubric, lang)
+    with tempfile.TemporaryDirectory(prefix="grader-batch-") as tmp:
+        found = discover(options.submissions, id_pattern=options.id_pattern, lang=lang, workdir=Path(tmp))
+        with Store.open(options.out, lang) as store, _data_folder(options, lang) as data:
+            run_id = store.begin_run(__version__, rubric.sha256)
+            store.replace_problems(run_id, found.problems)
+            todo = _to_grade(found, store, rubric, options.force)
+            job_options = JobOptions(data=data, device=options.device,
+                                     rubric=str(Path(options.rubric).resolve()) if options.rubric else None,
+                                     lang=lang, seed=options.seed)
+            fresh = _run_jobs(executor, _LazyJobs(todo, job_options), store, run_id, lang, err)
+            store.end_run(run_id)
+            results = store.all_results()
+            problems = store.problems()
+    outputs = _write_outputs(results, options.out, lang)
+    summary = _summarise(found, results, fresh, problems, rubric, options.out, outputs, time.monotonic() - began)
+    print_summary(summary, lang, out)
+    return summary
+
+
+def _make_executor(options: GradeOptions, rubric: Rubric, lang: str) -> Executor:
+    if options.executor == "dask":
+        if not options.scheduler:
+            raise BadInputError(text("batch.dask_needs_scheduler", lang))
+        try:
+            # Another module (and an optional dependency): imported only when asked for.
+            from grader.batch.dask_executor import DaskExecutor
+        except ImportError as exc:
+            raise BadInputError(text("batch.dask_unavailable", lang, reason=str(exc))) from None
+        return DaskExecutor(options.scheduler)
+    jobs = options.jobs if options.jobs is not None else default_jobs()
+    if jobs < 1:
+        raise BadInputError(text("batch.bad_jobs", lang, jobs=jobs))
+    timeout = options.job_timeout_s if options.job_timeout_s is not None else job_timeout_s(rubric)
+    return LocalExecutor(jobs, timeout)
+
+
+@contextlib.contextmanager
+def _data_folder(options: GradeOptions, lang: str) -> Iterator[str | None]:
+    """The dataset as the workers get it, checked once here rather than failing in every job.
+
+    For local workers a data.zip is extracted once, not once per submission. A Dask
+    worker gets the path as given (it must exist there too: docs/batch.md).
+    """
+    if options.data is None:
+        from grader.default_data import default_dataset_dir
+
+        default_dataset_dir()  # generated once here, not raced by every worker's first job
+        yield None
+        return
+    from grader.data.layout import open_dataset
+    from grader.data.validate import check_dataset
+    from grader.messages import render
+
+    problems = check_dataset(options.data)
+    if problems:
+        raise DatasetError(text("data.invalid", lang, path=str(options.data), count=len(problems)),
+                           details=[render(p.msg, lang) for p in problems])
+    if options.executor == "dask":
+        yield str(Path(options.data).resolve())
+        return
+    with open_dataset(options.data, lang=lang) as folder:
+        yield str(folder)
+
+
+def _to_grade(found: Discovery, store: Store, rubric: Rubric, force: bool) -> list[Submission]:
+    if force:
+        return list(found.submissions)
+    return [s for s in found.submissions
+            if not store.already_graded(s.id, s.sha256, rubric.sha256, __version__)]
+
+
+def _run_jobs(executor: Executor, jobs: _LazyJobs, store: Store, run_id: int, lang: str,
+              err: TextIO) -> dict[str, str]:
+    """Grade the jobs, storing each result as it arrives; the outcome per submission graded now."""
+    fresh: dict[str, str] = {}
+    if not len(jobs):
+        return fresh
+    progress = Progress(len(jobs), lang, stream=err)
+
+    def on_result(job: GradeJob, result: dict[str, Any]) -> None:
+        result["submission_id"] = job.submission_id  # the store's key is the batch's id, whatever the worker says
+        store.save_result(result, notebook_sha256=job.notebook_sha256, run_id=run_id)
+        outcome = str(result.get("outcome") or "graded")
+        fresh[job.submission_id] = outcome
+        progress.advance(failed=outcome != "graded")
+
+    progress.start()
+    try:
+        executor.run(jobs, on_result)
+    finally:
+        progress.finish()
+    return fresh
+
+
+def _write_outputs(results: list[dict[str, Any]], out_dir: Path, lang: str) -> list[str]:
+    from grader.report.outputs import write_outputs
+
+    paths = write_outputs(results, out_dir, lang, similar_pairs=None)
+    return [str(p) for p in (paths.summary_html, paths.grades_csv, paths.junit_xml)] + [
+        str(out_dir / "reports"), str(out_dir / "gradescope"), str(out_dir / "results")]
+
+
+def _summarise(found: Discovery, results: list[dict[str, Any]], fresh: dict[str, str], problems: list[Problem],
+               rubric: Rubric, out_dir: Path, outputs: list[str], duration_s: float) -> GradeSummary:
+    current = {s.id for s in found.submissions}
+    mine = [r for r in results if r.get("submission_id") in current]
+    outcomes = Counter(str(r.get("outcome") or "graded") for r in mine)
+    scores = [float(r["score"]) for r in mine if (r.get("outcome") or "graded") == "graded"]
+    return GradeSummary(
+        total=len(found.submissions),
+        graded_now=sum(1 for o in fresh.values() if o == "graded"),
+        failed_now=sum(1 for o in fresh.values() if o != "graded"),
+        skipped_unchanged=len(found.submissions) - len(fresh),
+        outcomes=dict(outcomes), mean_score=sum(scores) / len(scores) if scores else None,
+        max_score=rubric.max_score, problems=problems, out_dir=Path(out_dir), outputs=outputs,
+        duration_s=duration_s,
+    )
+
+
+def print_summary(summary: GradeSummary, lang: str, stream: TextIO) -> None:
+    def say(key: str, **params: Any) -> None:
+        print(text(f"batch.{key}", lang, **params), file=stream)
+
+    say("summary_title", total=summary.total, duration=format_duration(summary.duration_s))
+    say("summary_now", graded=summary.graded_now, failed=summary.failed_now, skipped=summary.skipped_unchanged)
+    say("summary_outcomes", graded=summary.outcomes.get("graded", 0),
+        bad_input=summary.outcomes.get("bad_input", 0), crashed=summary.outcomes.get("crashed", 0),
+        timeout=summary.outcomes.get("timeout", 0))
+    if summary.mean_score is not None:
+        say("summary_mean", mean=summary.mean_score, max_score=summary.max_score)
+    if summary.problems:
+        say("summary_problems", count=len(summary.problems))
+        for problem in summary.problems[:_PROBLEMS_SHOWN]:
+            print("  - " + problem.message(lang), file=stream)
+        if len(summary.problems) > _PROBLEMS_SHOWN:
+            say("summary_more_problems", count=len(summary.problems) - _PROBLEMS_SHOWN,
+                store=str(summary.out_dir / STORE_NAME))
+    say("summary_files", out=str(summary.out_dir), store=str(summary.out_dir / STORE_NAME))
+    if summary.exit_code != EXIT_OK:
+        say("summary_not_all_graded")
+
