@@ -32,12 +32,15 @@ import re
 import tokenize
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import nbformat
 
+from grader.errors import GraderError
 from grader.messages import DEFAULT_LANGUAGE, Msg, render
-from grader.notebook import code_cells, find_class_sources, python_source
+from grader.notebook import code_cells, find_class_sources, python_source, read_notebook
+from grader.paths import TEMPLATE_NOTEBOOK
 
 CLASS_NAMES = ("CustomRNN", "CustomLSTM")
 
@@ -426,3 +429,19 @@ def _where(match: ClassMatch) -> str:
     a = ",".join(r.label() for r in match.a_lines)
     b = ",".join(r.label() for r in match.b_lines)
     return f"{match.name} [{a}] ~ [{b}]"
+
+
+def similar_pairs_for_files(files: Mapping[str, Path], *, template: Path = TEMPLATE_NOTEBOOK,
+                            lang: str = DEFAULT_LANGUAGE) -> list[dict[str, Any]]:
+    """`find_similar` for a batch's files, as the class summary takes it (`to_dict()` of each pair).
+
+    A file that is not a readable notebook is left out: its own verdict already says so.
+    """
+    notebooks: dict[str, nbformat.NotebookNode] = {}
+    for sid, path in files.items():
+        try:
+            notebooks[sid] = read_notebook(Path(path))
+        except GraderError:
+            continue
+    pairs = find_similar(notebooks, read_notebook(template), lang=lang)
+    return [pair.to_dict() for pair in pairs]

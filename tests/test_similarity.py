@@ -15,6 +15,7 @@ from grader.similarity import (
     W,
     class_sources,
     find_similar,
+    similar_pairs_for_files,
     normalise,
     winnow,
 )
@@ -347,3 +348,13 @@ def test_scales_to_a_large_class(template):
 
 def test_defaults_are_the_documented_ones():
     assert K == 15 and W == 10 and DEFAULT_THRESHOLD == 0.5
+
+
+def test_batch_files_give_the_summary_dicts(tmp_path):
+    for name in ("s1", "s2"):
+        (tmp_path / f"{name}.ipynb").write_bytes(REFERENCE_NOTEBOOK.read_bytes())
+    (tmp_path / "junk.ipynb").write_text("not a notebook", encoding="utf-8")
+    files = {p.stem: p for p in tmp_path.glob("*.ipynb")}
+    pairs = similar_pairs_for_files(files, lang="en")
+    assert [(p["a"], p["b"]) for p in pairs] == [("s1", "s2")]
+    assert pairs[0]["note_i18n"]["key"] == "similarity.note"
