@@ -53,7 +53,11 @@ class Executor(Protocol):
 
 
 def default_jobs() -> int:
-    return max(1, os.cpu_count() or 1)
+    """One worker per core this process may use (a container's CPU set, not the host's)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 # -- the worker process --------------------------------------------------------------------------

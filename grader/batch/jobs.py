@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import shutil
 import tempfile
 import time
 import traceback
@@ -86,7 +85,6 @@ def _grade(job: GradeJob) -> dict[str, Any]:
         report.submission_id = job.submission_id
         report.notebook = job.file_label
         result = report_to_json(report, rubric, options.lang)
-        shutil.rmtree(tmp, ignore_errors=True)
     result["file"] = job.file_label
     result["notebook_sha256"] = job.notebook_sha256
     return result
