@@ -236,3 +236,28 @@ def test_missing_or_empty_submissions_exit_2(tmp_path, capsys):
     assert "no notebooks" in capsys.readouterr().err
     dask = main(["grade", str(tmp_path / "empty"), "-o", str(tmp_path / "out"), "--executor", "dask", "--lang", "en"])
     assert dask == 2 and "--scheduler" in capsys.readouterr().err
+
+
+def classes_only_notebook() -> bytes:
+    """Just the reference's imports and two classes: quick to grade, and a copy of someone else's code."""
+    from grader.notebook import find_class_sources
+
+    classes = find_class_sources(nbformat.read(REFERENCE_NOTEBOOK, as_version=4), ["CustomRNN", "CustomLSTM"])
+    cells = [nbformat.v4.new_code_cell("import torch\nimport torch.nn as nn")]
+    cells += [nbformat.v4.new_code_cell(source) for source in classes.values()]
+    return nbformat.writes(nbformat.v4.new_notebook(cells=cells)).encode("utf-8")
+
+
+def test_copied_classes_are_flagged_in_the_class_summary_for_a_human(tmp_path, private_tmp):
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    for name in ("alice", "bob"):
+        (subs / f"{name}.ipynb").write_bytes(classes_only_notebook())
+    (subs / "carol.ipynb").write_bytes(TEMPLATE_NOTEBOOK.read_bytes())
+    out = tmp_path / "out"
+    grade(GradeOptions(submissions=subs, out=out, jobs=2, lang="en"), out=io.StringIO(), err=io.StringIO())
+    summary_csv = (out / "summary.csv").read_text(encoding="utf-8-sig")
+    flagged = [line for line in summary_csv.splitlines() if line.startswith("similarity,")]
+    assert len(flagged) == 1 and "alice / bob" in flagged[0], summary_csv
+    page = (out / "summary.html").read_text(encoding="utf-8")
+    assert "not a penalty" in page

@@ -115,7 +115,9 @@ def grade(options: GradeOptions, *, out: TextIO | None = None, err: TextIO | Non
             store.end_run(run_id)
             results = store.all_results()
             problems = store.problems()
-    outputs = _write_outputs(results, options.out, lang)
+        # inside the temporary folder: a zip's notebooks live there
+        similar = _similar_pairs(found, lang)
+    outputs = _write_outputs(results, options.out, lang, similar)
     summary = _summarise(found, results, fresh, problems, rubric, options.out, outputs, time.monotonic() - began)
     print_summary(summary, lang, out)
     return summary
@@ -196,10 +198,18 @@ def _run_jobs(executor: Executor, jobs: _LazyJobs, store: Store, run_id: int, la
     return fresh
 
 
-def _write_outputs(results: list[dict[str, Any]], out_dir: Path, lang: str) -> list[str]:
+def _similar_pairs(found: Discovery, lang: str) -> list[dict[str, Any]]:
+    """Pairs of this batch's submissions with suspiciously alike classes, for a human to look at."""
+    from grader.similarity import similar_pairs_for_files
+
+    return similar_pairs_for_files({s.id: s.path for s in found.submissions}, lang=lang)
+
+
+def _write_outputs(results: list[dict[str, Any]], out_dir: Path, lang: str,
+                   similar: list[dict[str, Any]]) -> list[str]:
     from grader.report.outputs import write_outputs
 
-    paths = write_outputs(results, out_dir, lang, similar_pairs=None)
+    paths = write_outputs(results, out_dir, lang, similar_pairs=similar)
     return [str(p) for p in (paths.summary_html, paths.grades_csv, paths.junit_xml)] + [
         str(out_dir / "reports"), str(out_dir / "gradescope"), str(out_dir / "results")]
 
