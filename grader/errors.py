@@ -41,6 +41,10 @@ class RubricError(BadInputError):
     """The rubric file is malformed."""
 
 
+class SandboxUnavailableError(BadInputError):
+    """--require-sandbox was given, and this machine cannot provide every layer."""
+
+
 class InternalError(GraderError):
     """The grader itself failed (a bug, or a broken installation)."""
 

@@ -32,13 +32,16 @@ from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
 from grader.devices import DeviceChoice
-from grader.errors import InternalError
+from grader.errors import InternalError, SandboxUnavailableError
+from grader import sandbox
 from grader.kernel import launch, numba_cache
 from grader.kernel.transforms import PROBE_MARKER
 from grader.messages import Msg, render
 from grader.notebook import ShellEscape, find_shell_escapes
+from grader.sandbox import Protections
 
 CellStatus = Literal["ok", "error", "timeout", "not_run"]
+SandboxMode = Literal["auto", "require", "off"]
 
 GIB = 2**30
 MIB = 2**20
@@ -73,6 +76,9 @@ class ExecutionLimits:
     processes: int | None = None
     kill_grace_s: float = 5.0
     startup_timeout_s: float = 60.0
+    # A backstop behind the wall-clock limits: CPU seconds over the kernel's whole life.
+    cpu_time_s: float | None = 1800.0
+    sandbox: SandboxMode = "auto"
 
     def __post_init__(self) -> None:
         if self.epoch_cap == 1 or self.epoch_cap < 0:
@@ -118,6 +124,19 @@ class CodeResult:
     timed_out: bool
     kernel_died: bool
     stderr: str = ""
+
+
+def choose_protections(mode: SandboxMode) -> Protections:
+    """The protections a kernel gets: the bwrap layers when available (or required), else the rest.
+
+    "require" raises SandboxUnavailableError instead of grading with less.
+    """
+    if mode == "off":
+        return sandbox.base_protections(False, "turned off")
+    reason = sandbox.bwrap_unavailable()
+    if reason and mode == "require":
+        raise SandboxUnavailableError(render(Msg("exec.sandbox_required", {"reason": reason})))
+    return sandbox.base_protections(not reason, reason)
 
 
 def prepare_workdir(notebook_path: Path, data_dir: Path, parent: Path | None = None) -> Path:
@@ -260,11 +279,14 @@ class KernelSession:
     the new kernel starts empty, and the caller replays what it needs with run_code.
     """
 
-    def __init__(self, workdir: Path, device: DeviceChoice, limits: ExecutionLimits) -> None:
+    def __init__(self, workdir: Path, device: DeviceChoice, limits: ExecutionLimits,
+                 protections: Protections | None = None) -> None:
         self.workdir = Path(workdir).resolve()
         self.device = device
         self.limits = limits
         self.remap_npu = device.kind != "npu"
+        self.protections = protections or choose_protections(limits.sandbox)
+        self.sandboxed = self.protections.filesystem
         self.startup_s: float | None = None
         self._run_dir: Path | None = None
         self._km: AsyncKernelManager | None = None
@@ -285,13 +307,22 @@ class KernelSession:
         began = time.monotonic()
         self._run_dir = Path(tempfile.mkdtemp(prefix="grader-kernel-"))
         ipython_dir = self._run_dir / "ipython"
-        config = launch.startup_config(self.device.torch_device, self.remap_npu, self.limits.epoch_cap)
-        launch.write_startup(ipython_dir, config)
+        kernel_side = launch.copy_kernel_side(self._run_dir)
+        config = launch.startup_config(self.device.torch_device, self.remap_npu, self.limits.epoch_cap, kernel_side)
+        launch.write_startup(ipython_dir, config, kernel_side)
+        argv = launch.kernel_argv()
+        if self.sandboxed:
+            argv = sandbox.wrap_command(argv, workdir=self.workdir, run_dir=self._run_dir,
+                                        accelerator=self.device.kind != "cpu")
         self._km = AsyncKernelManager(
             kernel_name=launch.KERNEL_NAME,
-            kernel_spec_manager=launch.write_kernelspec(self._run_dir),
+            kernel_spec_manager=launch.write_kernelspec(self._run_dir, argv, interrupt_by_message=self.sandboxed),
             connection_file=str(self._run_dir / "connection.json"),
         )
+        if self.sandboxed:
+            # No network namespace shared with us, so no TCP: Unix sockets in the run folder.
+            self._km.transport = "ipc"
+            self._km.ip = str(self._run_dir / "ipc" / "kernel")
         self._client = _CappedClient(
             nbformat.v4.new_notebook(),
             cap=self.limits.output_bytes_per_cell,
@@ -310,7 +341,8 @@ class KernelSession:
         self._watchdog = _Watchdog(self._kill_group)
         memory = self.limits.memory_bytes if self.device.kind == "cpu" else None
         process_limits = launch.ProcessLimits(
-            memory, self.limits.file_size_bytes, self.limits.open_files, self.limits.processes
+            memory, self.limits.file_size_bytes, self.limits.open_files, self.limits.processes,
+            int(self.limits.cpu_time_s) if self.limits.cpu_time_s else None,
         )
         log = (self._run_dir / "kernel.log").open("wb")
         try:

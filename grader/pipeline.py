@@ -19,11 +19,13 @@ from grader import __version__
 from grader.checks.loops import CellRun, check_loaders, check_loops
 from grader.default_data import dataset
 from grader.devices import DeviceChoice, resolve_device
-from grader.execute import CellRecord, ExecutionLimits, ExecutionResult, KernelSession, prepare_workdir
+from grader.execute import (CellRecord, ExecutionLimits, ExecutionResult, KernelSession, SandboxMode,
+                            choose_protections, prepare_workdir)
 from grader.messages import Msg
 from grader.notebook import find_class_sources, find_top_level_imports, read_notebook
 from grader.result import CheckResult, Status
 from grader.rubric import Rubric, load_rubric
+from grader.sandbox import Protections
 from grader.score import ScoredCheck, score_results, total
 from grader.student_curve import harvest_student_curve
 from grader.threads import limit_torch_threads
@@ -38,6 +40,7 @@ class CheckOptions:
     rubric: Path | None = None
     seed: int | None = None           # None = fresh secret randomness (the normal case)
     workdir_parent: Path | None = None
+    sandbox: SandboxMode = "auto"     # "require": refuse to grade without every protection
 
 
 @dataclass
@@ -61,6 +64,7 @@ class SubmissionReport:
     submission_id: str = ""
     # the notebook's own `losses` list after it ran (display only, never scored)
     student_curve: dict[str, Any] | None = None
+    protections: Protections | None = None
 
     @property
     def all_passed(self) -> bool:
@@ -74,9 +78,10 @@ def check_notebook(path: Path, options: CheckOptions, *, lang: str = "zh") -> Su
     rubric = load_rubric(options.rubric)
     nb = read_notebook(path)
     device = resolve_device(options.device)
+    protections = choose_protections(options.sandbox)  # before any work: --require-sandbox refuses early
     seed = options.seed if options.seed is not None else secrets.randbits(62)
     with dataset(options.data, lang=lang) as data_dir:
-        graded = _grade(Path(path), nb, rubric, device, data_dir, options, seed)
+        graded = _grade(Path(path), nb, rubric, device, data_dir, options, seed, protections)
     results, execution, timings, fallback, curve = graded
     scored = score_results(results, rubric)
     score, max_score = total(scored)
@@ -87,30 +92,31 @@ def check_notebook(path: Path, options: CheckOptions, *, lang: str = "zh") -> Su
         cells=execution.cells if execution else [],
         shell_escapes=[{"cell": e.cell_index + 1, "command": e.command} for e in (execution.shell_escapes if execution else [])],
         timings=timings, kernel_died=bool(execution and execution.kernel_died), fallback_kernel=fallback,
-        rubric_sha256=rubric.sha256, student_curve=curve,
+        rubric_sha256=rubric.sha256, student_curve=curve, protections=protections,
     )
 
 
-def execution_limits(rubric: Rubric) -> ExecutionLimits:
+def execution_limits(rubric: Rubric, sandbox: SandboxMode = "auto") -> ExecutionLimits:
     return ExecutionLimits(
         cell_timeout_s=rubric.limits.cell_timeout_s,
         notebook_timeout_s=rubric.limits.notebook_timeout_s,
         epoch_cap=rubric.limits.epoch_cap,
+        sandbox=sandbox,
     )
 
 
 def _grade(path: Path, nb: nbformat.NotebookNode, rubric: Rubric, device: DeviceChoice, data_dir: Path,
-           options: CheckOptions, seed: int) -> tuple[list[CheckResult], ExecutionResult | None, dict[str, float], bool,
+           options: CheckOptions, seed: int, protections: Protections) -> tuple[list[CheckResult], ExecutionResult | None, dict[str, float], bool,
                                                     dict[str, Any] | None]:
     results = [CheckResult("notebook.parses", Status.PASSED, Msg("pipeline.parses_ok"))]
     timings: dict[str, float] = {}
     class_sources = find_class_sources(nb, CLASS_NAMES)
-    limits = execution_limits(rubric)
+    limits = execution_limits(rubric, options.sandbox)
     workdir = prepare_workdir(path, data_dir, parent=options.workdir_parent)
     fallback = False
     curve = None
     try:
-        session = KernelSession(workdir, device, limits)
+        session = KernelSession(workdir, device, limits, protections)
         try:
             mark = time.monotonic()
             session.start()
@@ -124,7 +130,7 @@ def _grade(path: Path, nb: nbformat.NotebookNode, rubric: Rubric, device: Device
                 curve = harvest_student_curve(session)
             if not session.alive():
                 session.close()
-                session, fallback = _fallback_session(workdir, device, limits, nb, class_sources), True
+                session, fallback = _fallback_session(workdir, device, limits, protections, nb, class_sources), True
             results += _probe_checks(session, class_sources, rubric, device, data_dir, seed, timings)
         finally:
             session.close()
@@ -146,10 +152,10 @@ def _notebook_runs(execution: ExecutionResult) -> CheckResult:
     )
 
 
-def _fallback_session(workdir: Path, device: DeviceChoice, limits: ExecutionLimits,
+def _fallback_session(workdir: Path, device: DeviceChoice, limits: ExecutionLimits, protections: Protections,
                       nb: nbformat.NotebookNode, class_sources: dict[str, str]) -> KernelSession:
     """The kernel died: a fresh one holding the notebook's imports and its class definitions only."""
-    session = KernelSession(workdir, device, limits)
+    session = KernelSession(workdir, device, limits, protections)
     session.start()
     prelude = ["import torch", "import torch.nn as nn", "import torch.nn.functional as F"]
     prelude += find_top_level_imports(nb)

@@ -12,6 +12,7 @@ import ctypes.util
 import json
 import os
 import resource
+import shutil
 import signal
 import sys
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from jupyter_client.kernelspec import KernelSpecManager
 
-from grader.kernel import FAKES_DIR
+from grader.kernel import FAKES_DIR, KERNEL_DIR
 
 KERNEL_NAME = "grader-python"
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
@@ -47,25 +48,32 @@ class ProcessLimits:
     file_size_bytes: int | None
     open_files: int | None
     processes: int | None
+    cpu_seconds: int | None = None
 
 
-def write_kernelspec(run_dir: Path) -> KernelSpecManager:
+def kernel_argv() -> list[str]:
+    """The kernel's command line; history is off (no sqlite file)."""
+    return [
+        sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
+        "--HistoryManager.enabled=False",
+        "--IPKernelApp.quiet=True",
+    ]
+
+
+def write_kernelspec(run_dir: Path, argv: list[str], *, interrupt_by_message: bool) -> KernelSpecManager:
     """A kernelspec folder in run_dir and a manager that sees only it.
 
-    History is off (no sqlite file), and interrupts are signals: the launcher
-    puts the kernel in its own session, so SIGINT reaches the whole group.
+    Unsandboxed, interrupts are signals: the launcher puts the kernel in its own
+    session, so SIGINT reaches the whole group. In the sandbox the kernel is in
+    another pid namespace behind bwrap, so interrupts go as control messages.
     """
     spec_dir = run_dir / "kernels" / KERNEL_NAME
     spec_dir.mkdir(parents=True)
     spec = {
-        "argv": [
-            sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
-            "--HistoryManager.enabled=False",
-            "--IPKernelApp.quiet=True",
-        ],
+        "argv": argv,
         "display_name": "grader (student code)",
         "language": "python",
-        "interrupt_mode": "signal",
+        "interrupt_mode": "message" if interrupt_by_message else "signal",
         "env": {},
         "metadata": {"debugger": False},
     }
@@ -73,14 +81,34 @@ def write_kernelspec(run_dir: Path) -> KernelSpecManager:
     return KernelSpecManager(kernel_dirs=[str(run_dir / "kernels")], ensure_native_kernel=False)
 
 
-def write_startup(ipython_dir: Path, config: dict[str, object]) -> Path:
+# What the kernel imports of the grader: the shims and the fake torch_npu, nothing else.
+_KERNEL_SIDE = ("__init__.py", "startup.py", "shell_shims.py", "transforms.py")
+
+
+def copy_kernel_side(run_dir: Path) -> Path:
+    """A copy of the kernel-side modules in run_dir; the folder to put on the kernel's sys.path.
+
+    The kernel gets a copy instead of the grader's tree, which also holds the
+    reference equations (grader/functional.py) and which the sandbox hides.
+    """
+    root = run_dir / "kernel_side"
+    package = root / "grader" / "kernel"
+    package.mkdir(parents=True)
+    (root / "grader" / "__init__.py").write_text("", encoding="utf-8")
+    for name in _KERNEL_SIDE:
+        shutil.copy2(KERNEL_DIR / name, package / name)
+    shutil.copytree(FAKES_DIR, package / "fakes", ignore=shutil.ignore_patterns("__pycache__"))
+    return root
+
+
+def write_startup(ipython_dir: Path, config: dict[str, object], kernel_side: Path) -> Path:
     """The IPython startup file that installs grader.kernel.startup in the kernel.
 
     It runs in the student's namespace, so it keeps to one function it deletes.
     """
     startup_dir = ipython_dir / "profile_default" / "startup"
     startup_dir.mkdir(parents=True)
-    project_root = str(Path(__file__).resolve().parents[2])
+    project_root = str(kernel_side)
     path = startup_dir / "00-grader.py"
     path.write_text(
         "def __grader_boot():\n"
@@ -98,12 +126,12 @@ def write_startup(ipython_dir: Path, config: dict[str, object]) -> Path:
     return path
 
 
-def startup_config(device: str, remap_npu: bool, epoch_cap: int) -> dict[str, object]:
+def startup_config(device: str, remap_npu: bool, epoch_cap: int, kernel_side: Path) -> dict[str, object]:
     return {
         "device": device,
         "remap_npu": remap_npu,
         "epoch_cap": epoch_cap,
-        "fakes_dir": str(FAKES_DIR),
+        "fakes_dir": str(kernel_side / "grader" / "kernel" / "fakes"),
     }
 
 
@@ -166,6 +194,8 @@ def make_preexec(limits: ProcessLimits) -> Callable[[], None]:
         settings.append((resource.RLIMIT_NOFILE, limits.open_files))
     if limits.processes:
         settings.append((resource.RLIMIT_NPROC, limits.processes))
+    if limits.cpu_seconds:
+        settings.append((resource.RLIMIT_CPU, limits.cpu_seconds))
 
     def preexec() -> None:
         for which, value in settings:

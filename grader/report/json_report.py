@@ -79,6 +79,7 @@ def report_to_json(report: SubmissionReport, rubric: Rubric, lang: str) -> dict[
         "fallback_kernel": report.fallback_kernel,
         "cells": [_cell(c, lang) for c in report.cells],
         "student_curve": report.student_curve,
+        "protections": report.protections.to_json() if report.protections else None,
         "timings": {k: round(v, 3) for k, v in report.timings.items()},
         "rubric_sha256": report.rubric_sha256,
         "grader_version": report.grader_version,
