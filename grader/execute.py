@@ -289,6 +289,7 @@ class KernelSession:
         self.sandboxed = self.protections.filesystem
         self.startup_s: float | None = None
         self._run_dir: Path | None = None
+        self._ipc_dir: Path | None = None
         self._km: AsyncKernelManager | None = None
         self._client: _CappedClient | None = None
         self._watchdog: _Watchdog | None = None
@@ -312,7 +313,8 @@ class KernelSession:
         launch.write_startup(ipython_dir, config, kernel_side)
         argv = launch.kernel_argv()
         if self.sandboxed:
-            argv = sandbox.wrap_command(argv, workdir=self.workdir, run_dir=self._run_dir,
+            self._ipc_dir = sandbox.make_ipc_dir()
+            argv = sandbox.wrap_command(argv, workdir=self.workdir, run_dir=self._run_dir, ipc=self._ipc_dir,
                                         accelerator=self.device.kind != "cpu")
         self._km = AsyncKernelManager(
             kernel_name=launch.KERNEL_NAME,
@@ -322,7 +324,7 @@ class KernelSession:
         if self.sandboxed:
             # No network namespace shared with us, so no TCP: Unix sockets in the run folder.
             self._km.transport = "ipc"
-            self._km.ip = str(self._run_dir / "ipc" / "kernel")
+            self._km.ip = str(self._ipc_dir / "k")
         self._client = _CappedClient(
             nbformat.v4.new_notebook(),
             cap=self.limits.output_bytes_per_cell,
@@ -387,9 +389,10 @@ class KernelSession:
                 pass
         self._client = self._km = None
         self._dead = True
-        if self._run_dir is not None:
-            shutil.rmtree(self._run_dir, ignore_errors=True)
-            self._run_dir = None
+        for folder in (self._run_dir, self._ipc_dir):
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
+        self._run_dir = self._ipc_dir = None
 
     def alive(self) -> bool:
         if self._dead or self._km is None:

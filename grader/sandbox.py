@@ -86,7 +86,7 @@ def bwrap_unavailable() -> str:
         return "bubblewrap (bwrap) is not installed"
     with tempfile.TemporaryDirectory(prefix="grader-sandbox-probe-") as tmp:
         probe = wrap_command([sys.executable, "-c", "pass"], workdir=Path(tmp) / "work", run_dir=Path(tmp) / "run",
-                             accelerator=False)
+                             ipc=Path(tmp) / "ipc", accelerator=False)
         try:
             done = subprocess.run(probe, capture_output=True, timeout=_PROBE_TIMEOUT_S, check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:
@@ -143,15 +143,27 @@ def _inside_home(path: str) -> bool:
     return home not in ("", "/") and os.path.realpath(path).startswith(os.path.realpath(home) + os.sep)
 
 
-def wrap_command(argv: list[str], *, workdir: Path, run_dir: Path, accelerator: bool) -> list[str]:
+def make_ipc_dir() -> Path:
+    """A folder for the kernel's Unix sockets, with a short path.
+
+    A socket path may hold at most 107 bytes; under a nested TMPDIR (pytest's,
+    a batch worker's) the run folder's path alone came close, and the kernel
+    failed to start with "File name too long". So the sockets live in a
+    short-named folder directly in /tmp, whatever TMPDIR says.
+    """
+    base = "/tmp" if os.path.isdir("/tmp") else None
+    return Path(tempfile.mkdtemp(prefix="gk-", dir=base))
+
+
+def wrap_command(argv: list[str], *, workdir: Path, run_dir: Path, ipc: Path, accelerator: bool) -> list[str]:
     """`argv` run inside bwrap: allowlist mounts, no network, unprivileged, its own pid namespace.
 
-    workdir (read-write) and run_dir (read-only, except its ipc/ folder) keep
-    their paths inside, so the connection file and the probes' paths match.
+    workdir (read-write), run_dir (read-only) and ipc (read-write, the kernel's
+    sockets) keep their paths inside, so the connection file and the probes'
+    paths match.
     """
     path = shutil.which(BWRAP)
     assert path is not None, "call bwrap_unavailable() first"
-    ipc = run_dir / "ipc"
     ipc.mkdir(parents=True, exist_ok=True)
     workdir.mkdir(parents=True, exist_ok=True)
     args = [path, *_namespace_args()]
