@@ -13,7 +13,7 @@ same probe source and files a real kernel gets), one torch thread, seeds run
 one after another. Prints pass counts, epochs, time per seed and best held-out
 accuracy (min / median / max). A benchmark, not a test: it asserts nothing.
 
-    OMP_NUM_THREADS=1 python bench/lstm_train_reliability.py [--seeds 50] [--models lstm rnn lstm-2bugs]
+    OMP_NUM_THREADS=1 python bench/lstm_train_reliability.py [--seeds 50] [--models lstm rnn lstm-2bugs] [--fresh-heldout]
 """
 from __future__ import annotations
 
@@ -90,7 +90,17 @@ def summarise(model: str, runs: list[SeedRun]) -> str:
     return line
 
 
-def run_model(model: str, source: str, data, training, seeds: list[int], device: str) -> list[SeedRun]:
+def with_fresh_heldout(data, seed: int):
+    """`data` with a fresh synthetic held-out set, as grading on the default data draws one per run."""
+    from grader.heldout import fresh_synthetic
+    from grader.training import TrainingData
+
+    fresh = fresh_synthetic(1_000_000 + seed)  # reproducible here; grading uses a secret seed
+    return TrainingData(data.train_x, data.train_y, fresh.features, fresh.labels)
+
+
+def run_model(model: str, source: str, data, training, seeds: list[int], device: str,
+              fresh_heldout: bool = False) -> list[SeedRun]:
     runs = []
     with tempfile.TemporaryDirectory(prefix=f"bench-{model}-") as tmp, ProcessRunner(Path(tmp), source) as runner:
         # Start the child (import torch, define the classes) outside the timed runs:
@@ -98,7 +108,7 @@ def run_model(model: str, source: str, data, training, seeds: list[int], device:
         runner.run_code("pass", 300)
         for seed in seeds:
             protocol = TrainProtocol.from_rubric(training, device=device, seed=seed)
-            run = train_lstm(runner, data, protocol)
+            run = train_lstm(runner, with_fresh_heldout(data, seed) if fresh_heldout else data, protocol)
             runs.append(SeedRun(model, seed, run.outcome == "passed", run.outcome, run.epochs,
                                 run.best_accuracy, run.duration_s, run.error))
             print(f"  {model} seed {seed}: {run.outcome} epochs {run.epochs} "
@@ -114,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", nargs="+", default=["lstm", "rnn", "lstm-2bugs"], choices=sorted(model_sources()))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", type=Path, help="also write every run as JSON here")
+    parser.add_argument("--fresh-heldout", action="store_true",
+                        help="a fresh synthetic held-out set per seed, as grading on the default data does")
     args = parser.parse_args(argv)
 
     from grader.data.features import FeatureCache
@@ -136,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, list[SeedRun]] = {}
     started = time.monotonic()
     for model in args.models:
-        results[model] = run_model(model, sources[model], data, training, list(range(args.seeds)), args.device)
+        results[model] = run_model(model, sources[model], data, training, list(range(args.seeds)), args.device,
+                                   args.fresh_heldout)
     print(f"\nsummary ({args.seeds} seeds each; min / median / max; {time.monotonic() - started:.0f} s in all)")
     for model, runs in results.items():
         print(summarise(model, runs))

@@ -48,7 +48,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
     rubric = load_rubric(args.rubric)
     lang = args.lang or rubric.meta.language
-    options = CheckOptions(data=args.data, device=args.device, rubric=args.rubric, seed=args.seed)
+    options = CheckOptions(data=args.data, device=args.device, rubric=args.rubric, seed=args.seed,
+                           sandbox="require" if args.require_sandbox else "auto")
     report = check_notebook(args.notebook, options, lang=lang)
     result = report_to_json(report, rubric, lang)
     if args.format == "json":
@@ -106,7 +107,7 @@ def _cmd_grade(args: argparse.Namespace) -> int:
     options = GradeOptions(
         submissions=args.submissions, out=args.out, jobs=args.jobs, data=args.data, device=args.device,
         rubric=args.rubric, id_pattern=args.id_pattern, force=args.force, executor=args.executor,
-        scheduler=args.scheduler, lang=lang,
+        scheduler=args.scheduler, lang=lang, require_sandbox=args.require_sandbox,
     )
     return grade(options).exit_code
 
@@ -161,6 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write Gradescope's results.json")
     p.add_argument("--json", type=Path, default=None, metavar="FILE",
                    help="also write the JSON result (the --format json object) to FILE")
+    p.add_argument("--require-sandbox", action="store_true",
+                   help="refuse to grade (exit 2) unless every kernel protection is available (bubblewrap, namespaces)")
     p.set_defaults(handler=_cmd_check)
 
     p = sub.add_parser("report", help="render HTML reports, the class summary and exports from stored JSON results")
@@ -210,6 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--executor", choices=("local", "dask"), default="local",
                    help="local worker processes (default), or a Dask cluster (needs --scheduler)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS", help="Dask scheduler address, e.g. tcp://host:8786")
+    p.add_argument("--require-sandbox", action="store_true",
+                   help="refuse to grade (exit 2) unless every kernel protection is available (bubblewrap, namespaces)")
     p.set_defaults(handler=_cmd_grade)
 
     p = sub.add_parser("demo", help="the main job on the embedded default data")

@@ -78,7 +78,7 @@ def check_notebook(path: Path, options: CheckOptions, *, lang: str = "zh") -> Su
     rubric = load_rubric(options.rubric)
     nb = read_notebook(path)
     device = resolve_device(options.device)
-    protections = choose_protections(options.sandbox)  # before any work: --require-sandbox refuses early
+    protections = choose_protections(options.sandbox, lang)  # before any work: --require-sandbox refuses early
     seed = options.seed if options.seed is not None else secrets.randbits(62)
     with dataset(options.data, lang=lang) as data_dir:
         graded = _grade(Path(path), nb, rubric, device, data_dir, options, seed, protections)
@@ -131,7 +131,8 @@ def _grade(path: Path, nb: nbformat.NotebookNode, rubric: Rubric, device: Device
             if not session.alive():
                 session.close()
                 session, fallback = _fallback_session(workdir, device, limits, protections, nb, class_sources), True
-            results += _probe_checks(session, class_sources, rubric, device, data_dir, seed, timings)
+            results += _probe_checks(session, class_sources, rubric, device, data_dir, seed, timings,
+                                      synthetic_data=options.data is None)
         finally:
             session.close()
     finally:
@@ -166,9 +167,10 @@ def _fallback_session(workdir: Path, device: DeviceChoice, limits: ExecutionLimi
 
 
 def _probe_checks(session: KernelSession, class_sources: dict[str, str], rubric: Rubric, device: DeviceChoice,
-                  data_dir: Path, seed: int, timings: dict[str, float]) -> list[CheckResult]:
+                  data_dir: Path, seed: int, timings: dict[str, float], synthetic_data: bool) -> list[CheckResult]:
     from grader.calibrate import effective_training
     from grader.checks.model import run_model_checks
+    from grader.heldout import choose_heldout
     from grader.training import run_training_check
 
     mark = time.monotonic()
@@ -180,6 +182,9 @@ def _probe_checks(session: KernelSession, class_sources: dict[str, str], rubric:
         return results
     mark = time.monotonic()
     training = effective_training(rubric, data_dir)  # a calibrated threshold, when one was made for this data
-    results.append(run_training_check(session, data_dir, training, device=device.torch_device, seed=seed))
+    # Chosen now, after the notebook ran: clips the kernel never saw (grader/heldout.py).
+    heldout = choose_heldout(data_dir, synthetic=synthetic_data)
+    results.append(run_training_check(session, data_dir, training, device=device.torch_device, seed=seed,
+                                      heldout=heldout))
     timings["train_check_s"] = time.monotonic() - mark
     return results

@@ -164,8 +164,8 @@ def wrap_command(argv: list[str], *, workdir: Path, run_dir: Path, ipc: Path, ac
     """
     path = shutil.which(BWRAP)
     assert path is not None, "call bwrap_unavailable() first"
-    ipc.mkdir(parents=True, exist_ok=True)
-    workdir.mkdir(parents=True, exist_ok=True)
+    for folder in (ipc, workdir, run_dir):  # bwrap refuses to bind a source that does not exist
+        folder.mkdir(parents=True, exist_ok=True)
     args = [path, *_namespace_args()]
     args += _ro_binds(_SYSTEM_RO) + _ro_binds(_ETC_RO) + _ro_binds(_python_roots())
     args += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/dev/shm"]

@@ -132,14 +132,21 @@ def reached(accuracy: float, threshold: float) -> bool:
 # --- data --------------------------------------------------------------------
 
 
-def load_training_data(data_dir: Path, cache: Any = None) -> TrainingData:
-    """The train split to learn from and the test split as held-out clips (cached MFCCs)."""
-    from grader.data.features import FeatureCache, load_split
+def load_training_data(data_dir: Path, cache: Any = None, heldout: Any = None) -> TrainingData:
+    """The train split to learn from, and held-out clips to measure on.
 
-    cache = cache if cache is not None else FeatureCache()
+    `heldout` (a grader.heldout.HeldOut) is chosen by the caller after the
+    notebook ran; without one, the dataset's holdout split if it has one, else
+    its test split (what calibration measures on).
+    """
+    from grader.data.features import FeatureCache, load_split
+    from grader.heldout import choose_heldout
+
+    cache = cache or FeatureCache()
     train = load_split(Path(data_dir), "train", cache)
-    test = load_split(Path(data_dir), "test", cache)
-    return TrainingData(train.features, train.labels, test.features, test.labels)
+    if heldout is None:
+        heldout = choose_heldout(Path(data_dir), synthetic=False, cache=cache)
+    return TrainingData(train.features, train.labels, heldout.features, heldout.labels)
 
 
 def _pack(sequences: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -394,13 +401,17 @@ def to_check_result(run: TrainingRun) -> CheckResult:
 
 
 def run_training_check(runner: KernelRunner, data_dir: Path, training: Any, *, device: str,
-                       seed: int | None = None, cache: Any = None) -> CheckResult:
+                       seed: int | None = None, cache: Any = None, heldout: Any = None) -> CheckResult:
     """The `lstm.train` check on the dataset at `data_dir` with the rubric's [training].
 
     `seed` decides initial weights and batch order; None draws a fresh one (it
-    is recorded in details, so a run can be replayed).
+    is recorded in details, so a run can be replayed). `heldout`: see
+    load_training_data; where it came from is recorded in details.
     """
     seed = secrets.randbelow(2**31) if seed is None else int(seed)
-    data = load_training_data(Path(data_dir), cache)
+    data = load_training_data(Path(data_dir), cache, heldout)
     protocol = TrainProtocol.from_rubric(training, device=device, seed=seed)
-    return to_check_result(train_lstm(runner, data, protocol))
+    result = to_check_result(train_lstm(runner, data, protocol))
+    if heldout is not None:
+        result.details["heldout"] = heldout.describe()
+    return result

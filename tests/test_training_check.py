@@ -227,3 +227,37 @@ def test_protocol_follows_the_rubric() -> None:
     p = TrainProtocol.from_rubric(training, device="cuda:0", seed=4)
     assert (p.threshold, p.max_epochs, p.learning_rate, p.batch_size, p.device, p.seed, p.early_stop) == \
         (0.7, 5, 0.01, 16, "cuda:0", 4, True)
+
+
+def test_fresh_heldout_clips_are_new_balanced_and_secret_per_run():
+    from grader.heldout import fresh_synthetic
+
+    a, b = fresh_synthetic(1, per_class=4), fresh_synthetic(2, per_class=4)
+    assert a.source == "fresh_synthetic" and a.hidden_from_kernel
+    assert np.bincount(a.labels).tolist() == [4, 4, 4]
+    assert all(f.ndim == 2 and f.shape[1] == 13 and f.dtype == np.float32 for f in a.features)
+    assert not any(np.array_equal(x, y) for x in a.features for y in b.features if x.shape == y.shape)
+
+
+def test_a_tas_holdout_split_is_used_and_never_copied_into_the_kernels_folder(tmp_path, small_synthetic_dataset):
+    import shutil
+
+    from grader.execute import prepare_workdir
+    from grader.heldout import choose_heldout
+
+    data = tmp_path / "data"
+    shutil.copytree(small_synthetic_dataset, data)
+    assert choose_heldout(data, synthetic=False).source == "test_split"
+    assert not choose_heldout(data, synthetic=False).hidden_from_kernel
+    shutil.copytree(data / "test", data / "holdout")
+    shutil.copy(data / "test.csv", data / "holdout.csv")
+    chosen = choose_heldout(data, synthetic=False)
+    assert chosen.source == "holdout_split" and chosen.hidden_from_kernel and len(chosen.labels) == 6
+    notebook = tmp_path / "nb.ipynb"
+    notebook.write_text("{}", encoding="utf-8")
+    workdir = prepare_workdir(notebook, data)
+    try:
+        assert (workdir / "data" / "test.csv").is_file() and (workdir / "data" / "test").is_dir()
+        assert not (workdir / "data" / "holdout.csv").exists() and not (workdir / "data" / "holdout").exists()
+    finally:
+        shutil.rmtree(workdir)

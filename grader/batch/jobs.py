@@ -34,6 +34,7 @@ class JobOptions:
     rubric: str | None
     lang: str
     seed: int | None = None
+    sandbox: str = "auto"        # "require": a worker without every protection refuses (bad_input verdict)
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ def _grade(job: GradeJob) -> dict[str, Any]:
         check = CheckOptions(
             data=Path(options.data) if options.data else None, device=options.device,
             rubric=Path(options.rubric) if options.rubric else None, seed=options.seed,
+            sandbox=options.sandbox,  # type: ignore[arg-type]
         )
         report = check_notebook(path, check, lang=options.lang)
         report.submission_id = job.submission_id

@@ -48,6 +48,7 @@ class GradeOptions:
     lang: str | None = None              # None: the rubric's language
     seed: int | None = None              # debugging only, as for `grader check`
     job_timeout_s: float | None = None   # None: from the rubric's limits (executors.job_timeout_s)
+    require_sandbox: bool = False        # refuse to grade unless every kernel protection is available
 
 
 @dataclass
@@ -101,6 +102,10 @@ def grade(options: GradeOptions, *, out: TextIO | None = None, err: TextIO | Non
     lang = options.lang or rubric.meta.language
     if options.executor not in EXECUTORS:
         raise BadInputError(text("batch.unknown_executor", lang, name=options.executor))
+    if options.require_sandbox:
+        from grader.execute import choose_protections
+
+        choose_protections("require", lang)  # refuse before any work, not once per submission
     executor = _make_executor(options, rubric, lang)
     with tempfile.TemporaryDirectory(prefix="grader-batch-") as tmp:
         found = discover(options.submissions, id_pattern=options.id_pattern, lang=lang, workdir=Path(tmp))
@@ -110,7 +115,8 @@ def grade(options: GradeOptions, *, out: TextIO | None = None, err: TextIO | Non
             todo = _to_grade(found, store, rubric, options.force)
             job_options = JobOptions(data=data, device=options.device,
                                      rubric=str(Path(options.rubric).resolve()) if options.rubric else None,
-                                     lang=lang, seed=options.seed)
+                                     lang=lang, seed=options.seed,
+                                     sandbox="require" if options.require_sandbox else "auto")
             fresh = _run_jobs(executor, _LazyJobs(todo, job_options), store, run_id, lang, err)
             store.end_run(run_id)
             results = store.all_results()

@@ -56,6 +56,11 @@ def _mfcc(source: str | io.BytesIO) -> np.ndarray:
     return np.ascontiguousarray(librosa.feature.mfcc(y=y, sr=sr, n_mfcc=N_MFCC).T, dtype=np.float32)
 
 
+def mfcc_of_bytes(data: bytes) -> np.ndarray:
+    """(frames, 13) float32 MFCCs of WAV bytes held in memory (clips that never touch the disk)."""
+    return _mfcc(io.BytesIO(data))
+
+
 def compute_mfcc(wav_path: Path | str) -> np.ndarray:
     """(frames, 13) float32 MFCCs of one WAV file, computed exactly as the lab does."""
     return _mfcc(str(wav_path))
