@@ -308,3 +308,14 @@ def test_hostile_submission_id_and_file_name_are_escaped_in_title_and_body():
 
     assert {tag for tag, _ in page.tags} & FORBIDDEN_TAGS == set()
     assert "<script>alert(1)</script>" in page.text and "<iframe src=//evil>.ipynb" in page.text
+
+
+def test_the_report_lists_the_protections_and_names_the_missing_ones():
+    result = _load("passes_all_reference.json")
+    result["protections"] = {"filesystem": False, "network": False, "user_namespace": False,
+                             "pid_namespace": False, "rlimits": True, "scrubbed_env": True, "output_cap": True,
+                             "unavailable": "bubblewrap (bwrap) is not installed"}
+    page = render_submission_html(result, "en")
+    assert "memory, CPU, file-size and open-file limits" in page
+    assert "missing: sandboxed files (only its own folder visible); no network" in page
+    assert "bubblewrap (bwrap) is not installed" in page

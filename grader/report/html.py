@@ -417,11 +417,28 @@ def _shell_view(escapes: Any) -> list[dict[str, str]]:
             for e in escapes if isinstance(e, dict)] if isinstance(escapes, list) else []
 
 
+PROTECTION_LAYERS = ("filesystem", "network", "user_namespace", "pid_namespace", "rlimits", "scrubbed_env",
+                     "output_cap")
+
+
+def _protections_text(protections: dict[str, Any], t: Translate) -> str:
+    """Which layers kept the student's code in, and which were missing and why."""
+    active = [t(f"protection_{name}") for name in PROTECTION_LAYERS if protections.get(name) is True]
+    missing = [t(f"protection_{name}") for name in PROTECTION_LAYERS if protections.get(name) is False]
+    text = "; ".join(active) or t("none")
+    if missing:
+        text += " — " + t("protections_missing", layers="; ".join(missing),
+                          reason=_plain(protections.get("unavailable")) or t("none"))
+    return text
+
+
 def _run_rows(data: dict[str, Any], t: Translate) -> list[tuple[str, str]]:
     rows = [(t("device"), _plain(data.get("device")) or t("none")),
             (t("npu_remapped"), t("yes") if data.get("npu_remapped") else t("no"))]
     if data.get("kernel_died"):
         rows.append((t("kernel_died_label"), t("yes")))
+    if isinstance(data.get("protections"), dict):
+        rows.append((t("protections"), _protections_text(data["protections"], t)))
     if _is_number(data.get("duration_s")):
         rows.append((t("duration"), t("seconds", value=f"{data['duration_s']:.1f}")))
     timings = data.get("timings") if isinstance(data.get("timings"), dict) else {}

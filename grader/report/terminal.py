@@ -60,6 +60,10 @@ def print_report(result: dict[str, Any], lang: str, out: TextIO = sys.stdout) ->
     remap = text("report.npu_remapped", lang) if result.get("npu_remapped") else ""
     out.write(text("report.device_line", lang, device=result.get("device", ""), remap=remap,
                    duration=result.get("duration_s", 0.0)) + "\n")
+    protections = result.get("protections")
+    if isinstance(protections, dict) and protections.get("filesystem") is False:
+        # Students see a line only when the sandbox was missing: then their code could reach more than usual.
+        out.write(text("report.sandbox_missing", lang, reason=protections.get("unavailable") or "") + "\n")
     if result.get("shell_escapes"):
         commands = ", ".join(f"[{e['cell']}] {e['command']}" for e in result["shell_escapes"])
         out.write(text("report.skipped_commands", lang, commands=commands) + "\n")
