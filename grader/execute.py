@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import tempfile
@@ -26,6 +27,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import nbformat
+import zmq
+from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
 from nbclient import NotebookClient
@@ -53,6 +56,9 @@ _TRACEBACK_LINES = 20
 _TRACEBACK_CHARS = 4000
 _ERROR_VALUE_CHARS = 1000
 _TRUNCATION_MARK = "\n[...]\n"
+# The watchdog's look at the work folder: how often, and how many entries it will walk.
+_DISK_CHECK_EVERY_S = 0.5
+_DISK_MAX_ENTRIES = 100_000
 
 
 @dataclass(frozen=True)
@@ -73,7 +79,15 @@ class ExecutionLimits:
     output_bytes_per_cell: int = 2 * MIB
     file_size_bytes: int = 1 * GIB
     open_files: int = 1024
-    processes: int | None = None
+    # Tasks (threads count) of the kernel and all it starts: a fork bomb stops here (pids cgroup, or
+    # RLIMIT_NPROC for a non-root grader; see grader/sandbox.py). The lab's kernel runs ~20.
+    processes: int | None = 256
+    # What the kernel may add to its work folder (the dataset copy not counted): RLIMIT_FSIZE bounds one
+    # file, this bounds them all; the watchdog measures every half second and stops the kernel past it.
+    disk_bytes: int = 2 * GIB
+    # One message from the kernel (one zmq frame): bigger ones are dropped by libzmq before they are
+    # allocated here. See _CappedKernelClient.
+    message_bytes: int = 16 * MIB
     kill_grace_s: float = 5.0
     startup_timeout_s: float = 60.0
     # A backstop behind the wall-clock limits: CPU seconds over the kernel's whole life.
@@ -126,7 +140,7 @@ class CodeResult:
     stderr: str = ""
 
 
-def choose_protections(mode: SandboxMode, lang: str = "zh") -> Protections:
+def choose_protections(mode: SandboxMode) -> Protections:
     """The protections a kernel gets: the bwrap layers when available (or required), else the rest.
 
     "require" raises SandboxUnavailableError instead of grading with less.
@@ -135,7 +149,7 @@ def choose_protections(mode: SandboxMode, lang: str = "zh") -> Protections:
         return sandbox.base_protections(False, "turned off")
     reason = sandbox.bwrap_unavailable()
     if reason and mode == "require":
-        raise SandboxUnavailableError(render(Msg("exec.sandbox_required", {"reason": reason}), lang))
+        raise SandboxUnavailableError(render(Msg("exec.sandbox_required", {"reason": reason})))
     return sandbox.base_protections(not reason, reason)
 
 
@@ -149,20 +163,8 @@ def prepare_workdir(notebook_path: Path, data_dir: Path, parent: Path | None = N
         Path(parent).mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="grader-run-", dir=parent))
     shutil.copy2(notebook_path, workdir / notebook_path.name)
-    # The TA's held-out split (grader/heldout.py) never enters the kernel's folder.
-    shutil.copytree(data_dir, workdir / "data", symlinks=False, ignore=_hide_holdout(data_dir))
+    shutil.copytree(data_dir, workdir / "data", symlinks=False)
     return workdir
-
-
-def _hide_holdout(data_dir: Path) -> Any:
-    top = Path(data_dir).resolve()
-
-    def ignore(folder: str, names: list[str]) -> set[str]:
-        if Path(folder).resolve() != top:
-            return set()
-        return {n for n in names if n in ("holdout", "holdout.csv")}
-
-    return ignore
 
 
 def strip_ansi(text: str) -> str:
@@ -186,15 +188,44 @@ def _output_size(out: Any) -> int:
     return size
 
 
-class _Watchdog:
-    """Kills the kernel's process group when a deadline passes; one thread per session."""
+def disk_usage(folder: Path, max_entries: int = _DISK_MAX_ENTRIES) -> tuple[int, int]:
+    """(bytes on disk, entries) under folder, symlinks not followed; stops counting at max_entries."""
+    total = entries = 0
+    stack = [str(folder)]
+    while stack and entries < max_entries:
+        try:
+            with os.scandir(stack.pop()) as it:
+                for entry in it:
+                    entries += 1
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    total += getattr(st, "st_blocks", 0) * 512 or st.st_size
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+        except OSError:
+            continue
+    return total, entries
 
-    def __init__(self, kill: Any) -> None:
+
+class _Watchdog:
+    """Kills the kernel's process group when a deadline passes, or when a check trips.
+
+    One thread per session. `checks` are (name, function) pairs run every tick;
+    the first function to return True names the reason (`tripped`) and the
+    kernel is killed: "disk" (its files outgrew their budget), "flood" (it sent
+    a message over the size limit).
+    """
+
+    def __init__(self, kill: Any, checks: list[tuple[str, Any]] | None = None) -> None:
         self._kill = kill
+        self._checks = list(checks or [])
         self._deadline: float | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.fired = False
+        self.tripped: str | None = None
         self._thread = threading.Thread(target=self._run, name="grader-watchdog", daemon=True)
         self._thread.start()
 
@@ -220,6 +251,52 @@ class _Watchdog:
                     self.fired = True
             if due:
                 self._kill()
+            if self.tripped is None:
+                for name, check in self._checks:
+                    try:
+                        hit = check()
+                    except Exception:  # noqa: BLE001 - a failing check must not stop the deadline
+                        hit = False
+                    if hit:
+                        self.tripped = name
+                        self._kill()
+                        break
+
+
+class _CappedKernelClient(AsyncKernelClient):
+    """A kernel client whose sockets refuse any message over MAX_MESSAGE_BYTES.
+
+    Why a limit here, and not only per cell in _CappedClient: that cap applies
+    after nbclient has received, decoded and parsed a message whole. One
+    `print('x' * 200_000_000)` took the grader's RSS from 50 MB to 650 MB
+    (measured). libzmq's ZMQ_MAXMSGSIZE checks a frame's length header before
+    allocating it and drops the connection instead (the socket reconnects; the
+    messages in between are lost, which only costs that cell's output; a lost
+    execute_reply ends as a timeout). The kernel also caps its own streams
+    (grader/kernel/startup.py), but student code can undo that, so this one
+    is the cap we rely on. Set per class by KernelSession before connecting.
+    """
+
+    max_message_bytes = 16 * MIB
+    monitor_prefix = ""  # inproc address prefix of the shell and iopub sockets' DISCONNECTED events
+
+    def _context_default(self) -> zmq.asyncio.Context:
+        context = super()._context_default()
+        context.setsockopt(zmq.MAXMSGSIZE, int(self.max_message_bytes))
+        return context
+
+    # libzmq does not reconnect after refusing a message: the channel is gone for good (measured).
+    # A session watches these events and stops a kernel whose channel was cut while it still runs.
+    def connect_iopub(self, identity: bytes | None = None) -> zmq.Socket:
+        return self._monitored(super().connect_iopub(identity), "iopub")
+
+    def connect_shell(self, identity: bytes | None = None) -> zmq.Socket:
+        return self._monitored(super().connect_shell(identity), "shell")
+
+    def _monitored(self, sock: zmq.Socket, channel: str) -> zmq.Socket:
+        if self.monitor_prefix:
+            sock.monitor(f"{self.monitor_prefix}-{channel}", zmq.EVENT_DISCONNECTED)
+        return sock
 
 
 class _CappedClient(NotebookClient):
@@ -305,6 +382,11 @@ class KernelSession:
         self._km: AsyncKernelManager | None = None
         self._client: _CappedClient | None = None
         self._watchdog: _Watchdog | None = None
+        self._cgroup: sandbox.PidsCgroup | None = None
+        self._disk_base = 0
+        self._disk_checked_at = 0.0
+        self._monitors: list[zmq.Socket] = []
+        self._cut_since: float | None = None
         self._dead = False
 
     # -- lifecycle -----------------------------------------------------------------
@@ -321,7 +403,8 @@ class KernelSession:
         self._run_dir = Path(tempfile.mkdtemp(prefix="grader-kernel-"))
         ipython_dir = self._run_dir / "ipython"
         kernel_side = launch.copy_kernel_side(self._run_dir)
-        config = launch.startup_config(self.device.torch_device, self.remap_npu, self.limits.epoch_cap, kernel_side)
+        config = launch.startup_config(self.device.torch_device, self.remap_npu, self.limits.epoch_cap, kernel_side,
+                                       output_chars=self.limits.output_bytes_per_cell + 64 * 1024)
         launch.write_startup(ipython_dir, config, kernel_side)
         argv = launch.kernel_argv()
         if self.sandboxed:
@@ -333,6 +416,11 @@ class KernelSession:
             kernel_spec_manager=launch.write_kernelspec(self._run_dir, argv, interrupt_by_message=self.sandboxed),
             connection_file=str(self._run_dir / "connection.json"),
         )
+        # a class per session: each session's limit, and nothing shared between threads
+        monitor_prefix = f"inproc://grader-monitor-{id(self)}-{secrets.token_hex(4)}"
+        self._km.client_factory = type("_SessionKernelClient", (_CappedKernelClient,),
+                                       {"max_message_bytes": self.limits.message_bytes,
+                                        "monitor_prefix": monitor_prefix})
         if self.sandboxed:
             # No network namespace shared with us, so no TCP: Unix sockets in the run folder.
             self._km.transport = "ipc"
@@ -347,17 +435,25 @@ class KernelSession:
             startup_timeout=int(self.limits.startup_timeout_s),
             iopub_timeout=4,
             record_timing=False,
-            coalesce_streams=True,
+            # nbclient's own coalescing runs r".*\r(?=[^\n])" over each stream's text: quadratic in
+            # the length of a line, so one 1 MB line without a newline hung the grader for good
+            # (measured). _coalesce_streams does the same job in linear time.
+            coalesce_streams=False,
             resources={"metadata": {"path": str(self.workdir)}},
         )
         env = launch.kernel_env(self.workdir, ipython_dir, self.device.torch_device, not self.remap_npu)
         numba_cache.seed_kernel_cache(Path(env["NUMBA_CACHE_DIR"]))
-        self._watchdog = _Watchdog(self._kill_group)
+        self._disk_base = disk_usage(self.workdir)[0]
+        self._watchdog = _Watchdog(self._kill_group, [("disk", self._over_disk_budget), ("flood", self._channel_cut)])
         memory = self.limits.memory_bytes if self.device.kind == "cpu" else None
         process_limits = launch.ProcessLimits(
             memory, self.limits.file_size_bytes, self.limits.open_files, self.limits.processes,
             int(self.limits.cpu_time_s) if self.limits.cpu_time_s else None,
         )
+        join = None
+        if self.limits.processes and not sandbox.nproc_rlimit_effective():
+            self._cgroup = sandbox.PidsCgroup.create(self.limits.processes)
+            join = self._cgroup.join_function() if self._cgroup else None
         log = (self._run_dir / "kernel.log").open("wb")
         try:
             self._client.start_new_kernel(
@@ -366,11 +462,12 @@ class KernelSession:
                 # the launcher already starts a new session; independent=True keeps
                 # JPY_PARENT_PID out of the kernel's environment
                 independent=True,
-                preexec_fn=launch.make_preexec(process_limits),
+                preexec_fn=launch.make_preexec(process_limits, join),
                 stdout=log,
                 stderr=log,
             )
             self._client.start_new_kernel_client()
+            self._watch_channels(monitor_prefix)
         except Exception as exc:
             self.close()
             raise InternalError(render(Msg("exec.kernel_start_failed", {"error": str(exc)[:300]}))) from exc
@@ -382,6 +479,9 @@ class KernelSession:
         if self._watchdog is not None:
             self._watchdog.stop()
             self._watchdog = None
+        for monitor in self._monitors:
+            monitor.close(linger=0)
+        self._monitors = []
         client, km = self._client, self._km
         if client is not None and client.kc is not None:
             try:
@@ -399,6 +499,9 @@ class KernelSession:
                 run_sync(km.cleanup_resources)()
             except Exception:  # noqa: BLE001
                 pass
+        if self._cgroup is not None:
+            self._cgroup.remove()  # whatever escaped the process group (a daemonised fork, a fork bomb)
+            self._cgroup = None
         self._client = self._km = None
         self._dead = True
         for folder in (self._run_dir, self._ipc_dir):
@@ -434,13 +537,65 @@ class KernelSession:
         return getattr(provisioner, "pgid", None) or getattr(provisioner, "pid", None)
 
     def _kill_group(self) -> None:
-        """SIGKILL the kernel and everything it started in its process group (DataLoader workers...)."""
+        """SIGKILL the kernel and everything it started in its process group (DataLoader workers...).
+
+        In the sandbox, killing bwrap kills its pid namespace's init (--die-with-parent) and with
+        it every process of the namespace; the pids cgroup, when there is one, catches the rest.
+        """
         pgid = self._pgid()
         if pgid:
             try:
                 os.killpg(pgid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
+        if self._cgroup is not None:
+            self._cgroup.kill()
+
+    def _watch_channels(self, prefix: str) -> None:
+        """Sockets receiving the DISCONNECTED events of the client's shell and iopub sockets."""
+        kc = self._client.kc if self._client is not None else None
+        if kc is None:
+            return
+        shadow = zmq.Context.shadow(kc.context.underlying)  # inproc needs the same libzmq context
+        for channel in ("iopub", "shell"):
+            monitor = shadow.socket(zmq.PAIR)
+            monitor.connect(f"{prefix}-{channel}")
+            self._monitors.append(monitor)
+
+    def _channel_cut(self) -> bool:
+        """True once a channel to a kernel that is still running was cut (an over-size message)."""
+        if self._cut_since is None:
+            for monitor in self._monitors:
+                while monitor.poll(0):
+                    monitor.recv_multipart()
+                    self._cut_since = time.monotonic()
+            return False
+        # A kernel that exits also disconnects: only a kernel still running a second later was cut off.
+        if time.monotonic() - self._cut_since < 1.0:
+            return False
+        process = getattr(getattr(self._km, "provisioner", None), "process", None)
+        if process is not None and process.poll() is None:
+            return True
+        self._cut_since = None
+        return False
+
+    def _over_disk_budget(self) -> bool:
+        """Whether the kernel's files (work folder, and its log) grew past limits.disk_bytes."""
+        if time.monotonic() - self._disk_checked_at < _DISK_CHECK_EVERY_S:
+            return False
+        self._disk_checked_at = time.monotonic()
+        used, entries = disk_usage(self.workdir)
+        if self._run_dir is not None:
+            try:
+                used += (self._run_dir / "kernel.log").stat().st_size
+            except OSError:
+                pass
+        return used - self._disk_base > self.limits.disk_bytes or entries >= _DISK_MAX_ENTRIES
+
+    @property
+    def peak_tasks(self) -> int | None:
+        """Most tasks the kernel ran at once (when a pids cgroup counted them)."""
+        return self._cgroup.peak() if self._cgroup is not None else None
 
     # -- running ---------------------------------------------------------------------
 
@@ -461,6 +616,7 @@ class KernelSession:
             died = True
         finally:
             watchdog.disarm()
+        _coalesce_streams(cell)
         duration = time.monotonic() - began
         if died or not self.alive():
             self._dead = True
@@ -481,6 +637,13 @@ class KernelSession:
         )
 
     def _death_outcome(self, duration: float, killed: bool, timeout_s: float) -> _CellOutcome:
+        tripped = self._watchdog.tripped if self._watchdog is not None else None
+        if tripped == "disk":
+            msg = Msg("exec.disk_limit", {"mib": self.limits.disk_bytes // MIB})
+            return _CellOutcome("error", duration, "DiskLimit", None, None, msg, died=True)
+        if tripped == "flood":
+            msg = Msg("exec.output_flood", {"mib": self.limits.message_bytes // MIB})
+            return _CellOutcome("error", duration, "OutputFlood", None, None, msg, died=True)
         if killed:
             msg = Msg("exec.cell_killed", {"seconds": round(timeout_s), "grace": round(self.limits.kill_grace_s)})
             return _CellOutcome("timeout", duration, "KernelKilled", None, None, msg, died=True)
@@ -567,6 +730,50 @@ class KernelSession:
             kernel_died=outcome.died,
             stderr=streams["stderr"],
         )
+
+
+def _coalesce_streams(cell: nbformat.NotebookNode) -> None:
+    """One stream output per name, with carriage returns and backspaces applied (as a terminal would).
+
+    What nbclient's coalesce_streams does, in linear time: its regular expressions
+    backtrack quadratically on a long line, in the grader's process.
+    """
+    outputs = cell.get("outputs") or []
+    if not outputs:
+        return
+    merged: list = []
+    streams: dict[str, Any] = {}
+    for out in outputs:
+        if out.get("output_type") == "stream" and out.get("name") in streams:
+            streams[out["name"]]["_parts"].append(out.get("text", ""))
+            continue
+        if out.get("output_type") == "stream":
+            out["_parts"] = [out.get("text", "")]
+            streams[out["name"]] = out
+        merged.append(out)
+    for out in streams.values():
+        out["text"] = _terminal_text("".join(out.pop("_parts")))
+    cell.outputs = merged
+
+
+def _terminal_text(text: str) -> str:
+    """Backspace deletes the character before it; a carriage return inside a line drops what came before."""
+    if "\b" in text:
+        kept: list[str] = []
+        for ch in text:
+            if ch == "\b" and kept and kept[-1] != "\n":
+                kept.pop()
+            else:
+                kept.append(ch)
+        text = "".join(kept)
+    if "\r" in text:
+        lines = text.split("\n")
+        for i, line in enumerate(lines):
+            cut = line.rfind("\r", 0, len(line) - 1)
+            if cut >= 0:
+                lines[i] = line[cut + 1:]
+        text = "\n".join(lines)
+    return text
 
 
 def _not_run(index: int, source: str, message: Msg) -> CellRecord:

@@ -14,6 +14,16 @@ Layers, from outside in:
   `--die-with-parent`, `--new-session`.
 - rlimits, a scrubbed environment and an output cap are applied by
   grader/kernel/launch.py and grader/execute.py whether or not bwrap exists.
+- a process-count limit against fork bombs (`PidsCgroup`). RLIMIT_NPROC is not
+  enough: the kernel never checks it for processes whose real uid is root, and
+  a root grader's sandboxed kernel *is* root outside its user namespace
+  (bwrap maps the inner uid to the caller's; measured here: 60 forks under
+  `ulimit -u 20`). So a root grader puts each kernel in a pids cgroup of its
+  own (pids.max, v1 or v2, when /sys/fs/cgroup lets us create one); a non-root
+  grader relies on RLIMIT_NPROC, which does apply to it. When neither works,
+  `Protections.process_limit` is False.
+- /tmp and /dev/shm inside the sandbox are size-capped tmpfs (RAM: unsized,
+  they would be a memory bomb that RLIMIT_AS does not see).
 
 When bwrap or user namespaces are unavailable (not Linux, bwrap missing, a
 container that forbids namespaces), grading still works with the remaining
@@ -23,12 +33,16 @@ layers, and `Protections` says which ones were active so reports can show it;
 from __future__ import annotations
 
 import functools
+import itertools
 import os
+import signal
 import shutil
 import subprocess
 import sys
 import sysconfig
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -45,6 +59,11 @@ _ACCEL_RO = ("/usr/local/cuda", "/usr/local/Ascend", "/usr/local/dcmi", "/usr/lo
 _ACCEL_DEV_PREFIXES = ("nvidia", "davinci", "devmm_svm", "hisi_hdc")
 _INNER_UID = 1000
 _PROBE_TIMEOUT_S = 20
+# The sandbox's /tmp and /dev/shm live in RAM: capped (bytes each).
+TMPFS_BYTES = 256 * 2**20
+_CGROUP_ROOT = Path("/sys/fs/cgroup")
+_CGROUP_PREFIX = "grader-kernel-"
+_cgroup_counter = itertools.count()
 
 
 @dataclass(frozen=True)
@@ -59,11 +78,12 @@ class Protections:
     scrubbed_env: bool    # none of the grader's environment variables
     output_cap: bool      # outputs kept per cell are capped
     unavailable: str = "" # why the bwrap layers are missing, when they are
+    process_limit: bool = False  # a fork bomb is bounded: a pids cgroup, or RLIMIT_NPROC for a non-root grader
 
     @property
     def complete(self) -> bool:
         return all((self.filesystem, self.network, self.user_namespace, self.pid_namespace,
-                    self.rlimits, self.scrubbed_env, self.output_cap))
+                    self.rlimits, self.scrubbed_env, self.output_cap, self.process_limit))
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -73,7 +93,154 @@ def base_protections(sandboxed: bool, reason: str = "") -> Protections:
     posix = os.name == "posix"
     return Protections(filesystem=sandboxed, network=sandboxed, user_namespace=sandboxed,
                        pid_namespace=sandboxed, rlimits=posix, scrubbed_env=True, output_cap=True,
-                       unavailable="" if sandboxed else reason)
+                       unavailable="" if sandboxed else reason, process_limit=process_limit_available())
+
+
+def nproc_rlimit_effective() -> bool:
+    """RLIMIT_NPROC binds processes whose real uid is not root (outside every user namespace)."""
+    return os.name == "posix" and hasattr(os, "getuid") and os.getuid() != 0
+
+
+@functools.lru_cache(maxsize=None)
+def process_limit_available() -> bool:
+    """Whether a kernel's process count can be bounded here (tried once per process)."""
+    if nproc_rlimit_effective():
+        return True
+    probe = PidsCgroup.create(8)
+    if probe is None:
+        return False
+    probe.remove()
+    return True
+
+
+class PidsCgroup:
+    """A pids cgroup holding one kernel and everything it starts: at most `limit` tasks (threads count).
+
+    The kernel joins it between fork and exec (`join`, from the preexec
+    function), so nothing it forks escapes. `kill` SIGKILLs every member;
+    `remove` kills and deletes the cgroup. Folders left by a grader that was
+    killed are removed by the next one (their names carry the creator's pid).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @classmethod
+    def create(cls, limit: int) -> PidsCgroup | None:
+        base = _pids_cgroup_base()
+        if base is None:
+            return None
+        _remove_stale_cgroups(base)
+        path = base / f"{_CGROUP_PREFIX}{os.getpid()}-{next(_cgroup_counter)}"
+        try:
+            path.mkdir()
+        except OSError:
+            return None
+        try:
+            (path / "pids.max").write_text(str(int(limit)), encoding="ascii")
+        except OSError:
+            _rmdir(path)
+            return None
+        return cls(path)
+
+    def join_function(self) -> Callable[[], None]:
+        """A function for the child between fork and exec: move itself into the cgroup."""
+        procs = str(self.path / "cgroup.procs")
+
+        def join() -> None:
+            fd = os.open(procs, os.O_WRONLY)
+            try:
+                os.write(fd, str(os.getpid()).encode("ascii"))
+            finally:
+                os.close(fd)
+
+        return join
+
+    def members(self) -> list[int]:
+        try:
+            text = (self.path / "cgroup.procs").read_text(encoding="ascii")
+        except OSError:
+            return []
+        return [int(x) for x in text.split()]
+
+    def peak(self) -> int | None:
+        try:
+            return int((self.path / "pids.peak").read_text(encoding="ascii"))
+        except (OSError, ValueError):
+            return None
+
+    def kill(self) -> None:
+        """SIGKILL every task in the cgroup, including forks that are still appearing."""
+        kill_file = self.path / "cgroup.kill"  # cgroup v2: atomic
+        if kill_file.exists():
+            try:
+                kill_file.write_text("1", encoding="ascii")
+            except OSError:
+                pass
+        for _ in range(50):  # v1: a fork bomb races us, but pids.max bounds it and each round kills all
+            members = self.members()
+            if not members:
+                return
+            for pid in members:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            time.sleep(0.02)
+
+    def remove(self) -> None:
+        self.kill()
+        for _ in range(100):  # dying tasks leave the cgroup asynchronously
+            if _rmdir(self.path) or not self.path.exists():
+                return
+            time.sleep(0.02)
+
+
+def _rmdir(path: Path) -> bool:
+    try:
+        os.rmdir(path)
+        return True
+    except OSError:
+        return False
+
+
+def _pids_cgroup_base() -> Path | None:
+    """Our own cgroup in a hierarchy with the pids controller, if we may create children in it."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text(encoding="ascii").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, rel = line.split(":", 2)
+        if "pids" in controllers.split(","):  # v1
+            base = _CGROUP_ROOT / "pids" / rel.lstrip("/")
+            if os.access(base, os.W_OK):
+                return base
+    for line in lines:
+        hierarchy, controllers, rel = line.split(":", 2)
+        if hierarchy == "0" and controllers == "":  # v2: children get pids.max only if delegated to them
+            for root in (_CGROUP_ROOT, _CGROUP_ROOT / "unified"):
+                base = root / rel.lstrip("/")
+                try:
+                    enabled = (base / "cgroup.subtree_control").read_text(encoding="ascii").split()
+                except OSError:
+                    continue
+                if "pids" in enabled and os.access(base, os.W_OK):
+                    return base
+    return None
+
+
+def _remove_stale_cgroups(base: Path) -> None:
+    try:
+        entries = [e for e in os.listdir(base) if e.startswith(_CGROUP_PREFIX)]
+    except OSError:
+        return
+    for name in entries:
+        owner = name[len(_CGROUP_PREFIX):].split("-", 1)[0]
+        if owner.isdigit() and not os.path.exists(f"/proc/{owner}"):
+            stale = PidsCgroup(base / name)
+            stale.kill()
+            _rmdir(stale.path)
 
 
 @functools.lru_cache(maxsize=None)
@@ -168,7 +335,8 @@ def wrap_command(argv: list[str], *, workdir: Path, run_dir: Path, ipc: Path, ac
         folder.mkdir(parents=True, exist_ok=True)
     args = [path, *_namespace_args()]
     args += _ro_binds(_SYSTEM_RO) + _ro_binds(_ETC_RO) + _ro_binds(_python_roots())
-    args += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/dev/shm"]
+    size = str(TMPFS_BYTES)
+    args += ["--dev", "/dev", "--proc", "/proc", "--size", size, "--tmpfs", "/tmp", "--size", size, "--tmpfs", "/dev/shm"]
     if accelerator:  # after --dev, which would otherwise hide the device files
         args += _accelerator_args()
     args += ["--ro-bind", str(run_dir), str(run_dir), "--bind", str(ipc), str(ipc)]
@@ -176,4 +344,6 @@ def wrap_command(argv: list[str], *, workdir: Path, run_dir: Path, ipc: Path, ac
     if ipython.is_dir():  # IPython falls back to a temp dir (skipping our startup file) if this is read-only
         args += ["--bind", str(ipython), str(ipython)]
     args += ["--bind", str(workdir), str(workdir), "--chdir", str(workdir)]
+    # bwrap's root is a tmpfs (in RAM) holding the mount points: read-only, or it is unbounded scratch space
+    args += ["--remount-ro", "/"]
     return args + ["--", *argv]

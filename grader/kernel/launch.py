@@ -126,11 +126,13 @@ def write_startup(ipython_dir: Path, config: dict[str, object], kernel_side: Pat
     return path
 
 
-def startup_config(device: str, remap_npu: bool, epoch_cap: int, kernel_side: Path) -> dict[str, object]:
+def startup_config(device: str, remap_npu: bool, epoch_cap: int, kernel_side: Path,
+                   output_chars: int = 0) -> dict[str, object]:
     return {
         "device": device,
         "remap_npu": remap_npu,
         "epoch_cap": epoch_cap,
+        "output_chars": output_chars,
         "fakes_dir": str(kernel_side / "grader" / "kernel" / "fakes"),
     }
 
@@ -178,11 +180,38 @@ def _load_prctl() -> Callable[..., int] | None:
         return None
 
 
-def make_preexec(limits: ProcessLimits) -> Callable[[], None]:
+def user_task_count(uid: int | None = None) -> int:
+    """Tasks (threads included) the user runs now: what RLIMIT_NPROC counts besides the kernel."""
+    uid = os.getuid() if uid is None else uid
+    count = 0
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return 0
+    for name in entries:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/status", encoding="ascii", errors="replace") as fh:
+                fields = dict(line.split(":", 1) for line in fh if ":" in line)
+            if int(fields["Uid"].split()[0]) == uid:
+                count += int(fields.get("Threads", "1"))
+        except (OSError, KeyError, ValueError):
+            continue
+    return count
+
+
+def make_preexec(limits: ProcessLimits, join_cgroup: Callable[[], None] | None = None) -> Callable[[], None]:
     """The function Popen runs in the child before exec: rlimits, no core dumps, die with us.
 
     JPY_PARENT_PID is unset (the kernel would poll its parent, which breaks in
     a pid namespace), so the kernel instead gets SIGKILL when the grader dies.
+    `join_cgroup` moves the child into its pids cgroup before it can fork.
+
+    RLIMIT_NPROC counts every task of the real uid, not just the kernel's, and
+    binds only a non-root uid; so it is set only for a non-root grader, as
+    `processes` on top of what the user already runs (a root grader uses the
+    pids cgroup instead: grader/sandbox.py).
     """
     prctl = _load_prctl()
     settings: list[tuple[int, int]] = [(resource.RLIMIT_CORE, 0)]
@@ -192,12 +221,14 @@ def make_preexec(limits: ProcessLimits) -> Callable[[], None]:
         settings.append((resource.RLIMIT_FSIZE, limits.file_size_bytes))
     if limits.open_files:
         settings.append((resource.RLIMIT_NOFILE, limits.open_files))
-    if limits.processes:
-        settings.append((resource.RLIMIT_NPROC, limits.processes))
+    if limits.processes and os.getuid() != 0:
+        settings.append((resource.RLIMIT_NPROC, limits.processes + user_task_count()))
     if limits.cpu_seconds:
         settings.append((resource.RLIMIT_CPU, limits.cpu_seconds))
 
     def preexec() -> None:
+        if join_cgroup is not None:
+            join_cgroup()
         for which, value in settings:
             _, hard = resource.getrlimit(which)
             capped = value if hard == resource.RLIM_INFINITY else min(value, hard)

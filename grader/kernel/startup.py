@@ -28,6 +28,37 @@ def _fake_npu(fakes_dir: str) -> None:
     sys.modules.pop("torch_npu", None)
 
 
+def _cap_streams(shell: Any, budget: int) -> None:
+    """At most `budget` characters of stdout+stderr per execution leave this process.
+
+    The first of two caps (the grader's is the other, in grader/execute.py): it
+    stops a huge print before ipykernel serialises it. The student can undo it,
+    so the grader never relies on it alone.
+    """
+    state = {"left": budget}
+
+    def reset(*_args: Any) -> None:
+        state["left"] = budget
+
+    shell.events.register("pre_execute", reset)
+    for stream in (sys.stdout, sys.stderr):
+        write = stream.write
+
+        def capped(text: Any, _write: Any = write) -> Any:
+            left = state["left"]
+            size = len(text)
+            if left <= 0:
+                return size
+            if size > left:
+                state["left"] = 0
+                _write(text[:left])
+                return size
+            state["left"] = left - size
+            return _write(text)
+
+        stream.write = capped
+
+
 def install(shell: Any, config: dict[str, Any]) -> list[str]:
     """Apply `config`; return the names of the steps that failed (for the grader's own log)."""
     steps = [("threads", _one_torch_thread), ("shell", lambda: shell_shims.install(shell))]
@@ -35,6 +66,9 @@ def install(shell: Any, config: dict[str, Any]) -> list[str]:
         device = config["device"]
         steps.append(("fake_npu", lambda: _fake_npu(config["fakes_dir"])))
         steps.append(("npu_ast", lambda: shell.ast_transformers.append(transforms.npu_transformer(device))))
+    budget = int(config.get("output_chars") or 0)
+    if budget > 0:
+        steps.append(("output_cap", lambda: _cap_streams(shell, budget)))
     cap = int(config.get("epoch_cap") or 0)
     if cap > 0:
         steps.append(("epoch_cap", lambda: shell.ast_transformers.append(transforms.epoch_cap_transformer(cap))))
