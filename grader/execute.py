@@ -140,7 +140,7 @@ class CodeResult:
     stderr: str = ""
 
 
-def choose_protections(mode: SandboxMode) -> Protections:
+def choose_protections(mode: SandboxMode, lang: str = "zh") -> Protections:
     """The protections a kernel gets: the bwrap layers when available (or required), else the rest.
 
     "require" raises SandboxUnavailableError instead of grading with less.
@@ -149,7 +149,7 @@ def choose_protections(mode: SandboxMode) -> Protections:
         return sandbox.base_protections(False, "turned off")
     reason = sandbox.bwrap_unavailable()
     if reason and mode == "require":
-        raise SandboxUnavailableError(render(Msg("exec.sandbox_required", {"reason": reason})))
+        raise SandboxUnavailableError(render(Msg("exec.sandbox_required", {"reason": reason}), lang))
     return sandbox.base_protections(not reason, reason)
 
 
@@ -163,8 +163,20 @@ def prepare_workdir(notebook_path: Path, data_dir: Path, parent: Path | None = N
         Path(parent).mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="grader-run-", dir=parent))
     shutil.copy2(notebook_path, workdir / notebook_path.name)
-    shutil.copytree(data_dir, workdir / "data", symlinks=False)
+    # The TA's held-out split (grader/heldout.py) never enters the kernel's folder.
+    shutil.copytree(data_dir, workdir / "data", symlinks=False, ignore=_hide_holdout(data_dir))
     return workdir
+
+
+def _hide_holdout(data_dir: Path) -> Any:
+    top = Path(data_dir).resolve()
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        if Path(folder).resolve() != top:
+            return set()
+        return {n for n in names if n in ("holdout", "holdout.csv")}
+
+    return ignore
 
 
 def strip_ansi(text: str) -> str:
