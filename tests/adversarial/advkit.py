@@ -1,0 +1,316 @@
+"""Shared pieces of the adversarial suite: notebooks built from the reference, a quick rubric,
+and the "nothing left behind, nothing hurt" checks every attack ends with.
+
+Every attack notebook is the reference (or the untouched template) plus attack cells, or with a
+class replaced. Attacks that cheat are built on a deliberately BROKEN LSTM (tanh on the forget
+gate): a forged pass would show up as points that notebook cannot earn.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from grader.paths import DEFAULT_RUBRIC, PROJECT_ROOT, REFERENCE_NOTEBOOK, TEMPLATE_NOTEBOOK
+
+# Points a notebook that is the reference with a tanh forget gate earns (measured with the real
+# grader): every check but lstm.forward (14), lstm.grad (8) and lstm.train (14).
+# (It still trains past the lstm.train threshold on most seeds.)
+BROKEN_LSTM_SCORE = 78
+BROKEN_LSTM_FAILS = {"lstm.forward", "lstm.grad"}
+ALL_CHECKS = 18
+_FORGET_GATE = "f_t = torch.sigmoid(x_t @ self.W_xf + h_t @ self.W_hf + self.b_f)"
+_IMPORTS_CELL = 7
+_RNN_CELL = 17
+_LSTM_CELL = 28
+
+
+def reference() -> nbformat.NotebookNode:
+    return nbformat.read(REFERENCE_NOTEBOOK, as_version=4)
+
+
+def broken_lstm() -> nbformat.NotebookNode:
+    """The reference with tanh on the LSTM's forget gate: 78 points, honestly."""
+    nb = reference()
+    cell = nb.cells[_LSTM_CELL]
+    assert _FORGET_GATE in cell.source
+    cell.source = cell.source.replace(_FORGET_GATE, _FORGET_GATE.replace("torch.sigmoid", "torch.tanh"))
+    return nb
+
+
+def template() -> nbformat.NotebookNode:
+    return nbformat.read(TEMPLATE_NOTEBOOK, as_version=4)
+
+
+def with_cells(nb: nbformat.NotebookNode, *sources: str, at: str = "after_imports") -> nbformat.NotebookNode:
+    """nb with code cells inserted: after the imports cell, at the start, or at the end."""
+    cells = [nbformat.v4.new_code_cell(s) for s in sources]
+    if at == "start":
+        nb.cells[0:0] = cells
+    elif at == "end":
+        nb.cells.extend(cells)
+    else:
+        index = _IMPORTS_CELL + 1 if nb.cells[_IMPORTS_CELL].source.startswith("import os") else 0
+        nb.cells[index:index] = cells
+    return nb
+
+
+def write(nb: nbformat.NotebookNode, folder: Path, name: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.ipynb"
+    path.write_text(nbformat.writes(nb), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def quick_rubric(tmp_path_factory) -> Path:
+    """The lab rubric with short cell and notebook limits, so hanging attacks finish quickly."""
+    text = DEFAULT_RUBRIC.read_text(encoding="utf-8")
+    text = text.replace("cell_timeout_s = 180", "cell_timeout_s = 6")
+    text = text.replace("notebook_timeout_s = 900", "notebook_timeout_s = 120")
+    path = tmp_path_factory.mktemp("adv-rubric") / "lab.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# -- running the grader ---------------------------------------------------------------------
+
+
+@dataclass
+class Checked:
+    code: int
+    result: dict | None
+    stdout: str
+    stderr: str
+
+    @property
+    def statuses(self) -> dict[str, str]:
+        return {c["id"]: c["status"] for c in (self.result or {}).get("checks", [])}
+
+    @property
+    def not_passed(self) -> set[str]:
+        return {i for i, s in self.statuses.items() if s != "passed"}
+
+    @property
+    def score(self) -> float:
+        assert self.result is not None, self.stderr[-2000:]
+        return self.result["score"]
+
+
+def grader_env(tmp: Path) -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": str(tmp), "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def check_in_process(notebook: Path, rubric: Path) -> Checked:
+    """grader.pipeline.check_notebook in the test's own process, as its JSON result."""
+    from grader.pipeline import CheckOptions, check_notebook
+    from grader.report.json_report import report_to_json
+    from grader.rubric import load_rubric
+
+    report = check_notebook(notebook, CheckOptions(rubric=rubric, device="cpu"), lang="en")
+    result = json.loads(json.dumps(report_to_json(report, load_rubric(rubric), "en")))
+    return Checked(0 if report.all_passed else 1, result, "", "")
+
+
+def leaks(checked: Checked) -> list[str]:
+    """Attack cells end with `raise SystemError('LEAKED ...')` when they got something they must not."""
+    return [c["error_value"] for c in (checked.result or {}).get("cells", [])
+            if "LEAKED" in (c.get("error_value") or "")]
+
+
+def cell(checked: Checked, index: int) -> dict:
+    """The record of the code cell at notebook index `index`."""
+    return next(c for c in checked.result["cells"] if c["index"] == index)
+
+
+ATTACK_INDEX = _IMPORTS_CELL + 1  # where with_cells(..., at="after_imports") puts the first attack cell
+
+
+def check_subprocess(notebook: Path, tmp: Path, *extra: str, timeout: float = 240) -> Checked:
+    """`python -m grader check NOTEBOOK --format json` in a child process (attacks that could harm us)."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "grader", "check", str(notebook), "--format", "json", "--lang", "en", *extra],
+        cwd=tmp, env=grader_env(tmp), capture_output=True, text=True, timeout=timeout,
+    )
+    try:
+        result = json.loads(done.stdout)
+    except ValueError:
+        result = None
+    return Checked(done.returncode, result, done.stdout, done.stderr)
+
+
+def assert_graded(checked: Checked) -> None:
+    """A clear verdict: exit 0/1 and a JSON result with every check graded."""
+    assert checked.code in (0, 1), (checked.code, checked.stderr[-3000:])
+    assert checked.result is not None and len(checked.result["checks"]) == ALL_CHECKS
+    assert 0 <= checked.score <= checked.result["max_score"] == 100
+    for check in checked.result["checks"]:
+        assert check["status"] in ("passed", "failed", "skipped", "error"), check
+        assert 0 <= check["score"] <= check["max_score"]
+        if check["status"] != "passed":
+            assert check["score"] == 0, check
+
+
+def assert_broken_lstm_score(checked: Checked, extra_fails: set[str] = frozenset()) -> None:
+    """Exactly what a tanh forget gate earns (less what the attack itself broke), never more."""
+    assert_graded(checked)
+    # lstm.train may go either way: with the wrong gate the grader's training reaches the threshold
+    # on most seeds, not all. Whatever happened, the score is exactly what passed.
+    expected = BROKEN_LSTM_FAILS | set(extra_fails)
+    assert expected <= checked.not_passed <= expected | {"lstm.train"}, checked.not_passed
+    lost = sum(c["max_score"] for c in checked.result["checks"] if c["id"] in checked.not_passed - BROKEN_LSTM_FAILS)
+    assert checked.score == BROKEN_LSTM_SCORE - lost
+
+
+# -- nothing left behind -------------------------------------------------------------------
+
+
+def _entries(folder: Path, depth: int) -> set[str]:
+    found: set[str] = set()
+    try:
+        with os.scandir(folder) as it:
+            for entry in it:
+                found.add(entry.path)
+                if depth > 1 and entry.is_dir(follow_symlinks=False) and entry.name not in (".git", ".venv"):
+                    found |= _entries(Path(entry.path), depth - 1)
+    except OSError:
+        pass
+    return found
+
+
+def _watched(exclude: Path) -> set[str]:
+    home = Path.home()
+    found = _entries(PROJECT_ROOT, 3) | _entries(home, 2)
+    for parent in list(exclude.parents)[:4]:  # the parents of the working folder the test handed out
+        found |= _entries(parent, 1)
+    found |= {p for p in _entries(Path("/tmp"), 1) if Path(p).name.startswith(("grader-", "gk-"))}
+    found |= _entries(Path("/sys/fs/cgroup/pids"), 1) if Path("/sys/fs/cgroup/pids").is_dir() else set()
+    mine = str(exclude)
+    return {p for p in found if not (p == mine or p.startswith(mine + os.sep))
+            and "__pycache__" not in p and not p.endswith((".pyc", ".coverage"))
+            and "/.pytest_cache" not in p}
+
+
+def processes_mentioning(fragment: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if fragment in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def children() -> set[int]:
+    """Our child processes, less multiprocessing's resource tracker (one per process, started by the
+    first spawned batch worker and meant to live as long as we do)."""
+    me = str(os.getpid())
+    kids = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if stat.rsplit(")", 1)[1].split()[1] == me and b"resource_tracker" not in cmdline:
+            kids.add(int(entry.name))
+    return kids
+
+
+def health() -> dict[str, int]:
+    status = Path("/proc/self/status").read_text()
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    return {
+        "rss_kb": int(fields["VmRSS"].split()[0]),
+        "threads": int(fields["Threads"]),
+        "fds": len(os.listdir("/proc/self/fd")),
+    }
+
+
+@pytest.fixture
+def contained(tmp_path, monkeypatch):
+    """Runs an attack inside: TMPDIR is this test's folder; afterwards nothing new anywhere else,
+    no process of ours left, and the test process as healthy as before."""
+    work = tmp_path / "tmp"
+    work.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(work))
+    monkeypatch.setenv("TMPDIR", str(work))
+    monkeypatch.chdir(tmp_path)
+    for name in ("torch", "grader.pipeline", "grader.checks.model", "grader.training"):
+        importlib.import_module(name)  # loaded before measuring: the first grading would load them
+
+    before = _watched(tmp_path)
+    kids, vitals = children(), health()
+    yield work
+    deadline = time.monotonic() + 30
+    while processes_mentioning(str(tmp_path)) and time.monotonic() < deadline:
+        time.sleep(0.2)  # kernels die by PDEATHSIG, asynchronously
+    assert processes_mentioning(str(tmp_path)) == []
+    new = _watched(tmp_path) - before
+    deadline = time.monotonic() + 15
+    while new and time.monotonic() < deadline:  # another session's kernel may come and go meanwhile
+        time.sleep(0.5)
+        new = {p for p in new if os.path.lexists(p)}
+    assert not new, f"left outside the temporary folder: {sorted(new)[:20]}"
+    deadline = time.monotonic() + 10
+    while not children() <= kids and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert children() <= kids, [(p, Path(f"/proc/{p}/cmdline").read_bytes()[:200]) for p in children() - kids]
+    after = health()
+    assert after["threads"] <= vitals["threads"] + 4, (vitals, after)
+    assert after["fds"] <= vitals["fds"] + 16, (vitals, after)
+    assert after["rss_kb"] <= vitals["rss_kb"] + 400 * 1024, (vitals, after)
+
+
+class LoopbackServer:
+    """A TCP server on 127.0.0.1 in the test's process that records every connection it accepts."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.connections: list[tuple] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, addr = self.sock.accept()
+            except OSError:
+                continue
+            self.connections.append(addr)
+            conn.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.sock.close()
+
+
+@pytest.fixture
+def loopback_server():
+    server = LoopbackServer()
+    yield server
+    server.close()
