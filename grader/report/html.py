@@ -417,8 +417,8 @@ def _shell_view(escapes: Any) -> list[dict[str, str]]:
             for e in escapes if isinstance(e, dict)] if isinstance(escapes, list) else []
 
 
-PROTECTION_LAYERS = ("filesystem", "network", "user_namespace", "pid_namespace", "rlimits", "scrubbed_env",
-                     "output_cap")
+PROTECTION_LAYERS = ("filesystem", "network", "user_namespace", "pid_namespace", "process_limit", "rlimits",
+                     "scrubbed_env", "output_cap")
 
 
 def _protections_text(protections: dict[str, Any], t: Translate) -> str:
