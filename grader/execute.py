@@ -148,9 +148,12 @@ def choose_protections(mode: SandboxMode, lang: str = "zh") -> Protections:
     if mode == "off":
         return sandbox.base_protections(False, "turned off")
     reason = sandbox.bwrap_unavailable()
-    if reason and mode == "require":
+    protections = sandbox.base_protections(not reason, reason)
+    if mode == "require" and not protections.complete:
+        if not reason:  # bwrap works, yet a layer outside it is missing: name it
+            reason = ", ".join(name for name, value in protections.to_json().items() if value is False)
         raise SandboxUnavailableError(render(Msg("exec.sandbox_required", {"reason": reason}), lang))
-    return sandbox.base_protections(not reason, reason)
+    return protections
 
 
 def prepare_workdir(notebook_path: Path, data_dir: Path, parent: Path | None = None) -> Path:

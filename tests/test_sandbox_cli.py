@@ -51,3 +51,17 @@ def test_require_sandbox_refuses_check_and_grade_without_bubblewrap(tmp_path: Pa
     proc = run_grader("grade", str(subs), "-o", str(tmp_path / "out"), "--require-sandbox", path="/nonexistent")
     assert proc.returncode == 2 and "sandbox is required" in proc.stderr
     assert not (tmp_path / "out").exists(), "refused before anything was written"
+
+
+def test_require_sandbox_also_refuses_when_a_layer_outside_bubblewrap_is_missing(monkeypatch):
+    import pytest
+
+    from grader import sandbox
+    from grader.errors import SandboxUnavailableError
+    from grader.execute import choose_protections
+
+    # e.g. a root grader in a container without a writable pids cgroup: no fork-bomb limit
+    monkeypatch.setattr(sandbox, "process_limit_available", lambda: False)
+    assert not choose_protections("auto", "en").process_limit
+    with pytest.raises(SandboxUnavailableError, match="process_limit"):
+        choose_protections("require", "en")
