@@ -20,9 +20,6 @@ class SingleExports:
     gradescope: Path | None = None
     json: Path | None = None
 
-    def requested(self) -> list[Path]:
-        return [p for p in (self.html, self.junit, self.gradescope, self.json) if p is not None]
-
 
 def write_single_exports(result: dict[str, Any], exports: SingleExports, lang: str) -> list[Path]:
     """Write every requested file; the paths written, in option order."""
