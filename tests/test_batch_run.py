@@ -28,6 +28,7 @@ from grader.batch.run import GradeOptions, grade
 from grader.batch.store import STORE_NAME
 from grader.cli import main
 from grader.paths import PROJECT_ROOT, REFERENCE_NOTEBOOK, TEMPLATE_NOTEBOOK
+from proc_helpers import processes_mentioning
 
 NOT_JSON = b"this is not a notebook {"
 
@@ -63,21 +64,6 @@ def stored_count(out: Path) -> int:
         return len(rows(out))
     except sqlite3.Error:  # not created yet
         return 0
-
-
-def processes_mentioning(fragment: str) -> list[int]:
-    """Live processes whose command line mentions `fragment` (kernels name their connection file)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if fragment in cmdline:
-            found.append(int(entry.name))
-    return found
 
 
 def assert_no_leftover_processes(fragment: str) -> None:

@@ -23,6 +23,7 @@ import nbformat
 import pytest
 
 from grader.paths import DEFAULT_RUBRIC, PROJECT_ROOT, REFERENCE_NOTEBOOK, TEMPLATE_NOTEBOOK
+from proc_helpers import processes_mentioning
 
 # Points a notebook that is the reference with a tanh forget gate earns (measured with the real
 # grader): every check but lstm.forward (14), lstm.grad (8) and lstm.train (14).
@@ -201,20 +202,6 @@ def _watched(exclude: Path) -> set[str]:
     return {p for p in found if not (p == mine or p.startswith(mine + os.sep))
             and "__pycache__" not in p and not p.endswith((".pyc", ".coverage"))
             and "/.pytest_cache" not in p}
-
-
-def processes_mentioning(fragment: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if fragment in cmdline:
-            found.append(int(entry.name))
-    return found
 
 
 def children() -> set[int]:
