@@ -334,9 +334,11 @@ def wrap_command(argv: list[str], *, workdir: Path, run_dir: Path, ipc: Path, ac
     for folder in (ipc, workdir, run_dir):  # bwrap refuses to bind a source that does not exist
         folder.mkdir(parents=True, exist_ok=True)
     args = [path, *_namespace_args()]
-    args += _ro_binds(_SYSTEM_RO) + _ro_binds(_ETC_RO) + _ro_binds(_python_roots())
     size = str(TMPFS_BYTES)
+    # The private /tmp first: a virtual environment or checkout that lives under /tmp (a CI clone, say)
+    # is bound on top of it below; mounted after them, the tmpfs would hide the Python the kernel runs.
     args += ["--dev", "/dev", "--proc", "/proc", "--size", size, "--tmpfs", "/tmp", "--size", size, "--tmpfs", "/dev/shm"]
+    args += _ro_binds(_SYSTEM_RO) + _ro_binds(_ETC_RO) + _ro_binds(_python_roots())
     if accelerator:  # after --dev, which would otherwise hide the device files
         args += _accelerator_args()
     args += ["--ro-bind", str(run_dir), str(run_dir), "--bind", str(ipc), str(ipc)]

@@ -204,6 +204,16 @@ def _watched(exclude: Path) -> set[str]:
             and "/.pytest_cache" not in p}
 
 
+def require_sandbox() -> None:
+    """Fail, never skip: the suite proves the sandbox, and CI must run it with the sandbox active."""
+    from grader import sandbox
+
+    reason = sandbox.bwrap_unavailable()
+    if reason:
+        pytest.fail(f"the adversarial suite needs the kernel sandbox, which is not available here: {reason} "
+                    "(make setup installs bubblewrap)")
+
+
 def children() -> set[int]:
     """Our child processes, less multiprocessing's resource tracker (one per process, started by the
     first spawned batch worker and meant to live as long as we do)."""

@@ -19,10 +19,14 @@ import pytest
 import attacks
 from advkit import (ATTACK_INDEX, BROKEN_LSTM_SCORE, Checked, assert_broken_lstm_score, assert_graded,
                       broken_lstm, cell, check_in_process, check_subprocess, health, leaks, reference, template,
-                      with_cells, write)
+                      require_sandbox, with_cells, write)
 from grader import sandbox
 
-pytestmark = pytest.mark.skipif(sandbox.bwrap_unavailable() != "", reason="the adversarial suite needs the sandbox")
+
+
+@pytest.fixture(autouse=True)
+def _sandbox_is_active() -> None:
+    require_sandbox()
 
 
 def assert_template_score(checked: Checked) -> None:
@@ -55,7 +59,9 @@ def test_process_attacks_get_a_verdict_and_nothing_else(contained, quick_rubric,
 
 def test_attack_fork_bomb_is_bounded_by_the_process_limit(contained, quick_rubric):
     if not sandbox.process_limit_available():
-        pytest.skip("no process-count limit here: a fork bomb would be unbounded")
+        # Fail, never skip: CI must prove this layer; running the bomb unbounded is not an option.
+        pytest.fail("no process-count limit on this machine (root without a writable pids cgroup): "
+                    "a fork bomb would be unbounded; see docs/security.md")
     path = write(with_cells(template(), attacks.FORK_BOMB, at="start"), contained.parent, "attack_fork_bomb")
     began = time.monotonic()
     checked = check_in_process(path, quick_rubric)

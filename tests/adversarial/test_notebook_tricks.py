@@ -8,8 +8,7 @@ import json
 import nbformat
 import pytest
 
-from advkit import Checked, assert_graded, check_subprocess, template, with_cells, write
-from grader import sandbox
+from advkit import Checked, assert_graded, check_subprocess, require_sandbox, template, with_cells, write
 
 
 def huge_notebook(folder):
@@ -45,10 +44,10 @@ def test_a_malformed_notebook_is_refused_in_one_line(contained, make):
     assert_refused(checked, path)
 
 
-@pytest.mark.skipif(sandbox.bwrap_unavailable() != "", reason="the adversarial suite needs the sandbox")
 def test_megabytes_of_cell_source_and_html_in_outputs(contained, quick_rubric):
     """One notebook: a 4 MB code cell, and a cell whose output and error are HTML with scripts
     (stored in the file and produced again when it runs). Graded, 0 points, the HTML report escapes it."""
+    require_sandbox()
     script = "<script>alert('pwned')</script><img src=x onerror=alert(1)>"
     big = 'text = """\n' + ("lorem ipsum " * 8 + "\n") * (4 * 2**20 // 97) + '"""\nprint(len(text))\n'
     html_cell = (
