@@ -20,14 +20,11 @@ Isolation from what a submission can do to the trusted side:
 """
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import importlib
 import multiprocessing
 import os
 import shutil
 import signal
-import sys
 import tempfile
 import time
 from collections import deque
@@ -38,13 +35,13 @@ from typing import Any, Callable, Protocol, Sequence
 
 from grader.batch.jobs import GradeJob, failed_result, grade_job
 from grader.errors import InternalError
+from grader.kernel.launch import PR_SET_PDEATHSIG, load_prctl
 from grader.messages import text
 
 OnResult = Callable[[GradeJob, dict], None]
 
 # How long a new worker may take to import torch and the grader before it counts as broken.
 WORKER_START_TIMEOUT_S = 120.0
-_PR_SET_PDEATHSIG = 1
 
 
 class Executor(Protocol):
@@ -65,12 +62,9 @@ def default_jobs() -> int:
 
 def _die_with_parent(parent_pid: int) -> None:
     """SIGKILL this worker when the coordinator dies, even by SIGKILL (Linux); exit if it already has."""
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-        except (OSError, AttributeError):
-            pass
+    prctl = load_prctl()
+    if prctl is not None:
+        prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
     if os.getppid() != parent_pid:
         os._exit(0)
 

@@ -37,7 +37,7 @@ THREAD_ENV = {
 # (tokens, the grader's own settings) stays out of the student's process.
 PASSTHROUGH = ("PATH", "LANG", "LC_ALL", "LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES", "CUDA_HOME")
 NPU_PASSTHROUGH_PREFIXES = ("ASCEND_", "TOOLCHAIN_HOME")
-_PR_SET_PDEATHSIG = 1
+PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -169,8 +169,8 @@ def kernel_env(workdir: Path, ipython_dir: Path, device: str, npu: bool) -> dict
     return env
 
 
-def _load_prctl() -> Callable[..., int] | None:
-    # Resolved in the parent: the child, between fork and exec, should only make the call.
+def load_prctl() -> Callable[..., int] | None:
+    """libc's prctl on Linux, else None. Resolved in the parent: a child between fork and exec only calls it."""
     if not sys.platform.startswith("linux"):
         return None
     try:
@@ -213,7 +213,7 @@ def make_preexec(limits: ProcessLimits, join_cgroup: Callable[[], None] | None =
     `processes` on top of what the user already runs (a root grader uses the
     pids cgroup instead: grader/sandbox.py).
     """
-    prctl = _load_prctl()
+    prctl = load_prctl()
     settings: list[tuple[int, int]] = [(resource.RLIMIT_CORE, 0)]
     if limits.address_space_bytes:
         settings.append((resource.RLIMIT_AS, limits.address_space_bytes))
@@ -234,6 +234,6 @@ def make_preexec(limits: ProcessLimits, join_cgroup: Callable[[], None] | None =
             capped = value if hard == resource.RLIM_INFINITY else min(value, hard)
             resource.setrlimit(which, (capped, capped))
         if prctl is not None:
-            prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+            prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
 
     return preexec
