@@ -20,6 +20,9 @@ Only fields Gradescope documents for its autograder specification are used:
   check's message, then the likely cause and the hint, in `lang`.
 - Plain text only (Gradescope's default output format), so nothing a student
   wrote can inject markup into Gradescope's page.
+- A self-check result (grader/report/results.py: hidden checks not run, only
+  the visible ones listed) is exported as it is, with the self-check notice
+  (hidden checks, no guarantee of full marks) below the score in `output`.
 """
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.messages import text
-from grader.report.results import localise, title
+from grader.report.results import localise, self_check_notice, self_check_of, title
 
 PASSED = "passed"
 FAILED = "failed"
@@ -66,12 +69,16 @@ def gradescope_test(check: dict[str, Any], lang: str) -> dict[str, Any]:
 
 
 def overall_output(result: dict[str, Any], lang: str) -> str:
+    score_key = "report.score_line_self_check" if self_check_of(result) is not None else "report.score_line"
     lines = [title(result, lang),
-             text("report.score_line", lang, score=_number(result["score"]), max_score=_number(result["max_score"]))]
+             text(score_key, lang, score=_number(result["score"]), max_score=_number(result["max_score"]))]
     outcome = result.get("outcome") or "graded"
     if outcome != "graded":
         lines.append(text("report.ungraded", lang, outcome=text(f"report.outcome_{outcome}", lang),
                           error=result.get("error") or ""))
+    notice = self_check_notice(result, lang)
+    if notice:
+        lines.append(notice)
     return "\n".join(lines)
 
 

@@ -23,7 +23,7 @@ import jinja2
 
 from grader.messages import catalogue, text
 from grader.report import svg_plot
-from grader.report.results import localise, title, validate_result
+from grader.report.results import localise, self_check_notice, self_check_of, title, validate_result
 
 STATUSES = ("passed", "failed", "error", "skipped")
 # Cell states map onto the shared badge colours of base.html.j2.
@@ -90,6 +90,7 @@ def _page_context(data: dict[str, Any], lang: str) -> dict[str, Any]:
     outcome = str(data.get("outcome") or "graded")
     lab_title = title(data, lang)
     submission = str(data.get("submission_id") or "")
+    self_check = _self_check_view(data, lang)
     return {
         "lang": lang,
         "html_lang": "zh-CN" if lang == "zh" else "en",
@@ -100,6 +101,10 @@ def _page_context(data: dict[str, Any], lang: str) -> dict[str, Any]:
         "file": str(data.get("file") or ""),
         "score": _score_view(data, t),
         "counts": counts,
+        "self_check": self_check,
+        "heading": t("report_heading_self_check") if self_check else t("report_heading"),
+        "score_label": t("score_self_check") if self_check else t("score"),
+        "counts_key": "summary_counts_self_check" if self_check else "summary_counts",
         "graded": outcome == "graded",
         "outcome_label": t.label(f"outcome.{outcome}", outcome),
         "error": _plain(data.get("error")),
@@ -117,6 +122,13 @@ def _page_context(data: dict[str, Any], lang: str) -> dict[str, Any]:
 
 def _plain(value: Any) -> str:
     return "" if value is None else str(value)
+
+
+def _self_check_view(data: dict[str, Any], lang: str) -> dict[str, str] | None:
+    """The banner of a self-check result (next to the score); None for a fully graded one."""
+    if self_check_of(data) is None:
+        return None
+    return {"title": text("report.self_check_title", lang), "notice": self_check_notice(data, lang)}
 
 
 # ---------------------------------------------------------------- numbers
@@ -437,6 +449,10 @@ def _run_rows(data: dict[str, Any], t: Translate) -> list[tuple[str, str]]:
             (t("npu_remapped"), t("yes") if data.get("npu_remapped") else t("no"))]
     if data.get("kernel_died"):
         rows.append((t("kernel_died_label"), t("yes")))
+    self_check = self_check_of(data)
+    if self_check is not None:
+        reference = self_check["reference"]
+        rows.append((t("reference"), t.label(f"reference_{reference}", reference)))
     if isinstance(data.get("protections"), dict):
         rows.append((t("protections"), _protections_text(data["protections"], t)))
     if _is_number(data.get("duration_s")):

@@ -4,7 +4,8 @@ The keys design.md fixes (schema, notebook, score, max_score, device,
 duration_s, checks[id, status, score, max_score, message, hint]) are always
 present; the extra keys carry what the HTML report needs, so `grader report`
 can render from stored JSON without regrading (grader/report/results.py
-describes them).
+describes them). `self_check` is written only for a self-check run (the
+report's `self_check` is set), so a fully graded result is unchanged.
 """
 from __future__ import annotations
 
@@ -39,6 +40,14 @@ def _plain(value: Any) -> Any:
 
 
 def report_to_json(report: SubmissionReport, rubric: Rubric, lang: str) -> dict[str, Any]:
+    result = _result(report, rubric, lang)
+    self_check = getattr(report, "self_check", None)
+    if self_check is not None:
+        result["self_check"] = _plain(dict(self_check))
+    return result
+
+
+def _result(report: SubmissionReport, rubric: Rubric, lang: str) -> dict[str, Any]:
     checks = []
     for c in report.checks:
         spec = rubric.checks[c.id]

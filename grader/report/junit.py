@@ -2,12 +2,14 @@
 
     <testsuites name="grader" tests= failures= errors= skipped= time=>
       <testsuite name="<submission id>" tests= failures= errors= skipped= time=>
-        <properties>score, max_score, percent, outcome, device, grader_version, rubric_sha256</properties>
+        <properties>score, max_score, percent, outcome, device, grader_version, rubric_sha256
+                    [, self_check, hidden_checks, hidden_points, reference, self_check_notice]</properties>
         <testcase classname="grader.<submission id>" name="<check id>" time="0">
           <failure message="<message>" type="<diagnosis code or check_failed>">message, likely cause, hint, details</failure>
           | <error message= type=>  (the check could not judge, or the submission was not graded)
           | <skipped message=/>     (the check's subject is missing)
         </testcase>
+        <system-out>a self-check's notice (hidden checks not run; no guarantee of full marks)</system-out>
         <system-err>why an ungraded submission was not graded</system-err>
       </testsuite>
     </testsuites>
@@ -15,7 +17,12 @@
 JUnit has no points field, so the points live in the suite's properties.
 Checks have no timing of their own (the notebook runs once for all of them),
 so each testcase's time is 0 and the suite's time is the submission's.
-All checks are included, hidden ones too: this file is for staff.
+All checks of the result are included, hidden ones too: this file is for staff.
+A self-check result (grader/report/results.py) lists only the visible checks,
+since the hidden ones were not run; its suite adds the properties
+`self_check` ("true"), `hidden_checks`, `hidden_points` and `reference`, and
+says in `self_check_notice` and in <system-out> that the score covers the
+visible checks only and that passing it does not guarantee full marks.
 
 Student-derived text (messages quote names and errors from the notebook) may
 hold characters XML 1.0 forbids (control characters, lone surrogates,
@@ -32,13 +39,14 @@ from typing import Any, Iterable
 
 from grader.messages import text
 from grader.report.grades_csv import format_number, percent_of
-from grader.report.results import localise
+from grader.report.results import localise, self_check_notice, self_check_of
 
 # Everything outside XML 1.0's Char production.
 _ILLEGAL_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _DETAIL_CHARS = 300  # one line per detail; a loss curve or a long list is cut, not dumped
 _SKIP_DETAILS = ("curve",)
 PROPERTY_NAMES = ("score", "max_score", "percent", "outcome", "device", "grader_version", "rubric_sha256")
+SELF_CHECK_PROPERTY_NAMES = ("self_check", "hidden_checks", "hidden_points", "reference", "self_check_notice")
 
 
 def xml_safe(value: Any) -> str:
@@ -110,11 +118,21 @@ def _testsuite(root: ET.Element, result: dict[str, Any], lang: str) -> dict[str,
         "outcome": local.get("outcome") or "graded", "device": local.get("device") or "",
         "grader_version": local.get("grader_version") or "", "rubric_sha256": local.get("rubric_sha256") or "",
     }
+    names = PROPERTY_NAMES
+    self_check = self_check_of(local)
+    notice = self_check_notice(local, lang)
+    if self_check is not None:
+        names += SELF_CHECK_PROPERTY_NAMES
+        values.update({"self_check": "true", "hidden_checks": str(self_check["hidden_count"]),
+                       "hidden_points": format_number(self_check["hidden_points"]),
+                       "reference": self_check["reference"], "self_check_notice": notice})
     properties = _element(suite, "properties")
-    for name in PROPERTY_NAMES:
+    for name in names:
         _element(properties, "property", name=name, value=values[name])
     for check in local["checks"]:
         _testcase(suite, submission, check, lang)
+    if notice:
+        _element(suite, "system-out", notice)
     if values["outcome"] != "graded":
         outcome = text(f"report.outcome_{values['outcome']}", lang)
         _element(suite, "system-err", text("report.ungraded", lang, outcome=outcome, error=local.get("error") or ""))

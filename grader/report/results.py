@@ -13,12 +13,28 @@ Fields beyond design.md's fixed set:
   status "error"), so exports stay rectangular and nothing is silently lost;
 - `title`: the rubric's title in both languages;
 - per check `i18n`: the message and diagnosis as message keys + parameters and
-  the hint in both languages, so a stored result renders in either language.
+  the hint in both languages, so a stored result renders in either language;
+- `self_check`: present (an object) only in the result of a student's
+  self-check (`grader check`), which compares against packaged golden vectors
+  and does not run the rubric's hidden checks:
+
+      "self_check": {"hidden_count": 2, "hidden_points": 4.0, "reference": "golden"}
+
+  `hidden_count` (int >= 0) and `hidden_points` (number >= 0) say how many
+  checks, worth how many points, were not run; `reference` is what the visible
+  checks compared against ("golden": packaged vectors; "live": the reference
+  implementation). In such a result `checks` lists only the visible checks and
+  `score` / `max_score` are over them only. Absent or null means full grading
+  (`grader grade`, and every result stored before this field existed). Every
+  renderer then says, next to the score, that this was a self-check, how many
+  hidden checks remain, and that passing it does not guarantee full marks
+  (`self_check_notice`); none of them may claim "all tests passed".
 """
 from __future__ import annotations
 
 import copy
 import json
+import math
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -38,18 +54,29 @@ def submission_id_for(notebook: str | Path) -> str:
     return Path(notebook).stem
 
 
+def self_check_summary(rubric: Rubric, reference: str = "golden") -> dict[str, Any]:
+    """The `self_check` field for a self-check run under `rubric`: its hidden checks, which were not run."""
+    hidden = [spec for spec in rubric.checks.values() if spec.visibility == "hidden"]
+    return {"hidden_count": len(hidden), "hidden_points": float(sum(spec.points for spec in hidden)),
+            "reference": reference}
+
+
 def ungraded_result(*, submission_id: str, file: str, outcome: str, error: str, rubric: Rubric,
-                    lang: str, duration_s: float = 0.0, device: str = "") -> dict[str, Any]:
+                    lang: str, duration_s: float = 0.0, device: str = "",
+                    self_check: dict[str, Any] | None = None) -> dict[str, Any]:
     """The result of a submission the pipeline could not grade: every check 0 points, status error.
 
     `error` is the user-facing reason, already in `lang` (a GraderError's message
-    is rendered where it is raised).
+    is rendered where it is raised). With `self_check` (see the module docstring;
+    `self_check_summary` builds it) the result is a self-check's: it carries the
+    field, lists only the visible checks, and `max_score` is theirs.
     """
     if outcome not in OUTCOMES or outcome == "graded":
         raise ValueError(f"not an ungraded outcome: {outcome!r}")
     reason = Msg("report.ungraded", {"outcome": Msg(f"report.outcome_{outcome}"), "error": error})
+    specs = [spec for spec in rubric.checks.values() if self_check is None or spec.visibility != "hidden"]
     checks = []
-    for spec in rubric.checks.values():
+    for spec in specs:
         checks.append({
             "id": spec.id, "status": "error", "score": 0.0, "max_score": spec.points,
             "message": render(reason, lang), "hint": spec.hint(lang), "diagnosis": None,
@@ -57,16 +84,20 @@ def ungraded_result(*, submission_id: str, file: str, outcome: str, error: str, 
             "i18n": {"message": reason.to_json(), "diagnosis": None,
                      "hint": {"zh": spec.hint_zh, "en": spec.hint_en}},
         })
-    return {
+    result = {
         "schema": SCHEMA, "submission_id": submission_id, "file": file, "notebook": file,
         "outcome": outcome, "error": error,
-        "score": 0.0, "max_score": rubric.max_score, "device": device,
+        "score": 0.0, "max_score": rubric.max_score if self_check is None else float(sum(spec.points for spec in specs)),
+        "device": device,
         "duration_s": round(duration_s, 3), "checks": checks, "lang": lang,
         "title": {"zh": rubric.meta.title_zh, "en": rubric.meta.title_en},
         "npu_remapped": False, "shell_escapes": [], "kernel_died": False, "fallback_kernel": False,
         "cells": [], "timings": {}, "student_curve": None,
         "rubric_sha256": rubric.sha256, "grader_version": _version(),
     }
+    if self_check is not None:
+        result["self_check"] = dict(self_check)
+    return result
 
 
 def _version() -> str:
@@ -89,11 +120,74 @@ def validate_result(data: Any, source: str, lang: str = "zh") -> dict[str, Any]:
     for check in data["checks"]:
         if not isinstance(check, dict) or any(k not in check for k in REQUIRED_CHECK_KEYS):
             raise BadInputError(text("report.bad_result", lang, source=source, problem="a check lacks id/status/score/max_score"))
+    problem = _self_check_problem(data.get("self_check"))
+    if problem:
+        raise BadInputError(text("report.bad_result", lang, source=source, problem=problem))
     data.setdefault("submission_id", submission_id_for(str(data["notebook"])))
     data.setdefault("file", str(data["notebook"]))
     data.setdefault("outcome", "graded")
     data.setdefault("error", None)
     return data
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_points(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value) and value >= 0)
+
+
+def _self_check_problem(value: Any) -> str | None:
+    """What is wrong with a result's `self_check` field; None when it is well formed or absent/null."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        return "self_check is not an object"
+    if not _is_count(value.get("hidden_count")):
+        return f"self_check.hidden_count {value.get('hidden_count')!r} is not a non-negative integer"
+    if not _is_points(value.get("hidden_points")):
+        return f"self_check.hidden_points {value.get('hidden_points')!r} is not a non-negative number"
+    if not isinstance(value.get("reference"), str) or not value["reference"]:
+        return f"self_check.reference {value.get('reference')!r} is not a non-empty string"
+    return None
+
+
+def self_check_of(result: dict[str, Any]) -> dict[str, Any] | None:
+    """The result's `self_check` field when it is a well-formed one, else None (full grading)."""
+    value = result.get("self_check")
+    return value if isinstance(value, dict) and _self_check_problem(value) is None else None
+
+
+def self_check_notice(result: dict[str, Any], lang: str) -> str:
+    """What every renderer shows next to a self-check's score; "" for a fully graded result.
+
+    Names the visible checks passed, the hidden checks (and their points) that only
+    TA grading runs, the fresh inputs grading uses, and that a pass here does not
+    guarantee full marks. It never says "all passed".
+    """
+    info = self_check_of(result)
+    if info is None:
+        return ""
+    checks = [c for c in result.get("checks") or [] if isinstance(c, dict)]
+    passed = sum(1 for c in checks if c.get("status") == "passed")
+    parts = [text("report.self_check_visible", lang, passed=passed, visible=len(checks),
+                  score=_points(result.get("score")), max_score=_points(result.get("max_score")))]
+    hidden = info["hidden_count"]
+    if hidden == 0:
+        parts.append(text("report.self_check_no_hidden", lang))
+    else:
+        key = "report.self_check_hidden_one" if hidden == 1 else "report.self_check_hidden"
+        parts.append(text(key, lang, hidden=hidden, points=_points(info["hidden_points"])))
+    parts.append(text("report.self_check_no_guarantee", lang))
+    return text("report.self_check_join", lang, first=parts[0], second=parts[1], third=parts[2])
+
+
+def _points(value: Any) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return f"{value:g}"
+    return str(value)
 
 
 def load_results(path: Path, lang: str = "zh") -> list[dict[str, Any]]:

@@ -2,6 +2,11 @@
 
 Like every renderer it takes a stored result dict (grader/report/results.py),
 so it prints the same thing for a fresh run and for a stored one.
+
+A self-check result (one with `self_check`) gets its score labelled as the
+visible checks' only, and right below it the self-check notice: the hidden
+checks not run here, the fresh inputs of TA grading, and that a pass here does
+not guarantee full marks. Nothing here ever prints "all tests passed".
 """
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ from typing import TextIO
 from typing import Any
 
 from grader.messages import text
-from grader.report.results import localise, title
+from grader.report.results import localise, self_check_notice, self_check_of, title
 from grader.result import Status
 
 MARKS = {Status.PASSED: "✓", Status.FAILED: "✗", Status.ERROR: "!", Status.SKIPPED: "-"}
@@ -67,5 +72,9 @@ def print_report(result: dict[str, Any], lang: str, out: TextIO = sys.stdout) ->
     if result.get("shell_escapes"):
         commands = ", ".join(f"[{e['cell']}] {e['command']}" for e in result["shell_escapes"])
         out.write(text("report.skipped_commands", lang, commands=commands) + "\n")
-    score_line = text("report.score_line", lang, score=result["score"], max_score=result["max_score"])
+    self_check = self_check_of(result) is not None
+    score_key = "report.score_line_self_check" if self_check else "report.score_line"
+    score_line = text(score_key, lang, score=result["score"], max_score=result["max_score"])
     out.write(_colour(score_line, "1", colour) + "\n")
+    if self_check:
+        out.write(_colour(self_check_notice(result, lang), "33", colour) + "\n")
