@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from grader import __version__
-from grader.errors import EXIT_CHECK_FAILED, EXIT_INTERNAL, EXIT_OK, GraderError
+from grader.errors import EXIT_CHECK_FAILED, EXIT_INTERNAL, EXIT_OK, BadInputError, GraderError
 from grader.messages import DEFAULT_LANGUAGE, text
 
 Handler = Callable[[argparse.Namespace], int]
@@ -21,7 +21,27 @@ Handler = Callable[[argparse.Namespace], int]
 def _cmd_template(args: argparse.Namespace) -> int:
     from grader.template import write_template
 
+    if args.export is not None:
+        from grader.student_repo import export_student_repo
+
+        if args.check or args.out or args.reference:
+            raise BadInputError("--export takes the committed template as it is; use it without --check/--out/--reference")
+        print(text("cli.exported", args.lang or DEFAULT_LANGUAGE, out=export_student_repo(args.export)))
+        return EXIT_OK
     return write_template(args.reference, args.out, check_only=args.check)
+
+
+def _cmd_golden(args: argparse.Namespace) -> int:
+    from grader.oracle.golden_build import check_report, write_golden
+    from grader.paths import GOLDEN_DIR
+
+    folder = args.out or GOLDEN_DIR
+    if args.check:
+        ok, report = check_report(folder)
+        print(report)
+        return EXIT_OK if ok else EXIT_CHECK_FAILED
+    print(text("cli.golden_written", args.lang or DEFAULT_LANGUAGE, out=write_golden(folder)))
+    return EXIT_OK
 
 
 def _cmd_data_synth(args: argparse.Namespace) -> int:
@@ -49,7 +69,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     rubric = load_rubric(args.rubric)
     lang = args.lang or rubric.meta.language
     options = CheckOptions(data=args.data, device=args.device, rubric=args.rubric, seed=args.seed,
-                           sandbox="require" if args.require_sandbox else "auto")
+                           sandbox="require" if args.require_sandbox else "auto", self_check=not args.full)
     report = check_notebook(args.notebook, options, lang=lang)
     result = report_to_json(report, rubric, lang)
     if args.format == "json":
@@ -147,8 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_with_parents(common))
     sub.required = True
 
-    p = sub.add_parser("check", help="grade one notebook: which parts are right, which are wrong, and why")
+    p = sub.add_parser("check", help="self-check one notebook: which parts are right, which are wrong, and why")
     p.add_argument("notebook", type=Path)
+    p.add_argument("--full", action="store_true",
+                   help="TAs: grade fully (live reference, fresh secret inputs, hidden checks) instead of the "
+                        "student self-check against golden vectors; needs the course's source checkout")
     p.add_argument("--data", type=Path, default=None, help="dataset folder or data.zip (default: the synthetic set)")
     p.add_argument("--device", choices=("auto", "npu", "cuda", "cpu"), default="auto")
     p.add_argument("--rubric", type=Path, default=None, help="rubric TOML (default: rubrics/lab.toml)")
@@ -175,7 +198,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", type=Path, default=None, help="reference notebook (default: reference/lab.ipynb)")
     p.add_argument("--out", type=Path, default=None, help="template to write (default: student_template/lab.ipynb)")
     p.add_argument("--check", action="store_true", help="only compare; exit 1 if the committed template is stale")
+    p.add_argument("--export", type=Path, default=None, metavar="DIR",
+                   help="assemble the students' template repository in DIR: student_template/ plus the "
+                        "student-safe grader wheel in DIR/.grader/")
     p.set_defaults(handler=_cmd_template)
+
+    p = sub.add_parser("golden", help="write the golden vectors (grader/golden/) from reference/, or --check them")
+    p.add_argument("--check", action="store_true",
+                   help="only compare with the live reference and its notebook; exit 1 if the vectors are stale")
+    p.add_argument("--out", type=Path, default=None, metavar="DIR", help="folder (default: grader/golden/)")
+    p.set_defaults(handler=_cmd_golden)
 
     data = sub.add_parser("data", help="datasets in the lab's layout").add_subparsers(dest="data_command", metavar="ACTION")
     data.required = True

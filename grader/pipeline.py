@@ -23,6 +23,8 @@ from grader.execute import (CellRecord, ExecutionLimits, ExecutionResult, Kernel
                             choose_protections, prepare_workdir)
 from grader.messages import Msg
 from grader.notebook import find_class_sources, find_top_level_imports, read_notebook
+from grader.oracle import Oracle, load_oracle
+from grader.report.results import self_check_summary
 from grader.result import CheckResult, Status
 from grader.rubric import Rubric, load_rubric
 from grader.sandbox import Protections
@@ -41,6 +43,10 @@ class CheckOptions:
     seed: int | None = None           # None = fresh secret randomness (the normal case)
     workdir_parent: Path | None = None
     sandbox: SandboxMode = "auto"     # "require": refuse to grade without every protection
+    # A student's self-check: expected answers from the packaged golden vectors, and
+    # hidden checks neither run nor listed. Otherwise full grading against the live
+    # reference, on fresh secret inputs (needs the course's source checkout).
+    self_check: bool = False
 
 
 @dataclass
@@ -65,6 +71,8 @@ class SubmissionReport:
     # the notebook's own `losses` list after it ran (display only, never scored)
     student_curve: dict[str, Any] | None = None
     protections: Protections | None = None
+    # self-checks only: {"hidden_count", "hidden_points", "reference"} (grader/report/results.py)
+    self_check: dict[str, Any] | None = None
 
     @property
     def all_passed(self) -> bool:
@@ -79,11 +87,13 @@ def check_notebook(path: Path, options: CheckOptions, *, lang: str = "zh") -> Su
     nb = read_notebook(path)
     device = resolve_device(options.device)
     protections = choose_protections(options.sandbox, lang)  # before any work: --require-sandbox refuses early
+    oracle = load_oracle("golden" if options.self_check else "live")  # a student wheel has no live one: exit 2 now
+    hidden = rubric.hidden_ids() if options.self_check else frozenset()
     seed = options.seed if options.seed is not None else secrets.randbits(62)
     with dataset(options.data, lang=lang) as data_dir:
-        graded = _grade(Path(path), nb, rubric, device, data_dir, options, seed, protections)
+        graded = _grade(Path(path), nb, rubric, device, data_dir, options, seed, protections, oracle, hidden)
     results, execution, timings, fallback, curve = graded
-    scored = score_results(results, rubric)
+    scored = score_results(results, rubric, include_hidden=not options.self_check)
     score, max_score = total(scored)
     return SubmissionReport(
         notebook=str(path), score=score, max_score=max_score, device=device.torch_device,
@@ -93,7 +103,9 @@ def check_notebook(path: Path, options: CheckOptions, *, lang: str = "zh") -> Su
         shell_escapes=[{"cell": e.cell_index + 1, "command": e.command} for e in (execution.shell_escapes if execution else [])],
         timings=timings, kernel_died=bool(execution and execution.kernel_died), fallback_kernel=fallback,
         rubric_sha256=rubric.sha256, student_curve=curve, protections=protections,
+        self_check=self_check_summary(rubric, oracle.kind) if options.self_check else None,
     )
+
 
 
 def execution_limits(rubric: Rubric, sandbox: SandboxMode = "auto") -> ExecutionLimits:
@@ -106,8 +118,8 @@ def execution_limits(rubric: Rubric, sandbox: SandboxMode = "auto") -> Execution
 
 
 def _grade(path: Path, nb: nbformat.NotebookNode, rubric: Rubric, device: DeviceChoice, data_dir: Path,
-           options: CheckOptions, seed: int, protections: Protections) -> tuple[list[CheckResult], ExecutionResult | None, dict[str, float], bool,
-                                                    dict[str, Any] | None]:
+           options: CheckOptions, seed: int, protections: Protections, oracle: Oracle, hidden: frozenset[str],
+           ) -> tuple[list[CheckResult], ExecutionResult | None, dict[str, float], bool, dict[str, Any] | None]:
     results = [CheckResult("notebook.parses", Status.PASSED, Msg("pipeline.parses_ok"))]
     timings: dict[str, float] = {}
     class_sources = find_class_sources(nb, CLASS_NAMES)
@@ -124,15 +136,16 @@ def _grade(path: Path, nb: nbformat.NotebookNode, rubric: Rubric, device: Device
             timings["execute_s"] = time.monotonic() - mark
             results.append(_notebook_runs(execution))
             runs = {c.index: CellRun(c.status, c.traceback or "") for c in execution.cells}
-            results.append(check_loaders(nb, runs))
-            results += check_loops(nb, runs)
+            # Static reads of the notebook and its cell statuses; a hidden one is dropped unreported.
+            static = [check_loaders(nb, runs), *check_loops(nb, runs)]
+            results += [r for r in static if r.id not in hidden]
             if session.alive():
                 curve = harvest_student_curve(session)
             if not session.alive():
                 session.close()
                 session, fallback = _fallback_session(workdir, device, limits, protections, nb, class_sources), True
             results += _probe_checks(session, class_sources, rubric, device, data_dir, seed, timings,
-                                      synthetic_data=options.data is None)
+                                      oracle, hidden, synthetic_data=options.data is None)
         finally:
             session.close()
     finally:
@@ -167,15 +180,21 @@ def _fallback_session(workdir: Path, device: DeviceChoice, limits: ExecutionLimi
 
 
 def _probe_checks(session: KernelSession, class_sources: dict[str, str], rubric: Rubric, device: DeviceChoice,
-                  data_dir: Path, seed: int, timings: dict[str, float], synthetic_data: bool) -> list[CheckResult]:
+                  data_dir: Path, seed: int, timings: dict[str, float], oracle: Oracle, hidden: frozenset[str],
+                  synthetic_data: bool) -> list[CheckResult]:
     from grader.calibrate import effective_training
     from grader.checks.model import run_model_checks
     from grader.heldout import choose_heldout
     from grader.training import run_training_check
 
     mark = time.monotonic()
-    results = run_model_checks(session, class_sources, rng_seed=seed)
+    # *.sizes needs answers at other sizes, which only the live reference gives.
+    other_sizes = oracle.kind == "live" and not {"rnn.sizes", "lstm.sizes"} <= hidden
+    results = run_model_checks(session, class_sources, oracle, rng_seed=seed, other_sizes=other_sizes)
+    results = [r for r in results if r.id not in hidden]
     timings["model_checks_s"] = time.monotonic() - mark
+    if "lstm.train" in hidden:
+        return results
     lstm_defined = next((r for r in results if r.id == "lstm.defined"), None)
     if lstm_defined is None or lstm_defined.status is not Status.PASSED:
         results.append(CheckResult("lstm.train", Status.SKIPPED, Msg("pipeline.train_needs_lstm")))

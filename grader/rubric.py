@@ -18,9 +18,9 @@ from grader.paths import DEFAULT_RUBRIC
 
 CHECK_IDS: tuple[str, ...] = (
     "notebook.parses", "notebook.runs", "data.loaders",
-    "rnn.defined", "rnn.params", "rnn.init", "rnn.forward", "rnn.grad", "rnn.no_builtin",
+    "rnn.defined", "rnn.params", "rnn.init", "rnn.forward", "rnn.grad", "rnn.no_builtin", "rnn.sizes",
     "loop.train", "loop.eval",
-    "lstm.defined", "lstm.params", "lstm.init", "lstm.forward", "lstm.grad", "lstm.no_builtin",
+    "lstm.defined", "lstm.params", "lstm.init", "lstm.forward", "lstm.grad", "lstm.no_builtin", "lstm.sizes",
     "lstm.train",
 )
 VISIBILITIES = ("visible", "hidden")
@@ -75,6 +75,10 @@ class Rubric:
     @property
     def max_score(self) -> float:
         return sum(c.points for c in self.checks.values())
+
+    def hidden_ids(self) -> frozenset[str]:
+        """Checks run by TA grading only, never by a student's self-check."""
+        return frozenset(c.id for c in self.checks.values() if c.visibility == "hidden")
 
 
 def load_rubric(path: Path | None = None) -> Rubric:

@@ -26,13 +26,15 @@ class ScoredCheck:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-def score_results(results: list[CheckResult], rubric: Rubric) -> list[ScoredCheck]:
-    """One ScoredCheck per rubric check, in rubric order."""
+def score_results(results: list[CheckResult], rubric: Rubric, *, include_hidden: bool = True) -> list[ScoredCheck]:
+    """One ScoredCheck per rubric check, in rubric order; without the hidden ones for a self-check."""
     by_id: dict[str, CheckResult] = {}
     for result in results:
         by_id.setdefault(result.id, result)  # the first verdict for an id wins; later ones are duplicates
     scored = []
     for check_id, spec in rubric.checks.items():
+        if spec.visibility == "hidden" and not include_hidden:
+            continue
         result = by_id.get(check_id) or CheckResult(check_id, Status.SKIPPED, Msg("report.not_graded"))
         points = spec.points if result.status is Status.PASSED else 0.0
         scored.append(ScoredCheck(

@@ -2,7 +2,9 @@
 
 Each fixture under tests/fixtures/models/ is named after the outcome it
 expects; EXPECTED lists, per fixture, the checks that must fail and the
-diagnosis each must carry. Every other check of the fixture's class must pass.
+diagnosis each must carry. Every other check of the fixture's class must pass,
+with both oracles: the live reference (TA grading) and the packaged golden
+vectors (students' self-checks).
 """
 from __future__ import annotations
 
@@ -14,9 +16,10 @@ import nbformat
 import pytest
 
 from grader.checks import model as model_checks
-from grader.checks.model import run_model_checks
+from grader.checks.model import OTHER_SIZES, run_model_checks
 from grader.messages import LANGUAGES, render
 from grader.notebook import find_class_sources
+from grader.oracle import load_oracle
 from grader.result import CheckResult, Status
 
 FIXTURES = Path(__file__).parent / "fixtures" / "models"
@@ -27,6 +30,8 @@ _spec.loader.exec_module(runner_mod)
 SubprocessRunner = runner_mod.SubprocessRunner
 
 CHECKS = ("defined", "params", "init", "forward", "grad", "no_builtin")
+ORACLES = {kind: load_oracle(kind) for kind in ("live", "golden")}
+LIVE = ORACLES["live"]
 
 # fixture -> {check: diagnosis key suffix or None}: the checks that must FAIL.
 EXPECTED: dict[str, dict[str, str | None]] = {
@@ -75,10 +80,10 @@ def class_sources(source: str) -> dict[str, str]:
     return find_class_sources(nb, ["CustomRNN", "CustomLSTM"])
 
 
-def run_fixture(runner, source: str, seed: int | None = 1234) -> dict[str, CheckResult]:
+def run_fixture(runner, source: str, seed: int | None = 1234, oracle=LIVE) -> dict[str, CheckResult]:
     runner.reset()
     assert runner.run_code(source, 60).ok
-    results = run_model_checks(runner, class_sources(source), rng_seed=seed)
+    results = run_model_checks(runner, class_sources(source), oracle, rng_seed=seed)
     assert [r.id for r in results] == [f"{p}.{c}" for p in ("rnn", "lstm") for c in CHECKS]
     return {r.id: r for r in results}
 
@@ -91,9 +96,10 @@ def prefixes_of(name: str) -> tuple[str, ...]:
     return ("rnn", "lstm")
 
 
+@pytest.mark.parametrize("oracle", sorted(ORACLES))
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_fixture_outcome(kernel, name: str) -> None:
-    results = run_fixture(kernel, (FIXTURES / f"{name}.py").read_text())
+def test_fixture_outcome(kernel, name: str, oracle: str) -> None:
+    results = run_fixture(kernel, (FIXTURES / f"{name}.py").read_text(), oracle=ORACLES[oracle])
     for prefix in prefixes_of(name):
         for check in CHECKS:
             res = results[f"{prefix}.{check}"]
@@ -192,7 +198,7 @@ def test_hostile_namespace_changes_nothing(tmp_path: Path) -> None:
             "_j.dump(dict(steps={}, arrays={}), __builtins__['open']('manifest.json', 'w')) if isinstance(__builtins__, dict) else None\n"
         )
         assert runner.run_code(source, 60).ok
-        results = {r.id: r for r in run_model_checks(runner, class_sources(source), rng_seed=7)}
+        results = {r.id: r for r in run_model_checks(runner, class_sources(source), LIVE, rng_seed=7)}
         assert all(results[f"rnn.{c}"].passed for c in CHECKS)
         assert results["lstm.forward"].status is Status.FAILED
         assert results["lstm.forward"].diagnosis.key == "checks.diag.tanh_forget_gate"
@@ -207,7 +213,7 @@ def test_dead_kernel_gives_errors(tmp_path: Path) -> None:
             "        seq_len, batch_size, _ = x.shape\n        if hidden_state",
             "        import os; os._exit(3)\n        if hidden_state")
         assert runner.run_code(source, 60).ok
-        results = {r.id: r for r in run_model_checks(runner, {}, rng_seed=1)}
+        results = {r.id: r for r in run_model_checks(runner, {}, LIVE, rng_seed=1)}
         assert results["rnn.params"].passed  # inspect ran before forward killed the kernel
         assert results["rnn.forward"].status is Status.ERROR
         assert results["rnn.forward"].message.key == "checks.kernel.died"
@@ -225,7 +231,7 @@ def test_hanging_forward_times_out(tmp_path: Path, monkeypatch: pytest.MonkeyPat
             "        for t in range(seq_len):\n            hidden_state",
             "        while True:\n            pass\n        for t in range(seq_len):\n            hidden_state")
         assert runner.run_code(source, 60).ok
-        results = {r.id: r for r in run_model_checks(runner, {}, rng_seed=1)}
+        results = {r.id: r for r in run_model_checks(runner, {}, LIVE, rng_seed=1)}
         assert results["rnn.forward"].message.key == "checks.kernel.timeout"
         assert results["rnn.grad"].status is Status.ERROR
     finally:
@@ -247,5 +253,47 @@ def test_probe_runs_on_the_sessions_device(kernel) -> None:
     source = "device = 'cpu'\n" + (FIXTURES / "correct_x_at_w.py").read_text().replace(".to(x.device)", ".to(device)")
     kernel.reset()
     assert kernel.run_code(source, 60).ok
-    results = {r.id: r for r in run_model_checks(WithDevice(kernel), class_sources(source), rng_seed=5)}
+    results = {r.id: r for r in run_model_checks(WithDevice(kernel), class_sources(source), LIVE, rng_seed=5)}
     assert all(r.passed for r in results.values())
+
+
+def _sized_results(kernel, source: str) -> dict[str, CheckResult]:
+    kernel.reset()
+    assert kernel.run_code(source, 60).ok
+    return {r.id: r for r in run_model_checks(kernel, class_sources(source), LIVE, rng_seed=11, other_sizes=True)}
+
+
+def test_other_sizes_pass_for_a_correct_class(kernel) -> None:
+    results = _sized_results(kernel, (FIXTURES / "correct_w_at_x.py").read_text())
+    assert results["rnn.sizes"].passed and results["lstm.sizes"].passed, results["rnn.sizes"]
+    assert list(results) == [f"{p}.{c}" for p in ("rnn", "lstm") for c in (*CHECKS, "sizes")]
+
+
+def test_a_hard_coded_hidden_size_fails_only_the_sizes_check(kernel) -> None:
+    source = (FIXTURES / "correct_x_at_w.py").read_text().replace(
+        "torch.zeros(batch_size, self.hidden_size)", "torch.zeros(batch_size, 32)", 1)
+    results = _sized_results(kernel, source)
+    assert all(results[f"rnn.{c}"].passed for c in CHECKS)  # right at the lab's sizes
+    sizes = results["rnn.sizes"]
+    assert sizes.status is Status.ERROR or sizes.status is Status.FAILED
+    assert sizes.message.key == "checks.sizes.failed" and sizes.details["first"]["id"] == "rnn.forward"
+    for lang in LANGUAGES:
+        assert "9, 5, 2" in render(sizes.message, lang)
+    assert results["lstm.sizes"].passed
+
+
+def test_sizes_is_skipped_when_the_lab_sizes_already_fail(kernel) -> None:
+    results = _sized_results(kernel, (FIXTURES / "rnn_no_tanh.py").read_text())
+    assert results["rnn.sizes"].status is Status.SKIPPED
+    assert results["rnn.sizes"].message.key == "checks.sizes.needs_lab_sizes"
+
+
+def test_the_golden_oracle_answers_only_its_packaged_case() -> None:
+    from grader.lab_api import LAB_SIZES, RNN
+    from grader.oracle.probe_data import draw_data
+
+    golden = ORACLES["golden"]
+    with pytest.raises(ValueError):
+        golden.probe_data(RNN, OTHER_SIZES, 1)
+    with pytest.raises(ValueError):
+        golden.outputs(RNN, draw_data(RNN, LAB_SIZES, 1))  # a fresh draw: only the live reference can answer

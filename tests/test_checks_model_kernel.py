@@ -6,6 +6,7 @@ from pathlib import Path
 import nbformat
 
 from grader.checks.model import run_model_checks
+from grader.oracle import load_oracle
 from grader.devices import resolve_device
 from grader.execute import ExecutionLimits, KernelSession
 from grader.notebook import find_class_sources
@@ -27,7 +28,7 @@ def test_kernel_session_end_to_end(tmp_path: Path) -> None:
     with KernelSession(tmp_path, resolve_device("cpu"), LIMITS) as session:
         executed = session.run_notebook(nb)
         assert not executed.kernel_died
-        results = {r.id: r for r in run_model_checks(session, find_class_sources(nb, ["CustomRNN", "CustomLSTM"]),
+        results = {r.id: r for r in run_model_checks(session, find_class_sources(nb, ["CustomRNN", "CustomLSTM"]), load_oracle("live"),
                                                      rng_seed=3)}
     assert all(results[f"rnn.{c}"].passed for c in ("defined", "params", "init", "forward", "grad", "no_builtin"))
     assert results["lstm.forward"].status is Status.FAILED

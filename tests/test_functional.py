@@ -1,4 +1,4 @@
-"""grader.functional: the reference equals torch's own RNN/LSTM; the mistake variants are distinct."""
+"""reference/functional.py: the reference equals torch's own RNN/LSTM; the mistake variants are distinct."""
 from __future__ import annotations
 
 import itertools
@@ -7,7 +7,9 @@ import pytest
 import torch
 import torch.nn as nn
 
-from grader import functional as fn
+from grader.oracle.live import load_functional
+
+fn = load_functional()
 
 I, H, O, T, B = 5, 7, 3, 6, 4
 

@@ -70,4 +70,5 @@ def test_model_check_names_are_stable_rubric_ids():
 
     produced = {f"{spec.prefix}.{name}" for spec in MODELS for name in CHECK_NAMES}
     assert produced <= set(CHECK_IDS), produced - set(CHECK_IDS)
+    produced |= {f"{spec.prefix}.sizes" for spec in MODELS}  # run_model_checks(..., other_sizes=True)
     assert {c for c in CHECK_IDS if c.split(".")[0] in ("rnn", "lstm") and c != "lstm.train"} == produced

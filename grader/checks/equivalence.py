@@ -1,7 +1,9 @@
 """`*.forward` and `*.grad`: the student's class computes the reference's function.
 
-Data are drawn here, in the trusted process, from a seed taken from
-`secrets` after the notebook ran (or given, for reproducible tests). Weights
+The data and the expected answers come from an oracle (grader/oracle/): in TA
+grading, fresh data drawn in the trusted process from a seed taken from
+`secrets` after the notebook ran, answered by the live reference; in a
+student's self-check, the packaged golden case and its answers. Weights
 are written into the student's tensors in the student's own layout (see
 params.Layout); hidden x hidden weights get symmetric values so either
 orientation computes the same function, and their gradient is accepted as is
@@ -14,7 +16,6 @@ applies. The tolerance used is in every result's details.
 """
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,33 +27,12 @@ from grader.checks.params import Layout
 from grader.harvest import ProbeReply
 from grader.lab_api import ModelSpec, Sizes
 from grader.messages import Msg
+from grader.oracle import Oracle, ProbeData
+from grader.oracle.probe_data import BATCH, SEQ_LEN
 from grader.result import CheckResult, Status
 
-SEQ_LEN = 6  # > 1 so first-step / x[0] mistakes differ from the reference
-BATCH = 4  # differs from every model size, so a transposed output cannot pass
-WEIGHT_RANGE = 0.4  # gates stay well inside sigmoid/tanh's sensitive range
-H0_RANGE = 0.8
 
-
-def new_seed() -> int:
-    return secrets.randbits(63)
-
-
-def draw_data(spec: ModelSpec, sizes: Sizes, seed: int) -> dg.ProbeData:
-    rng = np.random.default_rng(seed)
-    weights: dict[str, np.ndarray] = {}
-    for p in spec.params:
-        w = rng.uniform(-WEIGHT_RANGE, WEIGHT_RANGE, size=p.canonical_shape(sizes))
-        if p.is_square:
-            w = (w + w.T) / np.sqrt(2.0)  # symmetric, same spread as the others
-        weights[p.path] = w
-    x = rng.standard_normal((SEQ_LEN, BATCH, sizes.input))
-    h0 = rng.uniform(-H0_RANGE, H0_RANGE, (BATCH, sizes.hidden)) if spec.takes_hidden_state else None
-    r = rng.standard_normal((BATCH, sizes.output))
-    return dg.ProbeData(seed=seed, weights=weights, x=x, h0=h0, r=r)
-
-
-def run_request(spec: ModelSpec, sizes: Sizes, data: dg.ProbeData, layouts: dict[str, Layout],
+def run_request(spec: ModelSpec, sizes: Sizes, data: ProbeData, layouts: dict[str, Layout],
                 device: str = "cpu") -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The probe request for forward/backward, and the arrays it refers to."""
     arrays: dict[str, np.ndarray] = {"x": data.x, "R": data.r}
@@ -112,10 +92,10 @@ def view_run(reply: ProbeReply) -> RunView | None:
 @dataclass
 class ForwardOutcome:
     result: CheckResult
-    variant: Any = None  # the matched functional.Variant, if any
+    variant: Any = None  # the matched grader.mistakes.Variant, if any
 
 
-def _base_details(data: dg.ProbeData, view: RunView) -> dict[str, Any]:
+def _base_details(data: ProbeData, view: RunView) -> dict[str, Any]:
     return {"seed": data.seed, "tolerance": view.tol.as_dict(), "dtype_run": view.attempt.get("dtype"),
             "seq_len": SEQ_LEN, "batch": BATCH}
 
@@ -134,14 +114,14 @@ def _attempt_error(check_id: str, spec: ModelSpec, view: RunView | None) -> Chec
     return None
 
 
-def check_forward(spec: ModelSpec, data: dg.ProbeData, view: RunView | None) -> ForwardOutcome:
+def check_forward(oracle: Oracle, spec: ModelSpec, data: ProbeData, view: RunView | None) -> ForwardOutcome:
     check_id = f"{spec.prefix}.forward"
     early = _attempt_error(check_id, spec, view)
     if early is not None:
         return ForwardOutcome(early)
     assert view is not None
     details = _base_details(data, view)
-    expected = dg.outputs(spec, data)
+    expected = oracle.outputs(spec, data)
     calls = view.attempt.get("calls", {})
     for call in expected:
         info = calls.get(call, {})
@@ -163,7 +143,7 @@ def check_forward(spec: ModelSpec, data: dg.ProbeData, view: RunView | None) -> 
         worst = max((e for e in errors.values() if e is not None), default=0.0)
         return ForwardOutcome(result(check_id, Status.PASSED, "forward.ok", details=details,
                                      max_err=f"{worst:.1e}", tol=view.tol.text()))
-    variant = dg.match_outputs(spec, data, view.outputs, view.tol)
+    variant = dg.match_outputs(oracle, spec, data, view.outputs, view.tol)
     diagnosis = dg.diagnosis_msg(variant) if variant else None
     details["diagnosis"] = variant.value if variant else None
     call = bad[0]
@@ -181,8 +161,9 @@ def _call_text(spec: ModelSpec, call: str) -> str:
 
 
 def check_grad(
+    oracle: Oracle,
     spec: ModelSpec,
-    data: dg.ProbeData,
+    data: ProbeData,
     view: RunView | None,
     layouts: dict[str, Layout],
     untrained: list[str],
@@ -204,7 +185,7 @@ def check_grad(
                           Msg("checks.diag.not_registered", {"names": names(untrained)}), details,
                           names=names(untrained))
         return result(check_id, Status.ERROR, "grad.crash", details=details, error=str(grad.get("error")))
-    expected = dg.grads(spec, data)
+    expected = oracle.grads(spec, data)
     statuses: dict[str, str] = grad.get("params", {})
     no_grad = [p for p in spec.param_paths if statuses.get(p) != "ok" or p not in view.grads]
     candidates: dict[str, list[np.ndarray]] = {}
@@ -240,7 +221,7 @@ def check_grad(
     if not_trained:
         diagnosis = Msg("checks.diag.not_registered", {"names": names(not_trained)})
     if wrong:
-        variant = dg.match_grads(spec, data, candidates, view.tol)
+        variant = dg.match_grads(oracle, spec, data, candidates, view.tol)
         details["diagnosis"] = variant.value if variant else None
         if variant is not None:
             diagnosis = dg.diagnosis_msg(variant)

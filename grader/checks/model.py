@@ -3,45 +3,86 @@
 Per class, two probe calls into the kernel:
 1. inspect: build `Cls(13, 32, 3)`; report parameters, module tree, initial
    values of a few fresh instances;
-2. run: write fresh random weights in the student's layout, run forward and
-   backward on fresh random inputs; return logits and gradients.
-Everything else (reference answer, comparison, diagnosis) happens here.
+2. run: write the oracle's weights in the student's layout, run forward and
+   backward on its inputs; return logits and gradients.
+Everything else (reference answer, comparison, diagnosis) happens here; the
+expected answers come from the oracle (live reference or golden vectors).
+
+`*.sizes` (hidden in the course rubric, TA grading only): the same probes at
+other sizes than the lab's 13-32-3, so a class that hard-codes 32 somewhere
+fails. Only the live oracle can answer at other sizes; the golden vectors are
+made for the lab's sizes alone, so a self-check never runs it.
 """
 from __future__ import annotations
 
 from grader.checks.builtin import check_no_builtin
 from grader.checks.common import result
-from grader.checks.equivalence import check_forward, check_grad, draw_data, new_seed, run_request, view_run
+from grader.checks.equivalence import check_forward, check_grad, run_request, view_run
 from grader.checks.initialization import check_init
 from grader.checks.params import check_params
 from grader.harvest import KERNEL_DIED, TIMED_OUT, KernelRunner, ProbeReply, call_probe
 from grader.lab_api import CHECK_NAMES, LAB_SIZES, MODELS, ModelSpec, Sizes
+from grader.oracle import Oracle
+from grader.oracle.probe_data import new_seed
 from grader.result import CheckResult, Status
 
 INSPECT_TIMEOUT_S = 60.0  # builds the class 4 times; the lab's constructors take milliseconds
 RUN_TIMEOUT_S = 60.0  # a few forward passes of 6 steps, in up to two dtypes
 INIT_REPEATS = 3
+# For *.sizes: all three differ from each other and from the probe's batch (4) and
+# sequence length (6), so a transposed or permuted tensor cannot pass by coincidence.
+OTHER_SIZES = Sizes(input=9, hidden=5, output=2)
+# What *.sizes re-runs at OTHER_SIZES (init is about the lab's own sizes only).
+_SIZES_PARTS = ("defined", "params", "forward", "grad")
 
 
 def run_model_checks(
     runner: KernelRunner,
     class_sources: dict[str, str],
+    oracle: Oracle,
     *,
     rng_seed: int | None = None,
     sizes: Sizes = LAB_SIZES,
+    other_sizes: bool = False,
 ) -> list[CheckResult]:
-    """All rnn.* and lstm.* results, in the order of lab_api.CHECK_NAMES per class.
+    """All rnn.* and lstm.* results, in the order of lab_api.CHECK_NAMES per class (+ `sizes` last).
 
     `runner`: a kernel session after the notebook ran; `class_sources`: the
     classes' source from the static notebook extraction (for the no_builtin
-    scan); `rng_seed`: fixes the random data (tests); None draws it from
-    `secrets`, fresh for this run.
+    scan); `oracle`: where the expected answers come from; `rng_seed`: fixes
+    the live oracle's random data (tests), None draws it from `secrets`, fresh
+    for this run; `other_sizes`: also run `*.sizes` (live oracle only).
     """
     seed = new_seed() if rng_seed is None else rng_seed
     results: list[CheckResult] = []
     for i, spec in enumerate(MODELS):
-        results.extend(check_model(runner, spec, class_sources.get(spec.class_name), seed + i, sizes))
+        source = class_sources.get(spec.class_name)
+        lab = check_model(runner, oracle, spec, source, seed + i, sizes)
+        results.extend(lab)
+        if other_sizes:
+            results.append(check_other_sizes(runner, oracle, spec, source, seed + 100 + i, lab))
     return results
+
+
+def check_other_sizes(runner: KernelRunner, oracle: Oracle, spec: ModelSpec, source: str | None, seed: int,
+                      lab: list[CheckResult]) -> CheckResult:
+    """`*.sizes`: defined, params, forward and grad all hold at OTHER_SIZES too."""
+    check_id = f"{spec.prefix}.sizes"
+    shown = ", ".join(map(str, OTHER_SIZES.as_args()))
+    failing_here = [r.id for r in lab if r.id.split(".")[1] in _SIZES_PARTS and r.status is not Status.PASSED]
+    if failing_here:
+        # One mistake, one lost check: the lab-size verdicts already name it.
+        return result(check_id, Status.SKIPPED, "sizes.needs_lab_sizes", names=", ".join(failing_here))
+    others = check_model(runner, oracle, spec, source, seed, OTHER_SIZES)
+    bad = [r for r in others if r.id.split(".")[1] in _SIZES_PARTS and r.status is not Status.PASSED]
+    if not bad:
+        return result(check_id, Status.PASSED, "sizes.ok", call=f"{spec.class_name}({shown})")
+    first = bad[0]
+    details = {"sizes": list(OTHER_SIZES.as_args()), "failing": [r.id.split(".")[1] for r in bad],
+               "first": {"id": first.id, "status": first.status.value, "details": first.details}}
+    status = Status.ERROR if first.status is Status.ERROR else Status.FAILED
+    return result(check_id, status, "sizes.failed", first.diagnosis, details, call=f"{spec.class_name}({shown})",
+                  part=first.id.split(".")[1], reason=first.message or "-")
 
 
 def _all(spec: ModelSpec, status: Status, key: str, **params: object) -> list[CheckResult]:
@@ -54,7 +95,7 @@ def _transport_failure(spec: ModelSpec, reply: ProbeReply) -> list[CheckResult]:
 
 
 def check_model(
-    runner: KernelRunner, spec: ModelSpec, source: str | None, seed: int, sizes: Sizes = LAB_SIZES
+    runner: KernelRunner, oracle: Oracle, spec: ModelSpec, source: str | None, seed: int, sizes: Sizes = LAB_SIZES
 ) -> list[CheckResult]:
     request = {
         "mode": "inspect",
@@ -85,15 +126,15 @@ def check_model(
         grad = result(f"{spec.prefix}.grad", Status.SKIPPED, "skipped.params", names=", ".join(unusable))
         return [defined, params.result, init, forward, grad, no_builtin]
 
-    data = draw_data(spec, sizes, seed)
+    data = oracle.probe_data(spec, sizes, seed)
     run_req, arrays = run_request(spec, sizes, data, params.layouts, _device_of(runner))
     run = call_probe(runner, run_req, arrays, timeout_s=RUN_TIMEOUT_S)
     if not run.ok:
         failed = _transport_failure(spec, run)
         return [defined, params.result, init, failed[3], failed[4], no_builtin]
     view = view_run(run)
-    forward = check_forward(spec, data, view)
-    grad = check_grad(spec, data, view, params.layouts, params.untrained, sizes)
+    forward = check_forward(oracle, spec, data, view)
+    grad = check_grad(oracle, spec, data, view, params.layouts, params.untrained, sizes)
     return [defined, params.result, init, forward.result, grad, no_builtin]
 
 

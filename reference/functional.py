@@ -1,5 +1,9 @@
 """The reference forward passes as plain functions, plus known student mistakes.
 
+TA-side only: this file is the reference solution in equation form. It lives in
+reference/, outside the `grader` package, so the student wheel never carries it;
+the grader loads it by path (grader/oracle/live.py) from a source checkout.
+
 Each function takes a dict of canonical weights (see grader.lab_api: `x @ W`
 orientation, biases (n,), `fc.weight` as nn.Linear's (out, in)) and returns
 logits. Run in float64 in the trusted process, they give both the reference
@@ -29,50 +33,15 @@ Variants, defined precisely (t = 1..T, h_0 = given or 0, c_0 = 0):
 """
 from __future__ import annotations
 
-from enum import Enum
 from typing import Callable, Mapping
 
 import torch
 
+from grader.mistakes import LSTM_VARIANTS, RNN_VARIANTS, Variant
+
+__all__ = ["LSTM_VARIANTS", "RNN_VARIANTS", "Variant", "gradients", "loss_of", "lstm_forward", "rnn_forward"]
+
 Weights = Mapping[str, torch.Tensor]
-
-
-class Variant(str, Enum):
-    CORRECT = "correct"
-    NO_TANH = "no_tanh"
-    TANH_FORGET = "tanh_forget_gate"
-    TANH_INPUT = "tanh_input_gate"
-    TANH_OUTPUT = "tanh_output_gate"
-    NO_CELL_TANH = "no_cell_tanh"
-    NO_INPUT_GATE = "no_input_gate"
-    UPDATED_H = "updated_h_in_output_gate"
-    DETACHED = "detached_hidden"
-    X0 = "x0_every_step"
-    FIRST_STEP = "first_step_logits"
-    ALL_STEPS = "all_steps_logits"
-    IGNORES_H0 = "ignores_hidden_state"
-
-
-RNN_VARIANTS = (
-    Variant.NO_TANH,
-    Variant.DETACHED,
-    Variant.X0,
-    Variant.FIRST_STEP,
-    Variant.ALL_STEPS,
-    Variant.IGNORES_H0,
-)
-LSTM_VARIANTS = (
-    Variant.TANH_FORGET,
-    Variant.TANH_INPUT,
-    Variant.TANH_OUTPUT,
-    Variant.NO_CELL_TANH,
-    Variant.NO_INPUT_GATE,
-    Variant.UPDATED_H,
-    Variant.DETACHED,
-    Variant.X0,
-    Variant.FIRST_STEP,
-    Variant.ALL_STEPS,
-)
 
 
 def _read_out(states: list[torch.Tensor], variant: Variant, head: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
