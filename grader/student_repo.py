@@ -50,7 +50,7 @@ def _is_git_checkout(root: Path) -> bool:
     return found.returncode == 0 and Path(found.stdout.strip()).resolve() == root.resolve()
 
 
-def tracked_files(root: Path = PROJECT_ROOT) -> list[Path]:
+def tracked_files(root: Path) -> list[Path]:
     """The files git tracks under `root`, relative to it; those deleted in the working tree are left out."""
     listed = subprocess.run(["git", "-C", str(root), "ls-files", "-z"], capture_output=True, check=False)
     if listed.returncode != 0:
@@ -59,8 +59,9 @@ def tracked_files(root: Path = PROJECT_ROOT) -> list[Path]:
     return [n for n in names if (root / n).is_file()]
 
 
-def copy_source_tree(dest: Path, root: Path = PROJECT_ROOT) -> Path:
+def copy_source_tree(dest: Path, root: Path | None = None) -> Path:
     """Copy what the wheel may be built from into `dest`: git's tracked files, else the tree minus build leftovers."""
+    root = PROJECT_ROOT if root is None else Path(root)
     dest.mkdir(parents=True, exist_ok=True)
     if _is_git_checkout(root):
         for rel in tracked_files(root):
@@ -73,19 +74,21 @@ def copy_source_tree(dest: Path, root: Path = PROJECT_ROOT) -> Path:
     return dest
 
 
-def build_wheel(dest: Path) -> Path:
+def build_wheel(dest: Path, *, source_root: Path | None = None) -> Path:
     """Build the grader wheel into `dest` from a clean copy of the tracked sources; return the wheel's path.
 
     Runs `python -m pip wheel --no-deps --no-build-isolation` with this interpreter (setuptools must be
     installed in it; no network is needed). Raises InternalError, with pip's output tail, on failure.
+    `source_root` (default: this checkout) is for tests.
     """
-    if not (PROJECT_ROOT / "pyproject.toml").is_file():
+    root = PROJECT_ROOT if source_root is None else Path(source_root)
+    if not (root / "pyproject.toml").is_file():
         raise BadInputError(f"只能在 grader 的源码目录中构建 wheel / building the wheel needs the grader's source "
-                            f"checkout (no pyproject.toml in {PROJECT_ROOT})")
+                            f"checkout (no pyproject.toml in {root})")
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="grader-wheel-") as tmp:
-        source = copy_source_tree(Path(tmp) / "src")
+        source = copy_source_tree(Path(tmp) / "src", root)
         before = set(dest.glob("grader-*.whl"))
         env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1")
         built = subprocess.run(
