@@ -45,7 +45,7 @@ class Run:
 def _model_classes(classes_file: str | None) -> tuple[type, type]:
     """(CustomRNN, CustomLSTM): the reference notebook's, or a file's (for experiments)."""
     if classes_file is None:
-        from grader.refsolution import load_reference_classes
+        from grader.oracle.live import load_reference_classes
 
         return load_reference_classes()
     spec = importlib.util.spec_from_file_location("bench_models", classes_file)

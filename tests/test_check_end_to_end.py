@@ -1,5 +1,10 @@
 """`grader check` end to end: real kernels, the real synthetic dataset, the CLI's JSON and exit codes.
 
+`grader check` is the student's self-check: golden vectors, the rubric's hidden
+checks (rnn.sizes, lstm.sizes: 4 points) neither run nor listed, the score out
+of the 96 visible points. `grader check --full` is TA grading of one notebook:
+live reference, fresh secret inputs, every check, out of 100.
+
 Fixture notebooks (tests/notebooks/check/) are the reference with one change,
 named by the outcome they expect; regenerate them with make_fixtures.py.
 """
@@ -14,7 +19,9 @@ from grader.cli import main
 from grader.paths import DEFAULT_RUBRIC, REFERENCE_NOTEBOOK, TEMPLATE_NOTEBOOK
 
 FIXTURES = Path(__file__).resolve().parent / "notebooks" / "check"
-ALL_CHECKS = 18
+ALL_CHECKS = 20
+VISIBLE_CHECKS = 18
+VISIBLE_POINTS = 96
 
 
 def run_check(capsys, notebook: Path, *extra: str) -> tuple[int, dict]:
@@ -40,11 +47,20 @@ def quick_rubric(tmp_path_factory) -> Path:
     return path
 
 
-def test_reference_scores_full_marks(capsys):
+def test_reference_scores_full_marks_in_ta_grading(capsys):
+    code, result = run_check(capsys, REFERENCE_NOTEBOOK, "--full")
+    assert code == 0, not_passed(result)
+    assert result["score"] == result["max_score"] == 100 and result.get("self_check") is None
+    assert len(result["checks"]) == ALL_CHECKS
+    assert statuses(result)["rnn.sizes"] == statuses(result)["lstm.sizes"] == "passed"
+
+
+def test_reference_passes_every_visible_check_of_the_self_check(capsys):
     code, result = run_check(capsys, REFERENCE_NOTEBOOK)
     assert code == 0, not_passed(result)
-    assert result["schema"] == 1 and result["score"] == result["max_score"] == 100
-    assert len(result["checks"]) == ALL_CHECKS
+    assert result["schema"] == 1 and result["score"] == result["max_score"] == VISIBLE_POINTS
+    assert result["self_check"] == {"hidden_count": 2, "hidden_points": 4.0, "reference": "golden"}
+    assert len(result["checks"]) == VISIBLE_CHECKS and "rnn.sizes" not in statuses(result)
     assert set(result["checks"][0]) >= {"id", "status", "score", "max_score", "message", "hint"}
     assert {e["command"] for e in result["shell_escapes"]} == {"!pip install librosa==0.11.0", "!unzip -q -n data.zip"}
     assert result["npu_remapped"] is True and result["device"] == "cpu"
@@ -55,7 +71,7 @@ def test_reference_scores_full_marks(capsys):
 def test_untouched_template_scores_zero_without_crashing(capsys):
     code, result = run_check(capsys, TEMPLATE_NOTEBOOK)
     assert code == 1
-    assert result["score"] == 0 and result["max_score"] == 100
+    assert result["score"] == 0 and result["max_score"] == VISIBLE_POINTS
     assert statuses(result)["notebook.parses"] == "passed"
     assert all(c["score"] == 0 for c in result["checks"])
     assert statuses(result)["lstm.train"] == "skipped"
@@ -73,7 +89,7 @@ def test_first_step_logits_fails_exactly_lstm_forward_grad_train(capsys):
     assert not_passed(result) == {"lstm.forward", "lstm.grad", "lstm.train"}
     forward = next(c for c in result["checks"] if c["id"] == "lstm.forward")
     assert "first" in forward["diagnosis"].lower()
-    assert result["score"] == 100 - 14 - 8 - 14
+    assert result["score"] == VISIBLE_POINTS - 12 - 8 - 14
 
 
 def test_detached_hidden_fails_exactly_rnn_grad(capsys):
@@ -86,7 +102,7 @@ def test_detached_hidden_fails_exactly_rnn_grad(capsys):
 def test_a_cell_that_swallows_interrupts_is_killed_and_every_check_still_gets_a_verdict(capsys, quick_rubric):
     code, result = run_check(capsys, FIXTURES / "hangs_after_lstm_yet_every_check_graded.ipynb", "--rubric", str(quick_rubric))
     assert code == 1
-    assert len(result["checks"]) == ALL_CHECKS
+    assert len(result["checks"]) == VISIBLE_CHECKS
     # the kernel was killed, so later cells never ran; the models are graded in a fresh kernel
     assert result["kernel_died"] is True and result["fallback_kernel"] is True
     assert not_passed(result) == {"notebook.runs"}
@@ -96,7 +112,7 @@ def test_a_notebook_that_kills_its_kernel_is_graded_from_its_definitions(capsys)
     code, result = run_check(capsys, FIXTURES / "kills_kernel_after_lstm_yet_models_graded.ipynb")
     assert result["kernel_died"] is True and result["fallback_kernel"] is True
     assert not_passed(result) == {"notebook.runs"}
-    assert result["score"] == 96
+    assert result["score"] == VISIBLE_POINTS - 4
 
 
 @pytest.mark.parametrize(

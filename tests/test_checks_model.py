@@ -282,10 +282,16 @@ def test_a_hard_coded_hidden_size_fails_only_the_sizes_check(kernel) -> None:
     assert results["lstm.sizes"].passed
 
 
-def test_sizes_is_skipped_when_the_lab_sizes_already_fail(kernel) -> None:
+def test_sizes_is_skipped_when_the_forward_pass_already_fails_at_the_lab_sizes(kernel) -> None:
     results = _sized_results(kernel, (FIXTURES / "rnn_no_tanh.py").read_text())
     assert results["rnn.sizes"].status is Status.SKIPPED
     assert results["rnn.sizes"].message.key == "checks.sizes.needs_lab_sizes"
+
+
+def test_a_gradient_mistake_costs_grad_but_not_sizes(kernel) -> None:
+    results = _sized_results(kernel, (FIXTURES / "rnn_detached_hidden.py").read_text())
+    assert results["rnn.grad"].status is Status.FAILED
+    assert results["rnn.sizes"].passed and results["rnn.sizes"].details["judged"] == ["defined", "params", "forward"]
 
 
 def test_the_golden_oracle_answers_only_its_packaged_case() -> None:

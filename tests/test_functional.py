@@ -121,7 +121,7 @@ def test_variants_are_pairwise_distinct(model: str) -> None:
 
 def test_reference_notebook_matches_functional() -> None:
     """The lead's reference classes (reference/lab.ipynb) compute what functional.py computes."""
-    from grader.refsolution import load_reference_classes
+    from grader.oracle.live import load_reference_classes
 
     # no skip: the reference ships with the repo, so failing to load it is a real failure
     rnn_cls, lstm_cls = load_reference_classes()

@@ -185,7 +185,8 @@ def test_training_curve_svg_has_one_point_per_epoch_and_the_threshold_line():
         assert len(re.findall(r"<circle ", svg)) == len(curve)
         assert all(re.fullmatch(r"-?\d+\.\d,-?\d+\.\d", p) for p in points)
     assert 'class="hline"' in svgs[1] and "threshold 85%" in svgs[1]
-    assert "best held-out accuracy 33.3%, required 85%" in section
+    best = next(c for c in result["checks"] if c["id"] == "lstm.train")["details"]["best_accuracy"]
+    assert f"best held-out accuracy {best:.1%}, required 85%" in section
 
 
 def test_student_loss_curve_is_a_second_chart_and_absent_without_a_curve():
@@ -215,13 +216,15 @@ def test_score_is_shown_with_its_percentage():
 
 
 def test_hidden_checks_are_listed_and_marked_hidden():
-    result = _load("passes_all_reference.json")
+    result = _load("passes_all_reference.json")  # TA grading: the rubric's hidden *.sizes checks ran
+    hidden = [c["id"] for c in result["checks"] if c["visibility"] == "hidden"]
+    assert hidden == ["rnn.sizes", "lstm.sizes"]
     result["checks"][3]["visibility"] = "hidden"
     page = _parse(render_submission_html(result, "en"))
 
     hidden_rows = [attrs["data-check-id"] for _, attrs in page.with_attr("data-check-id")]
-    assert result["checks"][3]["id"] in hidden_rows
-    assert len(page.with_attr("data-hidden")) == 1
+    assert result["checks"][3]["id"] in hidden_rows and set(hidden) <= set(hidden_rows)
+    assert len(page.with_attr("data-hidden")) == 3
 
 
 def test_shell_commands_device_and_remapping_are_reported():

@@ -39,12 +39,13 @@ def _full() -> dict:
 
 
 def _self_check(hidden: int = 2, points: float = 4.0) -> dict:
-    """The reference's result as a self-check: its last check was hidden, so not run and not listed."""
-    result = _full()
-    dropped = result["checks"].pop()
-    result["score"] -= dropped["score"]
-    result["max_score"] -= dropped["max_score"]
-    result["self_check"] = {"hidden_count": hidden, "hidden_points": points, "reference": "golden"}
+    """The reference's real self-check result (the course rubric hides rnn.sizes and lstm.sizes, 4 points).
+
+    Other hidden counts only rewrite the summary: the renderers take the counts from it.
+    """
+    result = json.loads((FIXTURES / "self_check_passes_visible_reference.json").read_text(encoding="utf-8"))
+    assert result["self_check"] == {"hidden_count": 2, "hidden_points": 4.0, "reference": "golden"}
+    result["self_check"].update(hidden_count=hidden, hidden_points=points)
     return result
 
 
@@ -91,8 +92,8 @@ def _page(html: str) -> _Page:
 # --- the notice ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("lang, hidden, points, passed, no_guarantee", [
-    ("zh", "另有 2 项隐藏检查", "共 4 分", "通过了 17/17 项可见检查（86/86 分）", "本地自查通过并不保证最终满分"),
-    ("en", "2 more hidden checks", "4 points in total", "17 of 17 visible checks passed (86/86 points)",
+    ("zh", "另有 2 项隐藏检查", "共 4 分", "通过了 18/18 项可见检查（96/96 分）", "本地自查通过并不保证最终满分"),
+    ("en", "2 more hidden checks", "4 points in total", "18 of 18 visible checks passed (96/96 points)",
      "does not guarantee full marks"),
 ])
 def test_terminal_names_hidden_checks_points_and_no_guarantee(lang, hidden, points, passed, no_guarantee):
@@ -103,17 +104,17 @@ def test_terminal_names_hidden_checks_points_and_no_guarantee(lang, hidden, poin
     assert not ALL_PASSED.search(out)
     lines = out.rstrip("\n").splitlines()
     # The score line names it as the visible checks' score; the notice follows right below it.
-    assert lines[-2] == ("自查得分（仅可见检查）：86 / 86" if lang == "zh"
-                         else "Self-check score (visible checks only): 86 / 86")
+    assert lines[-2] == ("自查得分（仅可见检查）：96 / 96" if lang == "zh"
+                         else "Self-check score (visible checks only): 96 / 96")
     assert lines[-1] == self_check_notice(_self_check(), lang)
 
 
 def test_exact_notice_in_both_languages():
     assert self_check_notice(_self_check(), "zh") == (
-        "这是本地自查：通过了 17/17 项可见检查（86/86 分）。另有 2 项隐藏检查（共 4 分）只在助教评分时运行；"
+        "这是本地自查：通过了 18/18 项可见检查（96/96 分）。另有 2 项隐藏检查（共 4 分）只在助教评分时运行；"
         "评分时还会使用新的随机输入。本地自查通过并不保证最终满分。")
     assert self_check_notice(_self_check(), "en") == (
-        "This is a local self-check: 17 of 17 visible checks passed (86/86 points). 2 more hidden checks "
+        "This is a local self-check: 18 of 18 visible checks passed (96/96 points). 2 more hidden checks "
         "(4 points in total) run only when the TAs grade, and grading also uses fresh random inputs. "
         "Passing this self-check does not guarantee full marks.")
     assert "1 more hidden check (2.5 points) runs only" in self_check_notice(_self_check(1, 2.5), "en")
@@ -133,7 +134,7 @@ def test_a_failing_self_check_counts_only_the_passed_visible_checks():
     result["checks"][3]["status"] = "failed"
     result["score"] -= result["checks"][3]["score"]
     result["checks"][3]["score"] = 0.0
-    assert "通过了 16/17 项可见检查（84/86 分）" in self_check_notice(result, "zh")
+    assert "通过了 17/18 项可见检查（94/96 分）" in self_check_notice(result, "zh")
 
 
 @pytest.mark.parametrize("lang", ["zh", "en"])
@@ -171,7 +172,7 @@ def test_html_banner_next_to_the_score_says_hidden_checks_and_no_guarantee(lang)
     assert html.index("data-score") < html.index("data-self-check") < html.index('id="h-checks"')
     text = "".join(page.text_parts)
     assert ("自查得分（仅可见检查）" if lang == "zh" else "Self-check score (visible checks only)") in text
-    assert ("可见检查：通过 17 项" if lang == "zh" else "visible checks: 17 passed") in text
+    assert ("可见检查：通过 18 项" if lang == "zh" else "visible checks: 18 passed") in text
     assert ("随作业发布的参考输出" if lang == "zh" else "packaged reference outputs") in text
     assert not ALL_PASSED.search(text)
     assert "<script" not in html
@@ -198,10 +199,10 @@ def test_junit_suite_properties_and_system_out_for_a_self_check():
     assert list(props)[:len(PROPERTY_NAMES)] == list(PROPERTY_NAMES)
     assert (props["self_check"], props["hidden_checks"], props["hidden_points"], props["reference"]) == (
         "true", "2", "4", "golden")
-    assert props["max_score"] == "86"
+    assert props["max_score"] == "96"
     assert "does not guarantee full marks" in props["self_check_notice"]
     assert suite.find("system-out").text == self_check_notice(_self_check(), "en")
-    assert len(suite.findall("testcase")) == 17
+    assert len(suite.findall("testcase")) == 18
 
 
 def test_junit_without_self_check_has_only_the_usual_properties():
@@ -212,7 +213,7 @@ def test_junit_without_self_check_has_only_the_usual_properties():
 
 def test_gradescope_output_carries_the_notice():
     output = gradescope_json(_self_check(), "zh")["output"]
-    assert "自查得分（仅可见检查）：86 / 86" in output and "本地自查通过并不保证最终满分" in output
+    assert "自查得分（仅可见检查）：96 / 96" in output and "本地自查通过并不保证最终满分" in output
     assert "本地自查" not in gradescope_json(_full(), "zh")["output"]
 
 

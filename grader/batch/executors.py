@@ -80,7 +80,7 @@ def _worker_main(conn: Connection, parent_pid: int, tmpdir: str) -> None:
 
     limit_torch_threads()
     # The imports a job needs, paid once per worker, before it says it is ready.
-    for module in ("grader.pipeline", "grader.report.json_report", "grader.refsolution"):
+    for module in ("grader.pipeline", "grader.report.json_report", "grader.oracle.live"):
         importlib.import_module(module)
 
     conn.send(("ready", os.getpid()))

@@ -106,6 +106,10 @@ def grade(options: GradeOptions, *, out: TextIO | None = None, err: TextIO | Non
         from grader.execute import choose_protections
 
         choose_protections("require", lang)  # refuse before any work, not once per submission
+    from grader.oracle import load_oracle
+
+    # TA grading needs the live reference: a student wheel refuses here (exit 2), not once per submission.
+    load_oracle("live")
     executor = _make_executor(options, rubric, lang)
     with tempfile.TemporaryDirectory(prefix="grader-batch-") as tmp:
         found = discover(options.submissions, id_pattern=options.id_pattern, lang=lang, workdir=Path(tmp))

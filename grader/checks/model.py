@@ -32,8 +32,10 @@ INIT_REPEATS = 3
 # For *.sizes: all three differ from each other and from the probe's batch (4) and
 # sequence length (6), so a transposed or permuted tensor cannot pass by coincidence.
 OTHER_SIZES = Sizes(input=9, hidden=5, output=2)
-# What *.sizes re-runs at OTHER_SIZES (init is about the lab's own sizes only).
+# What *.sizes judges again at OTHER_SIZES (init is about the lab's own sizes only),
+# and what must already pass at the lab's sizes for that to mean anything.
 _SIZES_PARTS = ("defined", "params", "forward", "grad")
+_SIZES_NEEDS = ("defined", "params", "forward")
 
 
 def run_model_checks(
@@ -66,19 +68,26 @@ def run_model_checks(
 
 def check_other_sizes(runner: KernelRunner, oracle: Oracle, spec: ModelSpec, source: str | None, seed: int,
                       lab: list[CheckResult]) -> CheckResult:
-    """`*.sizes`: defined, params, forward and grad all hold at OTHER_SIZES too."""
+    """`*.sizes`: what holds at the lab's sizes holds at OTHER_SIZES too.
+
+    Needs a working forward pass at the lab's sizes (else there is nothing to
+    generalise: skipped). Of grad, only what passed at the lab's sizes is
+    judged again, so one mistake (say a detached hidden state) costs one check.
+    """
     check_id = f"{spec.prefix}.sizes"
     shown = ", ".join(map(str, OTHER_SIZES.as_args()))
-    failing_here = [r.id for r in lab if r.id.split(".")[1] in _SIZES_PARTS and r.status is not Status.PASSED]
-    if failing_here:
-        # One mistake, one lost check: the lab-size verdicts already name it.
-        return result(check_id, Status.SKIPPED, "sizes.needs_lab_sizes", names=", ".join(failing_here))
+    passed_here = {r.id.split(".")[1] for r in lab if r.status is Status.PASSED}
+    needed = [f"{spec.prefix}.{part}" for part in _SIZES_NEEDS if part not in passed_here]
+    if needed:
+        return result(check_id, Status.SKIPPED, "sizes.needs_lab_sizes", names=", ".join(needed))
+    judged = [part for part in _SIZES_PARTS if part in passed_here]
     others = check_model(runner, oracle, spec, source, seed, OTHER_SIZES)
-    bad = [r for r in others if r.id.split(".")[1] in _SIZES_PARTS and r.status is not Status.PASSED]
+    bad = [r for r in others if r.id.split(".")[1] in judged and r.status is not Status.PASSED]
     if not bad:
-        return result(check_id, Status.PASSED, "sizes.ok", call=f"{spec.class_name}({shown})")
+        return result(check_id, Status.PASSED, "sizes.ok", details={"sizes": list(OTHER_SIZES.as_args()), "judged": judged},
+                      call=f"{spec.class_name}({shown})")
     first = bad[0]
-    details = {"sizes": list(OTHER_SIZES.as_args()), "failing": [r.id.split(".")[1] for r in bad],
+    details = {"sizes": list(OTHER_SIZES.as_args()), "judged": judged, "failing": [r.id.split(".")[1] for r in bad],
                "first": {"id": first.id, "status": first.status.value, "details": first.details}}
     status = Status.ERROR if first.status is Status.ERROR else Status.FAILED
     return result(check_id, status, "sizes.failed", first.diagnosis, details, call=f"{spec.class_name}({shown})",

@@ -88,8 +88,9 @@ _KERNEL_SIDE = ("__init__.py", "startup.py", "shell_shims.py", "transforms.py")
 def copy_kernel_side(run_dir: Path) -> Path:
     """A copy of the kernel-side modules in run_dir; the folder to put on the kernel's sys.path.
 
-    The kernel gets a copy instead of the grader's tree, which also holds the
-    reference equations (grader/functional.py) and which the sandbox hides.
+    The kernel gets a copy instead of the grader's tree, which holds the golden
+    vectors and, in a source checkout, sits beside the reference (reference/),
+    and which the sandbox hides.
     """
     root = run_dir / "kernel_side"
     package = root / "grader" / "kernel"

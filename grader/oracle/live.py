@@ -1,9 +1,14 @@
-"""The live oracle: reference/functional.py, run in float64 in the grader's process.
+"""The live reference: reference/functional.py and reference/lab.ipynb's classes.
 
-The equations are trusted code from the course's source checkout, loaded by
-path: they are not part of the `grader` package, so an installed student wheel
-has no live oracle and says so (BadInputError, exit 2) instead of grading
-against nothing.
+Both are trusted code from the course's source checkout, loaded by path, so
+executing them in the grader's process is fine (student code never comes
+through here). They are not part of the `grader` package: an installed student
+wheel has no live reference and says so (BadInputError, exit 2) instead of
+grading against nothing.
+
+- LiveOracle: the equations in float64, the answers of TA grading;
+- load_reference_classes: the notebook's own CustomRNN and CustomLSTM, which the
+  equivalence tests and `grader golden --check` hold the equations against.
 """
 from __future__ import annotations
 
@@ -18,35 +23,61 @@ from typing import Callable
 import numpy as np
 import torch
 
-from grader.errors import BadInputError
+from grader.errors import BadInputError, InternalError
 from grader.lab_api import ModelSpec, Sizes
 from grader.mistakes import Variant
 from grader.oracle.base import OracleKind
 from grader.oracle.probe_data import ProbeData, draw_data
-from grader.paths import REFERENCE_FUNCTIONAL
+from grader.notebook import find_class_sources, read_notebook
+from grader.paths import REFERENCE_FUNCTIONAL, REFERENCE_NOTEBOOK
 
 _MODULE_NAME = "grader_reference_functional"
+CLASS_NAMES = ("CustomRNN", "CustomLSTM")
+_PRELUDE = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
 
 
 class ReferenceUnavailableError(BadInputError):
     """This installation has no reference solution (a student wheel)."""
 
 
-@lru_cache(maxsize=None)
-def load_functional(path: Path = REFERENCE_FUNCTIONAL) -> ModuleType:
-    """reference/functional.py as a module; ReferenceUnavailableError without a source checkout."""
+def _require(path: Path) -> None:
     if not path.is_file():
         raise ReferenceUnavailableError(
             f"the live reference is not installed here ({path} is missing). Full grading needs the course's "
             "grader repository; this installation can only self-check against golden vectors (`grader check`). "
             f"/ 此安装没有参考答案（缺少 {path}）：完整评分需要课程的 grader 仓库；这里只能用 `grader check` 自查。"
         )
+
+
+@lru_cache(maxsize=None)
+def load_functional(path: Path = REFERENCE_FUNCTIONAL) -> ModuleType:
+    """reference/functional.py as a module; ReferenceUnavailableError without a source checkout."""
+    _require(path)
     spec = importlib.util.spec_from_file_location(_MODULE_NAME, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[_MODULE_NAME] = module  # dataclasses and enums look their module up by name
     spec.loader.exec_module(module)
     return module
+
+
+def load_classes(notebook: Path, names: tuple[str, ...] = CLASS_NAMES) -> dict[str, type]:
+    """Execute the named class definitions of a TRUSTED notebook and return the classes."""
+    sources = find_class_sources(read_notebook(notebook), list(names))
+    missing = [n for n in names if n not in sources]
+    if missing:
+        raise InternalError(f"{notebook}: no definition of {', '.join(missing)}")
+    namespace: dict[str, object] = {"__name__": "grader_reference"}
+    exec(compile(_PRELUDE + "\n\n".join(sources[n] for n in names), str(notebook), "exec"), namespace)
+    return {n: namespace[n] for n in names}  # type: ignore[misc]
+
+
+@lru_cache(maxsize=1)
+def load_reference_classes() -> tuple[type, type]:
+    """(CustomRNN, CustomLSTM) of reference/lab.ipynb."""
+    _require(REFERENCE_NOTEBOOK)
+    classes = load_classes(REFERENCE_NOTEBOOK)
+    return classes["CustomRNN"], classes["CustomLSTM"]
 
 
 def _t(a: np.ndarray) -> torch.Tensor:

@@ -142,19 +142,19 @@ def read_reference() -> str:
 import glob, importlib, os, sys
 root = {root!r}
 leaked = []
-for rel in ("reference/lab.ipynb", "grader/functional.py", "grader/refsolution.py", "rubrics/lab.toml"):
+for rel in ("reference/lab.ipynb", "reference/functional.py", "rubrics/lab.toml"):
     try:
         with open(os.path.join(root, rel), "rb") as fh:
             leaked.append((rel, len(fh.read())))
     except OSError:
         pass
-for name in ("grader.functional", "grader.refsolution", "grader.paths", "grader.rubric"):
+for name in ("grader.oracle.live", "grader.oracle.golden", "grader.paths", "grader.rubric"):
     try:
         module = importlib.import_module(name)
         leaked.append((name, getattr(module, "__file__", None)))
     except Exception:
         pass
-for pattern in ("/work/*/rubrics/*.toml", "/work/*/grader/functional.py", "/tmp/**/*.toml", "/root/**/*.ipynb",
+for pattern in ("/work/*/rubrics/*.toml", "/work/*/reference/functional.py", "/tmp/**/*.toml", "/root/**/*.ipynb",
                 os.path.dirname(os.getcwd()) + "/**/*.toml"):
     leaked += glob.glob(pattern, recursive=True)
 if leaked:
