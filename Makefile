@@ -8,7 +8,7 @@ DEMO    ?= demo-out
 export OMP_NUM_THREADS := 1
 export MKL_NUM_THREADS := 1
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test wheel clean
 
 $(STAMP): pyproject.toml
 	# bubblewrap (kernel sandbox), chromium + chromedriver (HTML report test) and a CJK font
@@ -38,5 +38,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# The student-safe wheel (no reference/, golden vectors instead), from the tracked files only.
+wheel: $(STAMP)
+	$(BIN)/python -c "from pathlib import Path; from grader.student_repo import build_wheel; print(build_wheel(Path('dist')))"
+
 clean:
-	rm -rf $(VENV) $(DEMO) .pytest_cache
+	rm -rf $(VENV) $(DEMO) .pytest_cache dist
