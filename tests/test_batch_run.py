@@ -114,11 +114,11 @@ def test_sigkill_mid_batch_then_resume_loses_nothing_and_grades_nothing_twice(tm
     assert after["b_template"]["outcome"] == "graded" and after["b_template"]["score"] == 0
     assert after["c_reference"]["outcome"] == "graded" and after["c_reference"]["score"] == 100
     conn = sqlite3.connect(out / STORE_NAME)
-    assert conn.execute("SELECT COUNT(*) FROM checks").fetchone()[0] == 3 * 18
+    assert conn.execute("SELECT COUNT(*) FROM checks").fetchone()[0] == 3 * 20
     assert conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 2
     conn.close()
     assert f"{3 - len(before)} graded, 0 not graded, {len(before)} unchanged" in second.stdout
-    assert len(json.loads((out / "results" / "c_reference.json").read_text())["checks"]) == 18
+    assert len(json.loads((out / "results" / "c_reference.json").read_text())["checks"]) == 20
     assert_no_leftover_processes(str(tmp))
 
 
@@ -187,7 +187,7 @@ def test_a_hanging_submission_times_out_and_the_batch_goes_on(tmp_path, private_
         "a_hang": "timeout", "b_broken": "bad_input", "c_template": "graded"}
     assert summary.exit_code == 1 and summary.outcomes == {"timeout": 1, "bad_input": 1, "graded": 1}
     hung = json.loads((out / "results" / "a_hang.json").read_text())
-    assert "20 s" in hung["error"] and len(hung["checks"]) == 18
+    assert "20 s" in hung["error"] and len(hung["checks"]) == 20
     assert all(c["status"] == "error" and c["score"] == 0 for c in hung["checks"])
 
 

@@ -25,12 +25,15 @@ import pytest
 from grader.paths import DEFAULT_RUBRIC, PROJECT_ROOT, REFERENCE_NOTEBOOK, TEMPLATE_NOTEBOOK
 from proc_helpers import processes_mentioning
 
-# Points a notebook that is the reference with a tanh forget gate earns (measured with the real
-# grader): every check but lstm.forward (14), lstm.grad (8) and lstm.train (14).
-# (It still trains past the lstm.train threshold on most seeds.)
+# Points a notebook that is the reference with a tanh forget gate earns in TA grading (measured
+# with the real grader): every check but lstm.forward (12), lstm.grad (8) and the hidden lstm.sizes
+# (2, skipped behind the failing forward pass); lstm.train (14) may go either way: it still trains
+# past the threshold on most seeds.
+# The attacks are graded as the TA grades (`check --full`: live reference, fresh secret inputs,
+# hidden checks too): that is the grade a cheat would be after.
 BROKEN_LSTM_SCORE = 78
-BROKEN_LSTM_FAILS = {"lstm.forward", "lstm.grad"}
-ALL_CHECKS = 18
+BROKEN_LSTM_FAILS = {"lstm.forward", "lstm.grad", "lstm.sizes"}
+ALL_CHECKS = 20
 _FORGET_GATE = "f_t = torch.sigmoid(x_t @ self.W_xf + h_t @ self.W_hf + self.b_f)"
 _IMPORTS_CELL = 7
 _RNN_CELL = 17
@@ -119,7 +122,7 @@ def check_in_process(notebook: Path, rubric: Path) -> Checked:
     from grader.report.json_report import report_to_json
     from grader.rubric import load_rubric
 
-    report = check_notebook(notebook, CheckOptions(rubric=rubric, device="cpu"), lang="en")
+    report = check_notebook(notebook, CheckOptions(rubric=rubric, device="cpu", self_check=False), lang="en")
     result = json.loads(json.dumps(report_to_json(report, load_rubric(rubric), "en")))
     return Checked(0 if report.all_passed else 1, result, "", "")
 
@@ -139,10 +142,10 @@ ATTACK_INDEX = _IMPORTS_CELL + 1  # where with_cells(..., at="after_imports") pu
 
 
 def check_subprocess(notebook: Path, tmp: Path, *extra: str, timeout: float = 240) -> Checked:
-    """`python -m grader check NOTEBOOK --format json` in a child process (attacks that could harm us)."""
+    """`python -m grader check NOTEBOOK --full --format json` in a child process (attacks that could harm us)."""
     tmp.mkdir(parents=True, exist_ok=True)
     done = subprocess.run(
-        [sys.executable, "-m", "grader", "check", str(notebook), "--format", "json", "--lang", "en", *extra],
+        [sys.executable, "-m", "grader", "check", str(notebook), "--full", "--format", "json", "--lang", "en", *extra],
         cwd=tmp, env=grader_env(tmp), capture_output=True, text=True, timeout=timeout,
     )
     try:
