@@ -24,9 +24,9 @@ import tempfile
 from pathlib import Path
 
 from grader.errors import BadInputError, InternalError
-from grader.paths import PROJECT_ROOT
+from grader.paths import PROJECT_ROOT, TEMPLATE_DIR
 
-STUDENT_TEMPLATE_DIR = PROJECT_ROOT / "student_template"
+STUDENT_TEMPLATE_DIR = TEMPLATE_DIR
 WHEEL_DIR_NAME = ".grader"
 
 # Skipped when the project is not a git checkout (a source archive): what a build or a run leaves behind.

@@ -114,7 +114,9 @@ class ProcessRunner:
 def reference_source() -> str:
     """The reference notebook's CustomRNN and CustomLSTM, with the imports they use."""
     from grader.notebook import find_class_sources, read_notebook
+    from grader.oracle.live import require_reference
     from grader.paths import REFERENCE_NOTEBOOK
 
+    require_reference(REFERENCE_NOTEBOOK)  # a student wheel has none: say so, exit 2
     sources = find_class_sources(read_notebook(REFERENCE_NOTEBOOK), ["CustomRNN", "CustomLSTM"])
     return "import torch\nimport torch.nn as nn\n\n" + sources["CustomRNN"] + "\n\n" + sources["CustomLSTM"] + "\n"

@@ -68,6 +68,20 @@ def test_reference_passes_every_visible_check_of_the_self_check(capsys):
     assert train["details"]["best_accuracy"] >= 0.85 and train["details"]["curve"]
 
 
+def test_a_self_check_does_not_run_hidden_checks(capsys, tmp_path):
+    """A course that hides lstm.train: the self-check never trains, and says 3 checks (18 points) are hidden."""
+    rubric = tmp_path / "lab.toml"
+    text = DEFAULT_RUBRIC.read_text(encoding="utf-8")
+    train = text.index('[checks."lstm.train"]')
+    rubric.write_text(text[:train] + text[train:].replace('visibility = "visible"', 'visibility = "hidden"', 1),
+                      encoding="utf-8")
+    code, result = run_check(capsys, REFERENCE_NOTEBOOK, "--rubric", str(rubric))
+    assert code == 0 and result["score"] == result["max_score"] == 100 - 4 - 14
+    assert result["self_check"] == {"hidden_count": 3, "hidden_points": 18.0, "reference": "golden"}
+    assert "lstm.train" not in statuses(result)
+    assert "train_check_s" not in result["timings"] and "model_checks_s" in result["timings"]
+
+
 def test_untouched_template_scores_zero_without_crashing(capsys):
     code, result = run_check(capsys, TEMPLATE_NOTEBOOK)
     assert code == 1

@@ -40,7 +40,8 @@ class ReferenceUnavailableError(BadInputError):
     """This installation has no reference solution (a student wheel)."""
 
 
-def _require(path: Path) -> None:
+def require_reference(path: Path) -> None:
+    """ReferenceUnavailableError, saying what full grading needs, when `path` (a reference file) is missing."""
     if not path.is_file():
         raise ReferenceUnavailableError(
             f"the live reference is not installed here ({path} is missing). Full grading needs the course's "
@@ -52,7 +53,7 @@ def _require(path: Path) -> None:
 @lru_cache(maxsize=None)
 def load_functional(path: Path = REFERENCE_FUNCTIONAL) -> ModuleType:
     """reference/functional.py as a module; ReferenceUnavailableError without a source checkout."""
-    _require(path)
+    require_reference(path)
     spec = importlib.util.spec_from_file_location(_MODULE_NAME, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -75,7 +76,7 @@ def load_classes(notebook: Path, names: tuple[str, ...] = CLASS_NAMES) -> dict[s
 @lru_cache(maxsize=1)
 def load_reference_classes() -> tuple[type, type]:
     """(CustomRNN, CustomLSTM) of reference/lab.ipynb."""
-    _require(REFERENCE_NOTEBOOK)
+    require_reference(REFERENCE_NOTEBOOK)
     classes = load_classes(REFERENCE_NOTEBOOK)
     return classes["CustomRNN"], classes["CustomLSTM"]
 
