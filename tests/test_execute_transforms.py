@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import os
 
 import nbformat
 import pytest
@@ -137,3 +138,18 @@ def test_prepare_workdir_copies_notebook_and_data(tmp_path) -> None:  # noqa: AN
     assert (workdir / "lab.ipynb").is_file()
     assert (workdir / "data" / "train.csv").is_file() and (workdir / "data" / "train").is_dir()
     assert workdir.parent == tmp_path / "runs"
+
+
+@pytest.mark.parametrize(("device", "backend"), [("cpu", "npu"), ("cuda:0", "privateuseone")])
+def test_the_fake_torch_npu_renames_privateuse1_only_on_cpu(device: str, backend: str) -> None:
+    """On CUDA the rename breaks every backward pass (measured on an H100, torch 2.11): see the fake's docstring."""
+    import subprocess
+    import sys
+
+    from grader.paths import PACKAGE_DIR
+
+    code = "import torch, torch_npu; print(torch._C._get_privateuse1_backend_name(), torch.npu.is_available())"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env={**os.environ, "GRADER_TORCH_DEVICE": device,
+                               "PYTHONPATH": str(PACKAGE_DIR / "kernel" / "fakes")})
+    assert done.stdout.split() == [backend, "False"]

@@ -3,12 +3,18 @@
 `import torch_npu` succeeds, `torch.npu` exists and reports no device, and
 `.npu()` moves to the grading device (GRADER_TORCH_DEVICE, set by the grader).
 Device strings 'npu'/'npu:N' in cell code are rewritten by the kernel's AST
-transformer; renaming privateuse1 to 'npu' keeps `torch.device('npu')` valid
-even where the rewrite does not reach (code run through exec()).
+transformer; on a CPU grading device, renaming privateuse1 to 'npu' also keeps
+`torch.device('npu')` valid where the rewrite does not reach (code run through
+exec()). Not on CUDA: measured on an H100 with torch 2.11, once privateuse1 is
+renamed every backward pass over CUDA tensors fails with "PyTorch is not linked
+with support for npu devices" (autograd's stream handling then takes the
+renamed backend, which has no device guard, for the accelerator), so the
+reference scored 62/100 there.
 """
 from __future__ import annotations
 
 import os
+import sys
 
 import torch
 
@@ -22,15 +28,23 @@ def _to_grading_device(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003 -
     return self.to(GRADING_DEVICE)
 
 
+def renames_privateuse1(grading_device: str) -> bool:
+    return grading_device == "cpu" or grading_device.startswith("cpu:")
+
+
 def _register() -> None:
-    try:
-        torch.utils.rename_privateuse1_backend("npu")
-    except Exception:  # already renamed (the module was reloaded): nothing to do
-        pass
+    if renames_privateuse1(GRADING_DEVICE):
+        try:
+            torch.utils.rename_privateuse1_backend("npu")
+        except Exception:  # already renamed (the module was reloaded): nothing to do
+            pass
     try:
         torch._register_device_module("npu", npu)
     except Exception:
-        pass
+        # Not renamed, "npu" is no device type torch knows, so it refuses to register
+        # the module: attach it the way that function would have.
+        setattr(torch, "npu", npu)
+        sys.modules["torch.npu"] = npu
     torch.Tensor.npu = _to_grading_device
     torch.nn.Module.npu = _to_grading_device
 
