@@ -61,6 +61,16 @@ _DISK_CHECK_EVERY_S = 0.5
 _DISK_MAX_ENTRIES = 100_000
 
 
+def _log_tail(path: Path, max_bytes: int = 2000, max_lines: int = 15) -> list[str]:
+    try:
+        with path.open("rb") as fh:
+            fh.seek(max(0, path.stat().st_size - max_bytes))
+            tail = fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    return [line for line in tail.splitlines() if line.strip()][-max_lines:]
+
+
 @dataclass(frozen=True)
 class ExecutionLimits:
     """Time, memory and output limits of one kernel.
@@ -485,7 +495,10 @@ class KernelSession:
             self._watch_channels(monitor_prefix)
         except Exception as exc:
             self.close()
-            raise InternalError(render(Msg("exec.kernel_start_failed", {"error": str(exc)[:300]}))) from exc
+            log.close()
+            # The kernel's own last words say why it died (an import, a limit); the TA needs them.
+            raise InternalError(render(Msg("exec.kernel_start_failed", {"error": str(exc)[:300]})),
+                                details=_log_tail(self._run_dir / "kernel.log")) from exc
         finally:
             log.close()
         self.startup_s = time.monotonic() - began

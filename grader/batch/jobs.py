@@ -58,7 +58,9 @@ def grade_job(job: GradeJob) -> dict[str, Any]:
     try:
         return _grade(job)
     except GraderError as exc:
-        return failed_result(job, "bad_input" if exc.exit_code == 2 else "crashed", exc.message,
+        # details (say the kernel's last log lines) stay with the stored verdict, for the TA
+        error = "\n".join([exc.message, *exc.details])
+        return failed_result(job, "bad_input" if exc.exit_code == 2 else "crashed", error,
                              duration_s=time.monotonic() - began)
     except BaseException as exc:  # noqa: BLE001 - the contract: every submission gets a verdict
         if isinstance(exc, KeyboardInterrupt):
