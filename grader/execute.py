@@ -48,9 +48,15 @@ SandboxMode = Literal["auto", "require", "off"]
 
 GIB = 2**30
 MIB = 2**20
-# Measured: the kernel after torch+librosa+matplotlib imports, an MFCC (numba)
-# and a few epochs of the lab's LSTM peaks at about 1.9 GiB of address space.
+# RLIMIT_DATA, not RLIMIT_AS: measured on an H100 machine, a CUDA build of torch
+# reserves 16 GiB of address space as soon as CUDA initialises (PROT_NONE, which
+# RLIMIT_DATA does not count), and under a 4 GiB RLIMIT_AS that failed ("out of
+# memory") even with --device cpu, so the lab's kernel died there. Its data
+# segment stayed under 0.8 GiB; a 6 GiB numpy or torch allocation is still refused
+# (MemoryError / RuntimeError) under a 4 GiB RLIMIT_DATA.
 DEFAULT_MEMORY_BYTES = 4 * GIB
+# Devices whose memory limit has been measured: NPU drivers (CANN) are untested here.
+_MEMORY_LIMITED_DEVICES = ("cpu", "cuda")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 _TRACEBACK_LINES = 20
 _TRACEBACK_CHARS = 4000
@@ -76,9 +82,8 @@ class ExecutionLimits:
     """Time, memory and output limits of one kernel.
 
     epoch_cap: epoch loops run at most this many iterations (0 = no cap; else >= 2,
-    since the lab divides by the last epoch index). memory_bytes: RLIMIT_AS of
-    the kernel on CPU; on cuda/npu it is not applied (the drivers reserve tens
-    of GiB of address space). kill_grace_s: how long after an interrupt the
+    since the lab divides by the last epoch index). memory_bytes: RLIMIT_DATA of
+    the kernel on cpu and cuda (not yet on npu, unmeasured). kill_grace_s: how long after an interrupt the
     watchdog waits before killing the kernel's process group.
     """
 
@@ -470,7 +475,7 @@ class KernelSession:
         numba_cache.seed_kernel_cache(Path(env["NUMBA_CACHE_DIR"]))
         self._disk_base = disk_usage(self.workdir)[0]
         self._watchdog = _Watchdog(self._kill_group, [("disk", self._over_disk_budget), ("flood", self._channel_cut)])
-        memory = self.limits.memory_bytes if self.device.kind == "cpu" else None
+        memory = self.limits.memory_bytes if self.device.kind in _MEMORY_LIMITED_DEVICES else None
         process_limits = launch.ProcessLimits(
             memory, self.limits.file_size_bytes, self.limits.open_files, self.limits.processes,
             int(self.limits.cpu_time_s) if self.limits.cpu_time_s else None,

@@ -23,7 +23,7 @@ Layers, from outside in:
   grader relies on RLIMIT_NPROC, which does apply to it. When neither works,
   `Protections.process_limit` is False.
 - /tmp and /dev/shm inside the sandbox are size-capped tmpfs (RAM: unsized,
-  they would be a memory bomb that RLIMIT_AS does not see).
+  they would be a memory bomb that RLIMIT_DATA does not see).
 
 When bwrap or user namespaces are unavailable (not Linux, bwrap missing, a
 container that forbids namespaces), grading still works with the remaining
@@ -74,7 +74,7 @@ class Protections:
     network: bool         # no network namespace shared with the host
     user_namespace: bool  # unprivileged uid, no capabilities
     pid_namespace: bool   # cannot see or signal the grader's processes
-    rlimits: bool         # address space, CPU time, file size, open files
+    rlimits: bool         # data segment, CPU time, file size, open files
     scrubbed_env: bool    # none of the grader's environment variables
     output_cap: bool      # outputs kept per cell are capped
     unavailable: str = "" # why the bwrap layers are missing, when they are

@@ -70,7 +70,7 @@ def test_a_dying_kernel_is_recorded(name: str, expected: list[str], tmp_path: Pa
 
 
 def test_a_memory_bomb_is_a_memoryerror(tmp_path: Path) -> None:
-    # 6 GiB would fit in this machine's memory: only the kernel's RLIMIT_AS stops it.
+    # 6 GiB would fit in this machine's memory: only the kernel's RLIMIT_DATA stops it.
     result = run("memory_bomb_becomes_memoryerror.ipynb", tmp_path)
     assert statuses(result) == ["error", "error", "ok"]
     assert [c.error_name for c in result.cells[:2]] == ["MemoryError", "MemoryError"]

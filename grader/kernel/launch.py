@@ -44,7 +44,7 @@ PR_SET_PDEATHSIG = 1
 class ProcessLimits:
     """rlimits of the kernel process; None leaves a limit as inherited."""
 
-    address_space_bytes: int | None
+    data_bytes: int | None  # RLIMIT_DATA: what a memory bomb allocates, not address space a driver reserves
     file_size_bytes: int | None
     open_files: int | None
     processes: int | None
@@ -216,8 +216,8 @@ def make_preexec(limits: ProcessLimits, join_cgroup: Callable[[], None] | None =
     """
     prctl = load_prctl()
     settings: list[tuple[int, int]] = [(resource.RLIMIT_CORE, 0)]
-    if limits.address_space_bytes:
-        settings.append((resource.RLIMIT_AS, limits.address_space_bytes))
+    if limits.data_bytes:
+        settings.append((resource.RLIMIT_DATA, limits.data_bytes))
     if limits.file_size_bytes:
         settings.append((resource.RLIMIT_FSIZE, limits.file_size_bytes))
     if limits.open_files:
