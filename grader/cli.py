@@ -25,7 +25,8 @@ def _cmd_template(args: argparse.Namespace) -> int:
         from grader.student_repo import export_student_repo
 
         if args.check or args.out or args.reference:
-            raise BadInputError("--export takes the committed template as it is; use it without --check/--out/--reference")
+            raise BadInputError("--export 直接使用已提交的模板，不能与 --check/--out/--reference 同用 / --export takes the "
+                                "committed template as it is; use it without --check/--out/--reference")
         print(text("cli.exported", args.lang or DEFAULT_LANGUAGE, out=export_student_repo(args.export)))
         return EXIT_OK
     return write_template(args.reference, args.out, check_only=args.check)

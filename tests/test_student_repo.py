@@ -477,3 +477,17 @@ def test_report_timings(machine: Machine, template_run: CiRun, reference_run: Ci
         print("\nstudent repository CI, measured (s):")
         for what, seconds in machine.timings.items():
             print(f"  {what:<45} {seconds:7.1f}")
+
+
+def test_cli_export_writes_the_repository_and_refuses_a_folder_in_use(tmp_path, capsys):
+    from grader.cli import main
+
+    out = tmp_path / "repo"
+    assert main(["template", "--export", str(out), "--lang", "en"]) == 0
+    assert "ready in" in capsys.readouterr().out
+    assert {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()} == {
+        "lab.ipynb", "README.md", ".gitignore", ".github/workflows/grader.yml",
+        f".grader/{next((out / '.grader').glob('grader-*-py3-none-any.whl')).name}"}
+    assert main(["template", "--export", str(out), "--lang", "en"]) == 2  # not empty any more
+    assert "missing or empty" in capsys.readouterr().err
+    assert main(["template", "--export", str(tmp_path / "other"), "--check"]) == 2
