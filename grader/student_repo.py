@@ -26,7 +26,6 @@ from pathlib import Path
 from grader.errors import BadInputError, InternalError
 from grader.paths import PROJECT_ROOT, TEMPLATE_DIR
 
-STUDENT_TEMPLATE_DIR = TEMPLATE_DIR
 WHEEL_DIR_NAME = ".grader"
 
 # Skipped when the project is not a git checkout (a source archive): what a build or a run leaves behind.
@@ -113,14 +112,14 @@ def export_student_repo(dest: Path) -> Path:
     dest = Path(dest)
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise BadInputError(f"目标目录必须不存在或为空 / the export folder must be missing or empty: {dest}")
-    if not (STUDENT_TEMPLATE_DIR / "lab.ipynb").is_file():
-        raise BadInputError(f"找不到学生模板 / no student template at {STUDENT_TEMPLATE_DIR} "
+    if not (TEMPLATE_DIR / "lab.ipynb").is_file():
+        raise BadInputError(f"找不到学生模板 / no student template at {TEMPLATE_DIR} "
                             f"(run `grader template` in the grader's source checkout)")
     # Everything that can fail for the TA's reasons happens before anything is written into dest.
     with tempfile.TemporaryDirectory(prefix="grader-export-") as tmp:
         wheel = build_wheel(Path(tmp))
         dest.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(STUDENT_TEMPLATE_DIR, dest, dirs_exist_ok=True,
+        shutil.copytree(TEMPLATE_DIR, dest, dirs_exist_ok=True,
                         ignore=lambda _dir, names: [n for n in names if n in _TEMPLATE_SKIP or n.endswith(".pyc")])
         wheel_dir = dest / WHEEL_DIR_NAME
         wheel_dir.mkdir(exist_ok=True)

@@ -18,7 +18,8 @@ import torch
 
 from grader import __version__
 from grader.lab_api import LAB_SIZES, MODELS, ModelSpec
-from grader.mistakes import LSTM_VARIANTS, RNN_VARIANTS, Variant
+from grader.checks.diagnosis import variants_for
+from grader.mistakes import Variant
 from grader.oracle.golden import FORMAT, MANIFEST_NAME, VECTORS_NAME, GoldenVectors, read_vectors, sha256_of, write_arrays
 from grader.oracle.live import LiveOracle
 from grader.oracle.probe_data import BATCH, SEQ_LEN, ProbeData
@@ -31,7 +32,8 @@ RTOL, ATOL = 1e-10, 1e-12
 
 
 def variants_of(spec: ModelSpec) -> tuple[Variant, ...]:
-    return (Variant.CORRECT, *(RNN_VARIANTS if spec.takes_hidden_state else LSTM_VARIANTS))
+    """The reference first, then every mistake the diagnosis can name for this class."""
+    return (Variant.CORRECT, *variants_for(spec))
 
 
 def compute_arrays(oracle: LiveOracle) -> dict[str, np.ndarray]:
