@@ -247,3 +247,19 @@ def test_copied_classes_are_flagged_in_the_class_summary_for_a_human(tmp_path, p
     assert len(flagged) == 1 and "alice / bob" in flagged[0], summary_csv
     page = (out / "summary.html").read_text(encoding="utf-8")
     assert "not a penalty" in page
+
+
+def test_a_crash_keeps_the_errors_details_in_the_stored_verdict(tmp_path, monkeypatch):
+    """A kernel that dies at start: its last log lines (InternalError details) reach the TA's verdict."""
+    from grader.batch import jobs
+    from grader.errors import InternalError
+
+    def dies(job):
+        raise InternalError("could not start a Python kernel", details=["ImportError: libcuda.so.1: cannot open"])
+
+    monkeypatch.setattr(jobs, "_grade", dies)
+    path = tmp_path / "a.ipynb"
+    path.write_text("{}", encoding="utf-8")
+    result = jobs.grade_job(make_job("a", "a.ipynb", path, JobOptions(data=None, device="cpu", rubric=None, lang="en")))
+    assert result["outcome"] == "crashed"
+    assert result["error"].splitlines() == ["could not start a Python kernel", "ImportError: libcuda.so.1: cannot open"]

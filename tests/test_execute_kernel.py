@@ -155,3 +155,13 @@ def test_the_notebook_budget_stops_the_run(tmp_path: Path) -> None:
     assert result.timed_out and not result.kernel_died
     assert result.cells[0].message is not None and result.cells[0].message.key == "exec.notebook_budget"
     assert result.cells[1].message is not None and result.cells[1].message.key == "exec.not_run_budget"
+
+
+def test_a_kernel_logs_last_lines_are_kept_for_a_start_failure(tmp_path: Path) -> None:
+    from grader.execute import _log_tail
+
+    log = tmp_path / "kernel.log"
+    log.write_bytes(b"x" * 5000 + b"\n" + b"\n".join(f"line {i}".encode() for i in range(30)) + b"\n\n")
+    tail = _log_tail(log)
+    assert tail == [f"line {i}" for i in range(15, 30)]
+    assert _log_tail(tmp_path / "missing.log") == []

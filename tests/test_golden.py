@@ -32,10 +32,18 @@ def test_the_packaged_vectors_match_the_live_reference_and_its_notebook(capsys):
 
 
 def test_regenerating_gives_the_same_bytes(tmp_path):
-    """Deterministic output: `grader golden` on an unchanged reference leaves git clean."""
-    write_golden(tmp_path)
-    assert (tmp_path / VECTORS_NAME).read_bytes() == (GOLDEN_DIR / VECTORS_NAME).read_bytes()
-    assert json.loads((tmp_path / MANIFEST_NAME).read_text()) == json.loads((GOLDEN_DIR / MANIFEST_NAME).read_text())
+    """Deterministic output: `grader golden` run twice on one machine writes identical files (git stays clean).
+
+    Not compared with the committed bytes: on an H100 machine (torch 2.11, numpy 2.5) the last bits of some
+    float64 results differ from this machine's; that the numbers agree is test_the_packaged_vectors_match...'s job.
+    """
+    first, second = write_golden(tmp_path / "a"), write_golden(tmp_path / "b")
+    for name in (VECTORS_NAME, MANIFEST_NAME):
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+    packaged = json.loads((GOLDEN_DIR / MANIFEST_NAME).read_text())
+    fresh = json.loads((first / MANIFEST_NAME).read_text())
+    assert {k: v for k, v in fresh.items() if k != "vectors_sha256"} == {
+        k: v for k, v in packaged.items() if k != "vectors_sha256"}
 
 
 def test_every_model_and_known_mistake_has_outputs_and_gradients():
