@@ -44,8 +44,8 @@ class Limits:
 
 @dataclass(frozen=True)
 class Training:
-    threshold: float = 0.85
-    max_epochs: int = 12
+    threshold: float = 0.80
+    max_epochs: int = 20
     learning_rate: float = 0.01
     batch_size: int = 16
     time_budget_s: float = 120

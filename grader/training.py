@@ -43,8 +43,8 @@ _NPY_HEADER_SLACK = 4096
 class TrainProtocol:
     """Everything that decides a training run; the same for every student of a run."""
 
-    threshold: float = 0.85
-    max_epochs: int = 12
+    threshold: float = 0.80
+    max_epochs: int = 20
     learning_rate: float = 0.01
     batch_size: int = 16
     time_budget_s: float = 120.0

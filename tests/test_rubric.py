@@ -27,7 +27,7 @@ def _edited(tmp_path: Path, old: str, new: str) -> Path:
 
 
 def test_misspelt_key_gets_did_you_mean(tmp_path):
-    path = _edited(tmp_path, "threshold = 0.85", "treshold = 0.85")
+    path = _edited(tmp_path, "threshold = 0.80", "treshold = 0.80")
     with pytest.raises(RubricError, match="unknown key 'treshold'; did you mean 'threshold'"):
         load_rubric(path)
 
@@ -45,7 +45,7 @@ def test_wrong_total_names_both_numbers(tmp_path):
 
 
 def test_wrong_type_is_named(tmp_path):
-    path = _edited(tmp_path, "max_epochs = 12", 'max_epochs = "twelve"')
+    path = _edited(tmp_path, "max_epochs = 20", 'max_epochs = "twenty"')
     with pytest.raises(RubricError, match="max_epochs: expected int, got str"):
         load_rubric(path)
 
