@@ -242,6 +242,10 @@ def _summarise(found: Discovery, results: list[dict[str, Any]], fresh: dict[str,
 
 
 def print_summary(summary: GradeSummary, lang: str, stream: TextIO) -> None:
+    from grader.safe_text import terminal_stream
+
+    stream = terminal_stream(stream)  # problems quote file names: student text, shown literally
+
     def say(key: str, **params: Any) -> None:
         print(text(f"batch.{key}", lang, **params), file=stream)
 
