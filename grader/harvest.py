@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 import secrets
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 import numpy as np
+
+from grader.untrusted_fs import UnsafeFile, UntrustedDir, held_workdir, remove_child
 
 PROBE_SOURCE_PATH = Path(__file__).resolve().parent / "kernel" / "probe.py"
 MAX_MANIFEST_BYTES = 2 * 2**20
@@ -107,22 +108,37 @@ def call_probe(
     The request refers to arrays by file name; this function adds nothing to it.
     """
     token = secrets.token_hex(8)
-    host_dir = Path(runner.workdir) / f".grader-probe-{token}"
+    name = f".grader-probe-{token}"
     kernel_root = getattr(runner, "kernel_workdir", None) or runner.workdir
-    kernel_dir = str(PurePosixPath(str(kernel_root)) / host_dir.name)
-    host_dir.mkdir(parents=True)
+    kernel_dir = str(PurePosixPath(str(kernel_root)) / name)
     try:
-        for name, arr in arrays.items():
-            np.save(host_dir / f"{name}.npy", np.ascontiguousarray(arr, dtype=np.float64), allow_pickle=False)
-        (host_dir / "request.json").write_text(json.dumps(request), encoding="utf-8")
-        result = runner.run_code(_kernel_code(kernel_dir), timeout_s)
-        if result.kernel_died:
-            return ProbeReply(failure=KERNEL_DIED, reason=_one_line(result))
-        if result.timed_out:
-            return ProbeReply(failure=TIMED_OUT, reason=f"{timeout_s:g} s")
-        return read_reply(host_dir / "out", fallback_reason=_one_line(result))
-    finally:
-        shutil.rmtree(host_dir, ignore_errors=True)
+        with held_workdir(runner) as workdir:
+            folder = workdir.make_dir(name)
+            try:
+                return _ask(runner, folder, kernel_dir, request, arrays, timeout_s)
+            finally:
+                folder.close()
+                remove_child(workdir, name)
+    except OSError as exc:  # the kernel filled, locked or replaced its folder: no probe possible
+        return ProbeReply(failure=BAD_RESULT, reason=f"probe folder: {exc}"[:300])
+
+
+def _ask(runner: KernelRunner, folder: UntrustedDir, kernel_dir: str, request: dict[str, Any],
+         arrays: dict[str, np.ndarray], timeout_s: float) -> ProbeReply:
+    for name, arr in arrays.items():
+        folder.save_npy(f"{name}.npy", np.ascontiguousarray(arr, dtype=np.float64))
+    folder.write_bytes("request.json", json.dumps(request).encode("utf-8"))
+    result = runner.run_code(_kernel_code(kernel_dir), timeout_s)
+    if result.kernel_died:
+        return ProbeReply(failure=KERNEL_DIED, reason=_one_line(result))
+    if result.timed_out:
+        return ProbeReply(failure=TIMED_OUT, reason=f"{timeout_s:g} s")
+    try:
+        out = folder.child("out")
+    except UnsafeFile:
+        return ProbeReply(failure=NO_RESULT, reason=_one_line(result) or "no reply folder")
+    with out:
+        return read_reply(out, fallback_reason=_one_line(result))
 
 
 def _one_line(result: CodeResultLike) -> str:
@@ -131,15 +147,12 @@ def _one_line(result: CodeResultLike) -> str:
     return f"{result.error_name or 'error'}: {result.error_value or ''}"[:300]
 
 
-def read_reply(out_dir: Path, *, fallback_reason: str = "") -> ProbeReply:
+def read_reply(out_dir: UntrustedDir, *, fallback_reason: str = "") -> ProbeReply:
     """Validate and load the probe's manifest and arrays."""
-    manifest_path = out_dir / "manifest.json"
-    if not manifest_path.is_file() or manifest_path.is_symlink():
+    if not out_dir.exists("manifest.json"):
         return ProbeReply(failure=NO_RESULT, reason=fallback_reason or "no manifest")
-    if manifest_path.stat().st_size > MAX_MANIFEST_BYTES:
-        return ProbeReply(failure=BAD_RESULT, reason="manifest too large")
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        manifest = json.loads(out_dir.read_bytes("manifest.json", MAX_MANIFEST_BYTES).decode("utf-8"))
         steps = manifest["steps"]
         index = manifest["arrays"]
         if not isinstance(steps, dict) or not isinstance(index, dict) or len(index) > MAX_ARRAYS:
@@ -152,25 +165,20 @@ def read_reply(out_dir: Path, *, fallback_reason: str = "") -> ProbeReply:
             if total > MAX_TOTAL_BYTES:
                 raise ValueError("arrays too large in total")
             arrays[str(key)] = arr
-    except (ValueError, KeyError, TypeError, OSError) as exc:
+    # RecursionError: a manifest nested thousands deep; UnsafeFile (an OSError): a link, a FIFO, too big
+    except (ValueError, KeyError, TypeError, OSError, RecursionError) as exc:
         return ProbeReply(failure=BAD_RESULT, reason=str(exc)[:300])
     return ProbeReply(steps=steps, arrays=arrays)
 
 
-def _load_array(out_dir: Path, entry: Any) -> tuple[np.ndarray, int]:
+def _load_array(out_dir: UntrustedDir, entry: Any) -> tuple[np.ndarray, int]:
     fname = entry["file"]
-    # Plain names only: no separators, no parent references, no links.
+    # Plain names only: no separators, no parent references (links and FIFOs are refused when opened).
     if not isinstance(fname, str) or "/" in fname or "\\" in fname or fname.startswith(".") or not fname.endswith(".npy"):
         raise ValueError(f"bad array file name {fname!r}")
-    path = out_dir / fname
-    if path.is_symlink() or not path.is_file():
-        raise ValueError(f"array file {fname!r} missing")
-    size = path.stat().st_size
-    if size > MAX_ARRAY_BYTES:
-        raise ValueError(f"array file {fname!r} too large")
-    arr = np.load(path, allow_pickle=False)
-    if not isinstance(arr, np.ndarray) or arr.dtype not in _ACCEPTED_DTYPES:
-        raise ValueError(f"array {fname!r} has dtype {getattr(arr, 'dtype', '?')}")
+    arr = out_dir.read_npy(fname, MAX_ARRAY_BYTES)
+    if arr.dtype not in _ACCEPTED_DTYPES:
+        raise ValueError(f"array {fname!r} has dtype {arr.dtype}")
     if list(arr.shape) != [int(s) for s in entry["shape"]]:
         raise ValueError(f"array {fname!r} shape differs from its manifest")
-    return arr.astype(np.float64), size
+    return arr.astype(np.float64), arr.nbytes

@@ -46,7 +46,7 @@ def parse_curve(stdout: str) -> dict[str, Any] | None:
         return None
     try:
         data = json.loads(lines[-1])
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # RecursionError: a line of "[[[[..." printed by the notebook
         return None
     values = data.get("curve") if isinstance(data, dict) else None
     if not isinstance(values, list) or not values or len(values) > MAX_POINTS:

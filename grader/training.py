@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import secrets
-import shutil
-import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +24,7 @@ from grader.messages import Msg
 from grader.result import CheckResult, Status
 
 from grader.harvest import KernelRunner
+from grader.untrusted_fs import UnsafeFile, UntrustedDir, held_workdir, remove_child
 
 
 CHECK_ID = "lstm.train"
@@ -156,11 +154,7 @@ def _pack(sequences: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(frames, dtype=np.float32), lengths
 
 
-def _save(path: Path, arr: np.ndarray) -> None:
-    np.save(path, arr, allow_pickle=False)
-
-
-def write_inputs(folder: Path, data: TrainingData, seed: int) -> np.ndarray:
+def write_inputs(folder: UntrustedDir, data: TrainingData, seed: int) -> np.ndarray:
     """Write what the kernel may see; returns the held-out order used.
 
     The held-out clips go in a seeded random order, so their position in the
@@ -169,11 +163,11 @@ def write_inputs(folder: Path, data: TrainingData, seed: int) -> np.ndarray:
     order = np.random.default_rng([seed, 0x7E57]).permutation(len(data.heldout_x))
     train_x, train_len = _pack(data.train_x)
     held_x, held_len = _pack([data.heldout_x[i] for i in order])
-    _save(folder / "train_x.npy", train_x)
-    _save(folder / "train_len.npy", train_len)
-    _save(folder / "train_y.npy", np.asarray(data.train_y, dtype=np.int64))
-    _save(folder / "heldout_x.npy", held_x)
-    _save(folder / "heldout_len.npy", held_len)
+    folder.save_npy("train_x.npy", train_x)
+    folder.save_npy("train_len.npy", train_len)
+    folder.save_npy("train_y.npy", np.asarray(data.train_y, dtype=np.int64))
+    folder.save_npy("heldout_x.npy", held_x)
+    folder.save_npy("heldout_len.npy", held_len)
     return order
 
 
@@ -184,64 +178,50 @@ class BadOutput(Exception):
     """The kernel's files are missing, oversized, not plain files, or malformed."""
 
 
-def _read_regular(path: Path, max_bytes: int) -> bytes:
-    """The bytes of a regular file (no symlinks, no devices, no FIFOs), size-capped."""
+def _read(folder: UntrustedDir, name: str, max_bytes: int) -> bytes:
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
-    except OSError as exc:
-        raise BadOutput(f"{path.name}: {exc.strerror or exc}") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise BadOutput(f"{path.name}: not a regular file")
-        if info.st_size > max_bytes:
-            raise BadOutput(f"{path.name}: {info.st_size} bytes, more than the {max_bytes} allowed")
-        with os.fdopen(fd, "rb", closefd=False) as fh:
-            data = fh.read(max_bytes + 1)
-    finally:
-        os.close(fd)
-    if len(data) > max_bytes:
-        raise BadOutput(f"{path.name}: grew past {max_bytes} bytes while being read")
-    return data
+        return folder.read_bytes(name, max_bytes)
+    except UnsafeFile as exc:
+        raise BadOutput(exc.strerror or str(exc)) from None
 
 
-def read_predictions(path: Path, n: int) -> np.ndarray:
+def read_predictions(folder: UntrustedDir, name: str, n: int) -> np.ndarray:
     """The held-out predictions: exactly n int64 class indices in [0, OUTPUT_SIZE)."""
     import io
 
-    raw = _read_regular(path, n * 8 + _NPY_HEADER_SLACK)
+    raw = _read(folder, name, n * 8 + _NPY_HEADER_SLACK)
     try:
         preds = np.load(io.BytesIO(raw), allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
-        raise BadOutput(f"{path.name}: not a .npy array ({exc})") from None
+        raise BadOutput(f"{name}: not a .npy array ({exc})") from None
     if not isinstance(preds, np.ndarray) or preds.dtype != np.dtype("<i8") or preds.shape != (n,):
         shape = getattr(preds, "shape", None)
         dtype = getattr(preds, "dtype", type(preds).__name__)
-        raise BadOutput(f"{path.name}: expected int64 of shape ({n},), got {dtype} {shape}")
+        raise BadOutput(f"{name}: expected int64 of shape ({n},), got {dtype} {shape}")
     if n and (preds.min() < 0 or preds.max() >= OUTPUT_SIZE):
-        raise BadOutput(f"{path.name}: class indices outside 0..{OUTPUT_SIZE - 1}")
+        raise BadOutput(f"{name}: class indices outside 0..{OUTPUT_SIZE - 1}")
     return preds
 
 
 _PHASES = {"missing", "construct", "shape", "train", "predict", "state", "input", "probe"}
 
 
-def read_report(path: Path, epoch: int) -> dict[str, Any]:
+def read_report(folder: UntrustedDir, name: str, epoch: int) -> dict[str, Any]:
     """The probe's JSON report for `epoch`, checked field by field."""
     try:
-        report = json.loads(_read_regular(path, MAX_REPORT_BYTES).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadOutput(f"{path.name}: not JSON ({exc})") from None
+        report = json.loads(_read(folder, name, MAX_REPORT_BYTES).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: JSON nested thousands deep
+        raise BadOutput(f"{name}: not JSON ({type(exc).__name__})") from None
     if not isinstance(report, dict) or report.get("epoch") != epoch or not isinstance(report.get("ok"), bool):
-        raise BadOutput(f"{path.name}: not a report for epoch {epoch}")
+        raise BadOutput(f"{name}: not a report for epoch {epoch}")
     if report["ok"]:
         loss = report.get("loss")
         if loss is not None and (not isinstance(loss, (int, float)) or isinstance(loss, bool) or not math.isfinite(loss)):
-            raise BadOutput(f"{path.name}: loss {loss!r} is not a finite number")
+            raise BadOutput(f"{name}: loss {str(loss)[:50]} is not a finite number")
         return {"ok": True, "loss": None if loss is None else float(loss)}
     phase, error = report.get("phase"), report.get("error")
     if phase not in _PHASES or not isinstance(error, str):
-        raise BadOutput(f"{path.name}: unknown failure report")
+        raise BadOutput(f"{name}: unknown failure report")
     return {"ok": False, "phase": phase, "error": error[:500]}
 
 
@@ -280,14 +260,6 @@ def probe_code(config: dict[str, Any]) -> str:
     )
 
 
-def _kernel_path(runner: KernelRunner, folder: Path) -> str:
-    """The folder as the kernel sees it (a sandbox may bind-mount the workdir elsewhere)."""
-    kernel_root = getattr(runner, "kernel_workdir", None)
-    if kernel_root is None:
-        return str(folder)
-    return str(Path(kernel_root) / folder.relative_to(runner.workdir))
-
-
 def _config(protocol: TrainProtocol, token: str, kernel_dir: str, epoch: int) -> dict[str, Any]:
     return {
         "token": token, "dir": kernel_dir, "epoch": epoch, "seed": protocol.seed,
@@ -297,7 +269,7 @@ def _config(protocol: TrainProtocol, token: str, kernel_dir: str, epoch: int) ->
     }
 
 
-def _one_epoch(runner: KernelRunner, folder: Path, code: str, epoch: int, labels: np.ndarray,
+def _one_epoch(runner: KernelRunner, folder: UntrustedDir, code: str, epoch: int, labels: np.ndarray,
                timeout_s: float) -> tuple[EpochPoint | None, str, str]:
     """Run one epoch in the kernel: (point, failure kind, error text); point None on failure."""
     result = runner.run_code(code, timeout_s)
@@ -305,16 +277,16 @@ def _one_epoch(runner: KernelRunner, folder: Path, code: str, epoch: int, labels
         return None, "timeout", ""
     if result.kernel_died:
         return None, "kernel_died", ""
-    report_path = folder / f"report_{epoch}.json"
-    if not result.ok and not report_path.exists():
+    report_name = f"report_{epoch}.json"
+    if not result.ok and not folder.exists(report_name):
         # The probe writes a report for every failure it can see; none means the
         # call itself broke (a hostile namespace, a missing numpy/torch).
         return None, "probe", f"{result.error_name}: {result.error_value}"
     try:
-        report = read_report(report_path, epoch)
+        report = read_report(folder, report_name, epoch)
         if not report["ok"]:
             return None, report["phase"], report["error"]
-        preds = read_predictions(folder / f"pred_{epoch}.npy", len(labels))
+        preds = read_predictions(folder, f"pred_{epoch}.npy", len(labels))
     except BadOutput as exc:
         return None, "bad_output", str(exc)
     return EpochPoint(epoch, report["loss"], accuracy(preds, labels)), "", ""
@@ -323,34 +295,45 @@ def _one_epoch(runner: KernelRunner, folder: Path, code: str, epoch: int, labels
 def train_lstm(runner: KernelRunner, data: TrainingData, protocol: TrainProtocol) -> TrainingRun:
     """Train the kernel's CustomLSTM epoch by epoch until threshold, max_epochs or budget."""
     token = secrets.token_hex(8)
-    folder = Path(runner.workdir) / f"grader-train-{token}"
-    folder.mkdir(mode=0o700)
+    name = f"grader-train-{token}"
+    kernel_root = getattr(runner, "kernel_workdir", None) or runner.workdir
     start = time.monotonic()
     run = TrainingRun(protocol, "completed")
     try:
-        run.heldout_order = write_inputs(folder, data, protocol.seed)
-        labels = np.asarray(data.heldout_y, dtype=np.int64)[run.heldout_order]
-        kernel_dir = _kernel_path(runner, folder)
-        for epoch in range(1, protocol.max_epochs + 1):
-            left = protocol.time_budget_s - (time.monotonic() - start)
-            if left <= 0:
-                run.outcome = "budget"
-                break
-            code = probe_code(_config(protocol, token, kernel_dir, epoch))
-            point, failure, error = _one_epoch(runner, folder, code, epoch, labels, left)
-            if point is None:
-                # A timeout is the budget running out mid-epoch: the curve so far stands.
-                run.outcome = "budget" if failure == "timeout" and run.curve else failure
-                run.error, run.failed_epoch = error, epoch
-                break
-            run.curve.append(point)
-            if protocol.early_stop and reached(point.accuracy, protocol.threshold):
-                run.outcome = "passed"
-                break
+        with held_workdir(runner) as workdir:
+            folder = workdir.make_dir(name)
+            try:
+                _train_in(runner, folder, str(Path(kernel_root) / name), token, data, protocol, run, start)
+            finally:
+                folder.close()
+                remove_child(workdir, name)
+    except OSError as exc:  # the kernel filled, locked or replaced its folder
+        run.outcome, run.error = "bad_output", f"training folder: {exc}"[:300]
     finally:
         run.duration_s = time.monotonic() - start
-        shutil.rmtree(folder, ignore_errors=True)
     return run
+
+
+def _train_in(runner: KernelRunner, folder: UntrustedDir, kernel_dir: str, token: str, data: TrainingData,
+              protocol: TrainProtocol, run: TrainingRun, start: float) -> None:
+    run.heldout_order = write_inputs(folder, data, protocol.seed)
+    labels = np.asarray(data.heldout_y, dtype=np.int64)[run.heldout_order]
+    for epoch in range(1, protocol.max_epochs + 1):
+        left = protocol.time_budget_s - (time.monotonic() - start)
+        if left <= 0:
+            run.outcome = "budget"
+            return
+        code = probe_code(_config(protocol, token, kernel_dir, epoch))
+        point, failure, error = _one_epoch(runner, folder, code, epoch, labels, left)
+        if point is None:
+            # A timeout is the budget running out mid-epoch: the curve so far stands.
+            run.outcome = "budget" if failure == "timeout" and run.curve else failure
+            run.error, run.failed_epoch = error, epoch
+            return
+        run.curve.append(point)
+        if protocol.early_stop and reached(point.accuracy, protocol.threshold):
+            run.outcome = "passed"
+            return
 
 
 # --- the check --------------------------------------------------------------------

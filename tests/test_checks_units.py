@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from grader.checks.builtin import scan_source
 from grader.checks.initialization import xavier_problem
 from grader.checks.params import layout_for
 from grader.lab_api import LAB_SIZES, LSTM, RNN
+from grader.untrusted_fs import UntrustedDir
 
 
 # ---------------------------------------------------------------- harvest.read_reply
@@ -29,8 +31,13 @@ def _reply_dir(tmp_path: Path, arrays: dict[str, np.ndarray], entries: dict | No
     return out
 
 
+def _read_reply(folder: Path) -> harvest.ProbeReply:
+    with UntrustedDir.open(folder) as held:
+        return harvest.read_reply(held)
+
+
 def test_reply_reads_float_arrays(tmp_path: Path) -> None:
-    reply = harvest.read_reply(_reply_dir(tmp_path, {"k": np.ones((2, 3), np.float32)}))
+    reply = _read_reply(_reply_dir(tmp_path, {"k": np.ones((2, 3), np.float32)}))
     assert reply.ok and reply.arrays["k"].dtype == np.float64 and reply.steps["x"]["ok"]
 
 
@@ -40,33 +47,48 @@ def test_reply_reads_float_arrays(tmp_path: Path) -> None:
     ids=["pickled-object", "int", "str"],
 )
 def test_reply_rejects_unexpected_dtypes(tmp_path: Path, arr: np.ndarray) -> None:
-    reply = harvest.read_reply(_reply_dir(tmp_path, {"k": arr}))
+    reply = _read_reply(_reply_dir(tmp_path, {"k": arr}))
     assert reply.failure == harvest.BAD_RESULT
 
 
 def test_reply_rejects_path_escape_and_shape_lies(tmp_path: Path) -> None:
     (tmp_path / "secret.npy").write_bytes(b"")
     bad = _reply_dir(tmp_path, {}, {"k": {"file": "../secret.npy", "shape": [], "dtype": "float64"}})
-    assert harvest.read_reply(bad).failure == harvest.BAD_RESULT
+    assert _read_reply(bad).failure == harvest.BAD_RESULT
     other = tmp_path / "o2"
     other.mkdir()
     out = _reply_dir(other, {"k": np.ones(4)})
     manifest = json.loads((out / "manifest.json").read_text())
     manifest["arrays"]["k"]["shape"] = [2, 2]
     (out / "manifest.json").write_text(json.dumps(manifest))
-    assert harvest.read_reply(out).failure == harvest.BAD_RESULT
+    assert _read_reply(out).failure == harvest.BAD_RESULT
 
 
 def test_reply_caps_sizes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(harvest, "MAX_ARRAY_BYTES", 1000)
-    assert harvest.read_reply(_reply_dir(tmp_path, {"k": np.ones(1000)})).failure == harvest.BAD_RESULT
+    assert _read_reply(_reply_dir(tmp_path, {"k": np.ones(1000)})).failure == harvest.BAD_RESULT
 
 
 def test_reply_missing_or_linked_manifest(tmp_path: Path) -> None:
-    assert harvest.read_reply(tmp_path).failure == harvest.NO_RESULT
+    assert _read_reply(tmp_path).failure == harvest.NO_RESULT
     (tmp_path / "real.json").write_text("{}")
     (tmp_path / "manifest.json").symlink_to(tmp_path / "real.json")
-    assert harvest.read_reply(tmp_path).failure == harvest.NO_RESULT
+    assert _read_reply(tmp_path).failure == harvest.BAD_RESULT  # refused, never followed
+
+
+def test_reply_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "manifest.json")
+    assert _read_reply(tmp_path).failure == harvest.BAD_RESULT
+    (tmp_path / "manifest.json").unlink()
+    out = _reply_dir(tmp_path, {"k": np.ones(4)})
+    (out / "a0.npy").unlink()
+    os.mkfifo(out / "a0.npy")
+    assert _read_reply(out).failure == harvest.BAD_RESULT
+
+
+def test_reply_deeply_nested_manifest_is_a_bad_result(tmp_path: Path) -> None:
+    (tmp_path / "manifest.json").write_text("[" * 200_000 + "]" * 200_000)
+    assert _read_reply(tmp_path).failure == harvest.BAD_RESULT
 
 
 def test_probe_source_is_self_contained() -> None:

@@ -18,6 +18,7 @@ from grader.training import (
     reached,
     write_inputs,
 )
+from grader.untrusted_fs import UntrustedDir
 
 
 def _data(n_train: int = 5, n_held: int = 4) -> TrainingData:
@@ -29,7 +30,8 @@ def _data(n_train: int = 5, n_held: int = 4) -> TrainingData:
 
 def test_inputs_are_packed_plain_arrays_without_heldout_labels(tmp_path: Path) -> None:
     data = _data()
-    order = write_inputs(tmp_path, data, seed=1)
+    with UntrustedDir.open(tmp_path) as folder:
+        order = write_inputs(folder, data, seed=1)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "heldout_len.npy", "heldout_x.npy", "train_len.npy", "train_x.npy", "train_y.npy"]
     x = np.load(tmp_path / "heldout_x.npy", allow_pickle=False)
@@ -42,13 +44,23 @@ def test_inputs_are_packed_plain_arrays_without_heldout_labels(tmp_path: Path) -
     assert sorted(order.tolist()) == list(range(4))
 
 
+def _preds(path: Path, n: int) -> np.ndarray:
+    with UntrustedDir.open(path.parent) as folder:
+        return read_predictions(folder, path.name, n)
+
+
+def _report(path: Path, epoch: int) -> dict:
+    with UntrustedDir.open(path.parent) as folder:
+        return read_report(folder, path.name, epoch)
+
+
 def _save(path: Path, arr: np.ndarray) -> Path:
     np.save(path, arr, allow_pickle=False)
     return path
 
 
 def test_good_predictions_are_read(tmp_path: Path) -> None:
-    preds = read_predictions(_save(tmp_path / "p.npy", np.array([0, 1, 2, 1], dtype=np.int64)), 4)
+    preds = _preds(_save(tmp_path / "p.npy", np.array([0, 1, 2, 1], dtype=np.int64)), 4)
     assert accuracy(preds, np.array([0, 1, 2, 2])) == 0.75
 
 
@@ -62,28 +74,28 @@ def test_good_predictions_are_read(tmp_path: Path) -> None:
 ])
 def test_malformed_predictions_are_rejected(tmp_path: Path, arr: np.ndarray, why: str) -> None:
     with pytest.raises(BadOutput, match=why):
-        read_predictions(_save(tmp_path / "p.npy", arr), 4)
+        _preds(_save(tmp_path / "p.npy", arr), 4)
 
 
 def test_pickles_symlinks_fifos_and_huge_files_are_rejected(tmp_path: Path) -> None:
     pickled = tmp_path / "pickled.npy"
     np.save(pickled, np.array([0, 1, 2, {"x": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(BadOutput):
-        read_predictions(pickled, 4)
+        _preds(pickled, 4)
     target = _save(tmp_path / "real.npy", np.zeros(4, dtype=np.int64))
     (tmp_path / "link.npy").symlink_to(target)
     with pytest.raises(BadOutput):
-        read_predictions(tmp_path / "link.npy", 4)
+        _preds(tmp_path / "link.npy", 4)
     os.mkfifo(tmp_path / "fifo.npy")
-    with pytest.raises(BadOutput, match="regular"):
-        read_predictions(tmp_path / "fifo.npy", 4)
+    with pytest.raises(BadOutput, match="regular"):  # refused at once, never waited on
+        _preds(tmp_path / "fifo.npy", 4)
     with pytest.raises(BadOutput, match="bytes"):
-        read_predictions(_save(tmp_path / "big.npy", np.zeros(10**6, dtype=np.int64)), 4)
+        _preds(_save(tmp_path / "big.npy", np.zeros(10**6, dtype=np.int64)), 4)
     (tmp_path / "junk.npy").write_bytes(b"not an array")
     with pytest.raises(BadOutput, match="npy"):
-        read_predictions(tmp_path / "junk.npy", 4)
+        _preds(tmp_path / "junk.npy", 4)
     with pytest.raises(BadOutput):
-        read_predictions(tmp_path / "absent.npy", 4)
+        _preds(tmp_path / "absent.npy", 4)
 
 
 @pytest.mark.parametrize("report", [
@@ -98,18 +110,18 @@ def test_malformed_reports_are_rejected(tmp_path: Path, report: object) -> None:
     path = tmp_path / "report_1.json"
     path.write_text(json.dumps(report))
     with pytest.raises(BadOutput):
-        read_report(path, 1)
+        _report(path, 1)
 
 
 def test_reports_are_read(tmp_path: Path) -> None:
     path = tmp_path / "report_1.json"
     path.write_text(json.dumps({"ok": True, "epoch": 1, "loss": None}))
-    assert read_report(path, 1) == {"ok": True, "loss": None}
+    assert _report(path, 1) == {"ok": True, "loss": None}
     path.write_text(json.dumps({"ok": False, "epoch": 1, "phase": "shape", "error": "e" * 9000}))
-    assert read_report(path, 1) == {"ok": False, "phase": "shape", "error": "e" * 500}
+    assert _report(path, 1) == {"ok": False, "phase": "shape", "error": "e" * 500}
     path.write_text("NaN")
     with pytest.raises(BadOutput):
-        read_report(path, 1)
+        _report(path, 1)
 
 
 def test_threshold_comparison_tolerates_rounding() -> None:
@@ -120,3 +132,21 @@ def test_probe_code_compiles_and_names_only_customlstm() -> None:
     code = probe_code({"token": "ab", "dir": "/x", "epoch": 1})
     compile(code, "<probe>", "exec")
     assert "CustomLSTM" in code and "__grader_mod.main(" in code
+
+
+def test_inputs_are_never_written_through_a_planted_link(tmp_path: Path) -> None:
+    host = tmp_path / "host"
+    host.mkdir()
+    kernel_folder = tmp_path / "k"
+    kernel_folder.mkdir()
+    (kernel_folder / "train_x.npy").symlink_to(host / "train_x.npy")
+    with UntrustedDir.open(kernel_folder) as folder, pytest.raises(OSError):
+        write_inputs(folder, _data(), seed=1)
+    assert list(host.iterdir()) == []
+
+
+def test_a_deeply_nested_report_is_bad_output(tmp_path: Path) -> None:
+    path = tmp_path / "report_1.json"
+    path.write_text("[" * 60_000 + "]" * 60_000)
+    with pytest.raises(BadOutput):
+        _report(path, 1)
