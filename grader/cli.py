@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 from grader import __version__
 from grader.errors import EXIT_CHECK_FAILED, EXIT_INTERNAL, EXIT_OK, BadInputError, GraderError
 from grader.messages import DEFAULT_LANGUAGE, text
+from grader.safe_text import safe_std_streams
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -261,6 +262,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)  # argparse exits with 2 on usage errors, as we want
     handler: Handler = args.handler
     lang = args.lang or DEFAULT_LANGUAGE
+    # Everything printed may quote a notebook (exception names, messages, file names, ids):
+    # a SafeStream shows its control characters and escape sequences instead of obeying them.
+    with safe_std_streams():
+        return _run(handler, args, lang)
+
+
+def _run(handler: Handler, args: argparse.Namespace, lang: str) -> int:
     try:
         return handler(args)
     except GraderError as exc:

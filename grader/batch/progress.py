@@ -3,6 +3,10 @@
 On a terminal it redraws one line in place; in a log (CI, nohup, a pipe) it
 prints a plain line at most every `interval_s` seconds and at the end, so a
 log of a 1,000-submission batch stays readable.
+
+The line's text is made terminal-safe (`grader.safe_text`); the redraw codes,
+the grader's own, go out through the stream's control channel, so a stream the
+CLI wrapped in a SafeStream still redraws.
 """
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from grader.messages import text
+from grader.safe_text import safe_line, write_control
 
 
 def format_duration(seconds: float) -> str:
@@ -65,11 +70,13 @@ class Progress:
     def _draw(self, *, force: bool) -> None:
         if self.is_tty:
             # \r and "erase to end of line": the line shrinks cleanly when numbers get shorter.
-            self.stream.write("\r" + self.line() + "\x1b[K")
+            write_control(self.stream, "\r")
+            self.stream.write(safe_line(self.line()))
+            write_control(self.stream, "\x1b[K")
             self.stream.flush()
             return
         now = time.monotonic()
         if force or now - self._last_line >= self.interval_s:
             self._last_line = now
-            self.stream.write(self.line() + "\n")
+            self.stream.write(safe_line(self.line()) + "\n")
             self.stream.flush()

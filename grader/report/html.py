@@ -5,7 +5,8 @@ objects, so `grader report` can re-render it in either language. Much of a resul
 is student-controlled text (cell source, tracebacks, error values, messages that
 quote student code, file names), so everything goes through jinja2's autoescape;
 the only markup built in Python is the SVG charts of `svg_plot`, which escape
-their own text. The page loads nothing and runs no script (a CSP meta tag
+their own text. Every printed value also passes `html_safe` (the environment's
+finalize), which makes bidi overrides and isolates visible. The page loads nothing and runs no script (a CSP meta tag
 enforces that in browsers as a second line of defence).
 """
 from __future__ import annotations
@@ -24,6 +25,7 @@ import jinja2
 from grader.messages import catalogue, text
 from grader.report import svg_plot
 from grader.report.results import localise, self_check_notice, self_check_of, title, validate_result
+from grader.safe_text import html_safe
 
 STATUSES = ("passed", "failed", "error", "skipped")
 # Cell states map onto the shared badge colours of base.html.j2.
@@ -60,6 +62,8 @@ def _environment() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.PackageLoader("grader.report", "templates"),
         autoescape=True,
+        # Autoescape leaves bidi overrides, which reorder what a reader sees of student text.
+        finalize=html_safe,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

@@ -249,4 +249,8 @@ def title(result: dict[str, Any], lang: str) -> str:
 
 
 def dumps(result: dict[str, Any]) -> str:
-    return json.dumps(result, ensure_ascii=False, indent=2)
+    """The result as JSON text; C1/bidi controls and lone surrogates as \\u escapes (json_safe: lossless),
+    so printing it (`grader check --format json`, `cat results/x.json`) cannot drive a terminal."""
+    from grader.safe_text import json_safe
+
+    return json_safe(json.dumps(result, ensure_ascii=False, indent=2))

@@ -2,8 +2,9 @@
 
 It extends the shared page skeleton `templates/base.html.j2`. Everything from
 results (ids, file names, errors, similarity notes) goes through jinja2's
-autoescaping; the histogram is an inline SVG whose geometry is computed here
-from counts, so the only text in it is our own bin labels and numbers.
+autoescaping, and through `html_safe` (the environment's finalize), which makes
+bidi overrides and isolates visible; the histogram is an inline SVG whose
+geometry is computed here from counts, so the only text in it is our own bin labels and numbers.
 Links to per-student reports are relative hrefs the caller supplies
 (`write_outputs` passes `reports/<safe name>.html`), one per submission in
 input order; without them the ids are plain text.
@@ -20,6 +21,7 @@ import jinja2
 from grader.messages import LANGUAGES, text
 from grader.report.grades_csv import format_number
 from grader.report.summary import ClassSummary, problem_text
+from grader.safe_text import html_safe
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 HTML_LANG = {"zh": "zh-CN", "en": "en"}
@@ -72,8 +74,10 @@ def histogram_svg(summary: ClassSummary) -> HistogramSvg:
 @lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
     # autoescape=True outright: select_autoescape would not match the ".html.j2" names.
+    # finalize: autoescape leaves bidi overrides, which reorder what a reader sees of ids and file names.
     return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
-                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+                              finalize=html_safe, undefined=jinja2.StrictUndefined, trim_blocks=True,
+                              lstrip_blocks=True)
 
 
 def summary_html(summary: ClassSummary, lang: str, report_hrefs: Sequence[str | None] | None = None,

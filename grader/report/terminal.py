@@ -7,6 +7,11 @@ A self-check result (one with `self_check`) gets its score labelled as the
 visible checks' only, and right below it the self-check notice: the hidden
 checks not run here, the fresh inputs of TA grading, and that a pass here does
 not guarantee full marks. Nothing here ever prints "all tests passed".
+
+Most of the table is student-controlled (check messages quoting their code,
+exception names and values, ids, the notebook's file name), so every line goes
+out through `_write_line`: its text made safe by `grader.safe_text`, our own
+colour codes added around it through the stream's control channel.
 """
 from __future__ import annotations
 
@@ -14,16 +19,17 @@ import os
 import sys
 import textwrap
 import unicodedata
-from typing import TextIO
-
-from typing import Any
+from typing import Any, Sequence, TextIO, Union
 
 from grader.messages import text
 from grader.report.results import localise, self_check_notice, self_check_of, title
 from grader.result import Status
+from grader.safe_text import safe_line, write_control
 
 MARKS = {Status.PASSED: "✓", Status.FAILED: "✗", Status.ERROR: "!", Status.SKIPPED: "-"}
 COLOURS = {Status.PASSED: "32", Status.FAILED: "31", Status.ERROR: "33", Status.SKIPPED: "90"}
+# A piece of a line: plain text, or (text, SGR colour code).
+Segment = Union[str, tuple[str, str]]
 
 
 def _width(s: str) -> int:
@@ -35,46 +41,68 @@ def _pad(s: str, width: int) -> str:
     return s + " " * max(0, width - _width(s))
 
 
-def _colour(s: str, code: str, enabled: bool) -> str:
-    return f"\033[{code}m{s}\033[0m" if enabled else s
+def _write_line(out: TextIO, segments: Sequence[Segment], colour: bool) -> None:
+    """One line: each segment's text shown literally (student text included), coloured ones in colour."""
+    for segment in segments:
+        piece, code = segment if isinstance(segment, tuple) else (segment, "")
+        if colour and code:
+            write_control(out, f"\033[{code}m")
+        out.write(safe_line(piece))
+        if colour and code:
+            write_control(out, "\033[0m")
+    out.write("\n")
 
 
-def print_report(result: dict[str, Any], lang: str, out: TextIO = sys.stdout) -> None:
+def print_report(result: dict[str, Any], lang: str, out: TextIO | None = None) -> None:
+    out = out if out is not None else sys.stdout  # looked up now: the CLI may have wrapped it
     result = localise(result, lang)
     colour = out.isatty() and "NO_COLOR" not in os.environ
-    out.write(f"{title(result, lang)} — {result['notebook']}\n\n")
+    _write_line(out, [f"{title(result, lang)} — {result['notebook']}"], colour)
+    _write_line(out, [], colour)
     if result.get("outcome", "graded") != "graded":
-        out.write(_colour(text("report.ungraded_line", lang, error=result.get("error") or ""), "31", colour) + "\n")
+        _write_line(out, [(text("report.ungraded_line", lang, error=result.get("error") or ""), "31")], colour)
     checks = result["checks"]
-    id_width = max((len(c["id"]) for c in checks), default=0)
-    for c in checks:
-        status = Status(c["status"])
-        mark = _colour(MARKS[status], COLOURS[status], colour)
-        label = _pad(text(f"report.{status.value}", lang), 6)
-        points = f"{c['score']:g}/{c['max_score']:g}".rjust(5)
-        out.write(f" {mark} {c['id'].ljust(id_width)}  {label} {points}  {c.get('message') or ''}\n")
-        # A skipped check's subject is missing; the failed check upstream already says why.
-        if status in (Status.FAILED, Status.ERROR):
-            indent = " " * (id_width + 4)
-            if c.get("diagnosis"):
-                out.write(f"{indent}{text('report.diagnosis', lang, text=c['diagnosis'])}\n")
-            if c.get("hint"):
-                for line in textwrap.wrap(text("report.hint", lang, text=c["hint"]), 100) or [""]:
-                    out.write(f"{indent}{line}\n")
-    out.write("\n")
+    ids = [safe_line(c["id"]) for c in checks]  # made safe before measuring, so the column lines up
+    id_width = max((len(i) for i in ids), default=0)
+    for c, check_id in zip(checks, ids):
+        _write_check(out, c, check_id, id_width, lang, colour)
+    _write_line(out, [], colour)
+    _write_footer(out, result, lang, colour)
+
+
+def _write_check(out: TextIO, c: dict[str, Any], check_id: str, id_width: int, lang: str, colour: bool) -> None:
+    status = Status(c["status"])
+    label = _pad(text(f"report.{status.value}", lang), 6)
+    points = f"{c['score']:g}/{c['max_score']:g}".rjust(5)
+    _write_line(out, [" ", (MARKS[status], COLOURS[status]),
+                      f" {check_id.ljust(id_width)}  {label} {points}  {c.get('message') or ''}"], colour)
+    # A skipped check's subject is missing; the failed check upstream already says why.
+    if status not in (Status.FAILED, Status.ERROR):
+        return
+    indent = " " * (id_width + 4)
+    if c.get("diagnosis"):
+        _write_line(out, [indent + text("report.diagnosis", lang, text=c["diagnosis"])], colour)
+    if c.get("hint"):
+        # Safe before wrapping: a control character must not count as a place to break or as width.
+        hint = text("report.hint", lang, text=safe_line(c["hint"]))
+        for line in textwrap.wrap(hint, 100) or [""]:
+            _write_line(out, [indent + line], colour)
+
+
+def _write_footer(out: TextIO, result: dict[str, Any], lang: str, colour: bool) -> None:
     remap = text("report.npu_remapped", lang) if result.get("npu_remapped") else ""
-    out.write(text("report.device_line", lang, device=result.get("device", ""), remap=remap,
-                   duration=result.get("duration_s", 0.0)) + "\n")
+    _write_line(out, [text("report.device_line", lang, device=result.get("device", ""), remap=remap,
+                           duration=result.get("duration_s", 0.0))], colour)
     protections = result.get("protections")
     if isinstance(protections, dict) and protections.get("filesystem") is False:
         # Students see a line only when the sandbox was missing: then their code could reach more than usual.
-        out.write(text("report.sandbox_missing", lang, reason=protections.get("unavailable") or "") + "\n")
+        _write_line(out, [text("report.sandbox_missing", lang, reason=protections.get("unavailable") or "")], colour)
     if result.get("shell_escapes"):
         commands = ", ".join(f"[{e['cell']}] {e['command']}" for e in result["shell_escapes"])
-        out.write(text("report.skipped_commands", lang, commands=commands) + "\n")
+        _write_line(out, [text("report.skipped_commands", lang, commands=commands)], colour)
     self_check = self_check_of(result) is not None
     score_key = "report.score_line_self_check" if self_check else "report.score_line"
     score_line = text(score_key, lang, score=result["score"], max_score=result["max_score"])
-    out.write(_colour(score_line, "1", colour) + "\n")
+    _write_line(out, [(score_line, "1")], colour)
     if self_check:
-        out.write(_colour(self_check_notice(result, lang), "33", colour) + "\n")
+        _write_line(out, [(self_check_notice(result, lang), "33")], colour)
