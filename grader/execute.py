@@ -36,7 +36,7 @@ from nbclient.exceptions import DeadKernelError
 
 from grader.devices import DeviceChoice
 from grader.errors import InternalError, SandboxUnavailableError
-from grader import sandbox
+from grader import sandbox, untrusted_fs
 from grader.kernel import launch, numba_cache
 from grader.kernel.transforms import PROBE_MARKER
 from grader.messages import Msg, render
@@ -65,6 +65,9 @@ _TRUNCATION_MARK = "\n[...]\n"
 # The watchdog's look at the work folder: how often, and how many entries it will walk.
 _DISK_CHECK_EVERY_S = 0.5
 _DISK_MAX_ENTRIES = 100_000
+# Folders nested deeper than this in a kernel's folders stop it: the walk holds a descriptor per level,
+# and no lab needs more than a handful.
+_DISK_MAX_DEPTH = 64
 
 
 def _log_tail(path: Path, max_bytes: int = 2000, max_lines: int = 15) -> list[str]:
@@ -174,7 +177,7 @@ def choose_protections(mode: SandboxMode, lang: str = "zh") -> Protections:
 def prepare_workdir(notebook_path: Path, data_dir: Path, parent: Path | None = None) -> Path:
     """A fresh private folder with a copy of the notebook and the dataset at data/.
 
-    The caller owns the folder (remove it with shutil.rmtree when done).
+    The caller owns the folder (remove it with untrusted_fs.remove_tree when done: the kernel writes there).
     """
     notebook_path, data_dir = Path(notebook_path), Path(data_dir)
     if parent is not None:
@@ -216,27 +219,6 @@ def _output_size(out: Any) -> int:
     for value in out.get("data", {}).values():
         size += len(value) if isinstance(value, str) else len(str(value))
     return size
-
-
-def disk_usage(folder: Path, max_entries: int = _DISK_MAX_ENTRIES) -> tuple[int, int]:
-    """(bytes on disk, entries) under folder, symlinks not followed; stops counting at max_entries."""
-    total = entries = 0
-    stack = [str(folder)]
-    while stack and entries < max_entries:
-        try:
-            with os.scandir(stack.pop()) as it:
-                for entry in it:
-                    entries += 1
-                    try:
-                        st = entry.stat(follow_symlinks=False)
-                    except OSError:
-                        continue
-                    total += getattr(st, "st_blocks", 0) * 512 or st.st_size
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append(entry.path)
-        except OSError:
-            continue
-    return total, entries
 
 
 class _Watchdog:
@@ -409,6 +391,10 @@ class KernelSession:
         self.startup_s: float | None = None
         self._run_dir: Path | None = None
         self._ipc_dir: Path | None = None
+        self._scratch_dir: Path | None = None
+        # The work folder, held from before this session's kernel runs: the grader's reads and writes there
+        # go through it (grader/untrusted_fs.py), never through the path.
+        self.workdir_dir: untrusted_fs.UntrustedDir | None = None
         self._km: AsyncKernelManager | None = None
         self._client: _CappedClient | None = None
         self._watchdog: _Watchdog | None = None
@@ -431,6 +417,7 @@ class KernelSession:
     def start(self) -> None:
         began = time.monotonic()
         self._run_dir = Path(tempfile.mkdtemp(prefix="grader-kernel-"))
+        self.workdir_dir = untrusted_fs.UntrustedDir.open(self.workdir)
         ipython_dir = self._run_dir / "ipython"
         kernel_side = launch.copy_kernel_side(self._run_dir)
         config = launch.startup_config(self.device.torch_device, self.remap_npu, self.limits.epoch_cap, kernel_side,
@@ -439,8 +426,9 @@ class KernelSession:
         argv = launch.kernel_argv()
         if self.sandboxed:
             self._ipc_dir = sandbox.make_ipc_dir()
+            self._scratch_dir = sandbox.make_scratch_dir()
             argv = sandbox.wrap_command(argv, workdir=self.workdir, run_dir=self._run_dir, ipc=self._ipc_dir,
-                                        accelerator=self.device.kind != "cpu")
+                                        scratch=self._scratch_dir, accelerator=self.device.kind != "cpu")
         self._km = AsyncKernelManager(
             kernel_name=launch.KERNEL_NAME,
             kernel_spec_manager=launch.write_kernelspec(self._run_dir, argv, interrupt_by_message=self.sandboxed),
@@ -472,8 +460,8 @@ class KernelSession:
             resources={"metadata": {"path": str(self.workdir)}},
         )
         env = launch.kernel_env(self.workdir, ipython_dir, self.device.torch_device, not self.remap_npu)
-        numba_cache.seed_kernel_cache(Path(env["NUMBA_CACHE_DIR"]))
-        self._disk_base = disk_usage(self.workdir)[0]
+        self._prepare_kernel_folders()
+        self._disk_base = self._kernel_usage().bytes
         self._watchdog = _Watchdog(self._kill_group, [("disk", self._over_disk_budget), ("flood", self._channel_cut)])
         memory = self.limits.memory_bytes if self.device.kind in _MEMORY_LIMITED_DEVICES else None
         process_limits = launch.ProcessLimits(
@@ -499,11 +487,13 @@ class KernelSession:
             self._client.start_new_kernel_client()
             self._watch_channels(monitor_prefix)
         except Exception as exc:
-            self.close()
             log.close()
-            # The kernel's own last words say why it died (an import, a limit); the TA needs them.
+            # The kernel's own last words say why it died (an import, a limit); the TA needs them. Read
+            # before close(), which removes the run folder.
+            last_words = _log_tail(self._run_dir / "kernel.log")
+            self.close()
             raise InternalError(render(Msg("exec.kernel_start_failed", {"error": str(exc)[:300]})),
-                                details=_log_tail(self._run_dir / "kernel.log")) from exc
+                                details=last_words) from exc
         finally:
             log.close()
         self.startup_s = time.monotonic() - began
@@ -537,10 +527,35 @@ class KernelSession:
             self._cgroup = None
         self._client = self._km = None
         self._dead = True
-        for folder in (self._run_dir, self._ipc_dir):
+        if self.workdir_dir is not None:
+            self.workdir_dir.close()
+            self.workdir_dir = None
+        for folder in (self._run_dir, self._ipc_dir, self._scratch_dir):
             if folder is not None:
-                shutil.rmtree(folder, ignore_errors=True)
-        self._run_dir = self._ipc_dir = None
+                untrusted_fs.remove_tree(folder)  # the kernel could write in each: no recursion, no links
+        self._run_dir = self._ipc_dir = self._scratch_dir = None
+
+    def _prepare_kernel_folders(self) -> None:
+        """The work folder's .tmp and .cache folders, and a private copy of the warm numba cache."""
+        assert self.workdir_dir is not None
+        for relative in launch.KERNEL_FOLDERS:
+            self.workdir_dir.make_dirs(relative).close()
+        with self.workdir_dir.make_dirs(".cache/numba") as numba:
+            numba_cache.seed_kernel_cache(numba)
+
+    def _kernel_folders(self) -> list[Path]:
+        """Every host folder the kernel can write: its work folder, sockets, scratch /tmp and IPython folder."""
+        folders = [self.workdir, self._ipc_dir, self._scratch_dir]
+        if self._run_dir is not None:
+            folders.append(self._run_dir / "ipython")
+        return [f for f in folders if f is not None]
+
+    def _kernel_usage(self) -> untrusted_fs.Usage:
+        total = untrusted_fs.Usage()
+        for folder in self._kernel_folders():
+            total += untrusted_fs.usage(folder, max_entries=_DISK_MAX_ENTRIES - total.entries,
+                                        max_depth=_DISK_MAX_DEPTH)
+        return total
 
     def alive(self) -> bool:
         if self._dead or self._km is None:
@@ -617,7 +632,10 @@ class KernelSession:
         if time.monotonic() - self._disk_checked_at < _DISK_CHECK_EVERY_S:
             return False
         self._disk_checked_at = time.monotonic()
-        used, entries = disk_usage(self.workdir)
+        found = self._kernel_usage()
+        used, entries = found.bytes, found.entries
+        if found.too_deep:
+            return True
         if self._run_dir is not None:
             try:
                 used += (self._run_dir / "kernel.log").stat().st_size

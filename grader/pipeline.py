@@ -7,7 +7,6 @@ and computes every verdict itself.
 from __future__ import annotations
 
 import secrets
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ from grader.sandbox import Protections
 from grader.score import ScoredCheck, score_results, total
 from grader.student_curve import harvest_student_curve
 from grader.threads import limit_torch_threads
+from grader.untrusted_fs import remove_tree
 
 CLASS_NAMES = ["CustomRNN", "CustomLSTM"]
 
@@ -125,6 +125,7 @@ def _grade(path: Path, nb: nbformat.NotebookNode, rubric: Rubric, device: Device
     class_sources = find_class_sources(nb, CLASS_NAMES)
     limits = execution_limits(rubric, options.sandbox)
     workdir = prepare_workdir(path, data_dir, parent=options.workdir_parent)
+    fallback_dir: Path | None = None
     fallback = False
     curve = None
     try:
@@ -143,13 +144,18 @@ def _grade(path: Path, nb: nbformat.NotebookNode, rubric: Rubric, device: Device
                 curve = harvest_student_curve(session)
             if not session.alive():
                 session.close()
-                session, fallback = _fallback_session(workdir, device, limits, protections, nb, class_sources), True
+                # A fresh folder: the dead kernel's one holds whatever it left there (links, a million files).
+                fallback_dir = prepare_workdir(path, data_dir, parent=options.workdir_parent)
+                session, fallback = KernelSession(fallback_dir, device, limits, protections), True
+                _start_fallback(session, nb, class_sources, limits)
             results += _probe_checks(session, class_sources, rubric, device, data_dir, seed, timings,
                                       oracle, hidden, synthetic_data=options.data is None)
         finally:
             session.close()
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        for folder in (workdir, fallback_dir):
+            if folder is not None:
+                remove_tree(folder)  # the kernel wrote there: no recursion, no links followed, bounded
     return results, execution, timings, fallback, curve
 
 
@@ -166,17 +172,15 @@ def _notebook_runs(execution: ExecutionResult) -> CheckResult:
     )
 
 
-def _fallback_session(workdir: Path, device: DeviceChoice, limits: ExecutionLimits, protections: Protections,
-                      nb: nbformat.NotebookNode, class_sources: dict[str, str]) -> KernelSession:
+def _start_fallback(session: KernelSession, nb: nbformat.NotebookNode, class_sources: dict[str, str],
+                    limits: ExecutionLimits) -> None:
     """The kernel died: a fresh one holding the notebook's imports and its class definitions only."""
-    session = KernelSession(workdir, device, limits, protections)
     session.start()
     prelude = ["import torch", "import torch.nn as nn", "import torch.nn.functional as F"]
     prelude += find_top_level_imports(nb)
     for statement in prelude + [class_sources[n] for n in CLASS_NAMES if n in class_sources]:
         # each piece alone, so one failing import cannot hide a class definition
         session.run_code(statement, timeout_s=limits.cell_timeout_s)
-    return session
 
 
 def _probe_checks(session: KernelSession, class_sources: dict[str, str], rubric: Rubric, device: DeviceChoice,

@@ -22,8 +22,9 @@ Layers, from outside in:
   own (pids.max, v1 or v2, when /sys/fs/cgroup lets us create one); a non-root
   grader relies on RLIMIT_NPROC, which does apply to it. When neither works,
   `Protections.process_limit` is False.
-- /tmp and /dev/shm inside the sandbox are size-capped tmpfs (RAM: unsized,
-  they would be a memory bomb that RLIMIT_DATA does not see).
+- /tmp and /dev/shm inside the sandbox are host folders (a tmpfs would be RAM
+  that RLIMIT_DATA does not see, and bwrap cannot limit its inodes), counted
+  with the work folder by the kernel's disk and file budget (grader/execute.py).
 
 When bwrap or user namespaces are unavailable (not Linux, bwrap missing, a
 container that forbids namespaces), grading still works with the remaining
@@ -59,8 +60,13 @@ _ACCEL_RO = ("/usr/local/cuda", "/usr/local/Ascend", "/usr/local/dcmi", "/usr/lo
 _ACCEL_DEV_PREFIXES = ("nvidia", "davinci", "devmm_svm", "hisi_hdc")
 _INNER_UID = 1000
 _PROBE_TIMEOUT_S = 20
-# The sandbox's /tmp and /dev/shm live in RAM: capped (bytes each).
-TMPFS_BYTES = 256 * 2**20
+# The sandbox's /tmp and /dev/shm are folders of the host's (make_scratch_dir), not tmpfs mounts: bwrap can
+# size a tmpfs but not limit its inodes, and a million empty files there grew the host kernel's unreclaimable
+# memory (Slab) by 1.25 GB (measured). On the host they are counted by the kernel's disk and file budget.
+SCRATCH_FOLDERS = ("tmp", "shm")
+# The socket folder's parent may be this long: "/<parent>/gk-XXXXXXXX/k-<port>-shell" stays under the 107
+# bytes a Unix socket path may hold.
+_IPC_PARENT_MAX_CHARS = 60
 _CGROUP_ROOT = Path("/sys/fs/cgroup")
 _CGROUP_PREFIX = "grader-kernel-"
 _cgroup_counter = itertools.count()
@@ -253,7 +259,7 @@ def bwrap_unavailable() -> str:
         return "bubblewrap (bwrap) is not installed"
     with tempfile.TemporaryDirectory(prefix="grader-sandbox-probe-") as tmp:
         probe = wrap_command([sys.executable, "-c", "pass"], workdir=Path(tmp) / "work", run_dir=Path(tmp) / "run",
-                             ipc=Path(tmp) / "ipc", accelerator=False)
+                             ipc=Path(tmp) / "ipc", scratch=Path(tmp) / "scratch", accelerator=False)
         try:
             done = subprocess.run(probe, capture_output=True, timeout=_PROBE_TIMEOUT_S, check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:
@@ -318,26 +324,40 @@ def make_ipc_dir() -> Path:
     failed to start with "File name too long". So the sockets live in a
     short-named folder directly in /tmp, whatever TMPDIR says.
     """
-    base = "/tmp" if os.path.isdir("/tmp") else None
+    # A batch worker's own temporary folder is short and removed with the worker, even when it is killed;
+    # a long one (pytest's) would not leave room for the socket names.
+    base = tempfile.gettempdir()
+    if len(base) > _IPC_PARENT_MAX_CHARS:
+        base = "/tmp" if os.path.isdir("/tmp") else base
     return Path(tempfile.mkdtemp(prefix="gk-", dir=base))
 
 
-def wrap_command(argv: list[str], *, workdir: Path, run_dir: Path, ipc: Path, accelerator: bool) -> list[str]:
+def make_scratch_dir() -> Path:
+    """The host folder behind the sandbox's /tmp and /dev/shm (one sub-folder each)."""
+    folder = Path(tempfile.mkdtemp(prefix="grader-scratch-"))
+    for name in SCRATCH_FOLDERS:
+        (folder / name).mkdir(mode=0o777)
+        os.chmod(folder / name, 0o1777)  # like /tmp: the kernel's unprivileged uid writes there
+    return folder
+
+
+def wrap_command(argv: list[str], *, workdir: Path, run_dir: Path, ipc: Path, scratch: Path,
+                 accelerator: bool) -> list[str]:
     """`argv` run inside bwrap: allowlist mounts, no network, unprivileged, its own pid namespace.
 
     workdir (read-write), run_dir (read-only) and ipc (read-write, the kernel's
     sockets) keep their paths inside, so the connection file and the probes'
-    paths match.
+    paths match; scratch/tmp and scratch/shm become /tmp and /dev/shm.
     """
     path = shutil.which(BWRAP)
     assert path is not None, "call bwrap_unavailable() first"
-    for folder in (ipc, workdir, run_dir):  # bwrap refuses to bind a source that does not exist
-        folder.mkdir(parents=True, exist_ok=True)
+    for folder in (ipc, workdir, run_dir, *(scratch / name for name in SCRATCH_FOLDERS)):
+        folder.mkdir(parents=True, exist_ok=True)  # bwrap refuses to bind a source that does not exist
     args = [path, *_namespace_args()]
-    size = str(TMPFS_BYTES)
     # The private /tmp first: a virtual environment or checkout that lives under /tmp (a CI clone, say)
-    # is bound on top of it below; mounted after them, the tmpfs would hide the Python the kernel runs.
-    args += ["--dev", "/dev", "--proc", "/proc", "--size", size, "--tmpfs", "/tmp", "--size", size, "--tmpfs", "/dev/shm"]
+    # is bound on top of it below; mounted after them, /tmp would hide the Python the kernel runs.
+    args += ["--dev", "/dev", "--proc", "/proc", "--bind", str(scratch / "tmp"), "/tmp",
+             "--bind", str(scratch / "shm"), "/dev/shm"]
     args += _ro_binds(_SYSTEM_RO) + _ro_binds(_ETC_RO) + _ro_binds(_python_roots())
     if accelerator:  # after --dev, which would otherwise hide the device files
         args += _accelerator_args()

@@ -23,7 +23,6 @@ from __future__ import annotations
 import importlib
 import multiprocessing
 import os
-import shutil
 import signal
 import tempfile
 import time
@@ -37,6 +36,7 @@ from grader.batch.jobs import GradeJob, failed_result, grade_job
 from grader.errors import InternalError
 from grader.kernel.launch import PR_SET_PDEATHSIG, load_prctl
 from grader.messages import text
+from grader.untrusted_fs import remove_tree
 
 OnResult = Callable[[GradeJob, dict], None]
 
@@ -120,7 +120,7 @@ class _Worker:
                 pass
         self.process.join(10)
         self.conn.close()
-        shutil.rmtree(self.tmpdir, ignore_errors=True)
+        remove_tree(self.tmpdir)  # its kernels' folders, whatever they hold: never recursive, bounded
 
 
 @dataclass
@@ -148,7 +148,7 @@ class LocalExecutor:
                 self._wait_and_collect(on_result)
         finally:
             self._stop_all()
-            shutil.rmtree(root, ignore_errors=True)
+            remove_tree(root)
 
     # -- pieces of the loop ----------------------------------------------------------------------
 

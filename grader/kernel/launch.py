@@ -165,9 +165,11 @@ def kernel_env(workdir: Path, ipython_dir: Path, device: str, npu: bool) -> dict
             "GRADER_TORCH_DEVICE": device,
         }
     )
-    for folder in (workdir / ".tmp", cache / "numba", cache / "matplotlib"):
-        folder.mkdir(parents=True, exist_ok=True)
     return env
+
+
+# The folders kernel_env points into the work folder; made by prepare_kernel_folders.
+KERNEL_FOLDERS = (".tmp", ".cache/numba", ".cache/matplotlib")
 
 
 def load_prctl() -> Callable[..., int] | None:

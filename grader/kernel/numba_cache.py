@@ -16,6 +16,8 @@ import tempfile
 from importlib import metadata
 from pathlib import Path
 
+from grader.untrusted_fs import UntrustedDir
+
 from grader.cachedir import cache_root
 
 from grader.kernel.launch import THREAD_ENV
@@ -66,10 +68,10 @@ def warm_cache(root: Path | None = None) -> Path | None:
     return target if (target / _DONE).is_file() else None
 
 
-def seed_kernel_cache(destination: Path, root: Path | None = None) -> bool:
-    """Copy the warm cache into a kernel's (empty or missing) NUMBA_CACHE_DIR."""
+def seed_kernel_cache(destination: UntrustedDir, root: Path | None = None) -> bool:
+    """Copy the warm cache into a kernel's NUMBA_CACHE_DIR (held open: nothing planted there is followed)."""
     source = warm_cache(root)
     if source is None:
         return False
-    shutil.copytree(source, destination, dirs_exist_ok=True)
+    destination.copy_tree_from(source)
     return True
