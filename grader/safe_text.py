@@ -35,7 +35,7 @@ stderr in it), with `write_control` as the one way for the grader's own
 colours and redraws to reach the terminal. `json_safe` does the lossless
 equivalent for JSON text; `html_safe` is the jinja2 `finalize` of the HTML
 reports, where only the bidi controls need neutralising (autoescape handles
-the rest).
+the rest; lone surrogates are marked too, as UTF-8 cannot encode them).
 """
 from __future__ import annotations
 
@@ -68,7 +68,8 @@ def _build_table(*, keep: str) -> dict[int, str]:
 
 _LINE_TABLE = _build_table(keep="")
 _BLOCK_TABLE = _build_table(keep="\n\t")
-_HTML_TABLE = {code: _marker(code) for code in BIDI_CONTROLS}
+# Lone surrogates too: a page holding one cannot even be written as UTF-8 (a crash, not a report).
+_HTML_TABLE = {code: _marker(code) for code in (*BIDI_CONTROLS, *_SURROGATES)}
 # Inside JSON text these code points can only occur within strings (JSON's own
 # whitespace is space, tab, LF, CR), so a \\uXXXX escape there is always valid.
 _JSON_TABLE = {code: f"\\u{code:04x}" for code in (_DEL, *_C1, *BIDI_CONTROLS, *_LINE_SEPARATORS, *_SURROGATES)}
@@ -107,7 +108,7 @@ def json_safe(json_text: str) -> str:
 
 
 def html_safe(value: Any) -> Any:
-    """jinja2 `finalize`: bidi controls in any printed value become "[U+XXXX]".
+    """jinja2 `finalize`: bidi controls (and lone surrogates) in any printed value become "[U+XXXX]".
 
     Autoescape makes student text inert as markup but leaves bidi overrides,
     which reorder what a reader sees of it. Markup (our own SVG charts) stays

@@ -32,6 +32,7 @@ from typing import Any
 
 from grader.messages import text
 from grader.report.results import localise, self_check_notice, self_check_of, title
+from grader.safe_text import json_safe
 
 PASSED = "passed"
 FAILED = "failed"
@@ -96,5 +97,6 @@ def gradescope_json(result: dict[str, Any], lang: str) -> dict[str, Any]:
 def write_gradescope_json(result: dict[str, Any], path: Path, lang: str) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(gradescope_json(result, lang), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    body = json_safe(json.dumps(gradescope_json(result, lang), ensure_ascii=False, indent=2))
+    path.write_text(body + "\n", encoding="utf-8")
     return path

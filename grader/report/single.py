@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.report.results import dumps
+from grader.safe_text import json_safe
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ def write_single_exports(result: dict[str, Any], exports: SingleExports, lang: s
         from grader.report.gradescope import gradescope_json
 
         _ready(exports.gradescope).write_text(
-            json.dumps(gradescope_json(result, lang), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+            json_safe(json.dumps(gradescope_json(result, lang), ensure_ascii=False, indent=2)) + "\n", encoding="utf-8")
         written.append(exports.gradescope)
     if exports.json is not None:
         _ready(exports.json).write_text(dumps(result) + "\n", encoding="utf-8")
