@@ -4,15 +4,18 @@ The HTML report is self-contained and runs no JavaScript, so charts are plain
 SVG markup built here. Every piece of text that enters the markup is escaped,
 and coordinates are formatted from floats, so nothing from a result can become
 markup. The returned `Markup` is therefore safe to place in an autoescaping
-template.
+template. The numbers may be anything a notebook produced (nan, 1e308, a
+million points): `chart_scale` cleans, thins and scales them, so drawing never
+raises and the markup has a fixed maximum size.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from markupsafe import Markup, escape
+
+from grader.report import chart_scale
 
 # Colour-blind-safe pair (Okabe-Ito blue and vermillion) that also survives greyscale printing.
 PALETTE = ("#0072b2", "#d55e00", "#009e73", "#cc79a7")
@@ -23,6 +26,8 @@ MARGIN_LEFT = 56
 MARGIN_RIGHT = 16
 MARGIN_TOP = 30
 MARGIN_BOTTOM = 44
+PLOT_W = WIDTH - MARGIN_LEFT - MARGIN_RIGHT
+PLOT_H = HEIGHT - MARGIN_TOP - MARGIN_BOTTOM
 # The page's font stack, so Chinese axis labels render with the same CJK font as the text.
 FONTS = "-apple-system, 'Segoe UI', 'PingFang SC', 'Microsoft YaHei', 'Noto Sans CJK SC', 'WenQuanYi Micro Hei', sans-serif"
 # Beyond this many points the markers clutter the line more than they help.
@@ -57,87 +62,31 @@ class Chart:
 
 
 def nice_ticks(low: float, high: float, target: int = 5) -> list[float]:
-    """Round tick values (1, 2, 2.5, 5 x 10^k steps) covering [low, high]."""
-    if not (math.isfinite(low) and math.isfinite(high)):
-        return [0.0, 1.0]
-    if high < low:
-        low, high = high, low
-    if high == low:
-        pad = abs(low) * 0.1 or 1.0
-        low, high = low - pad, high + pad
-    raw = (high - low) / max(target, 1)
-    magnitude = 10 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
-    first = math.floor(low / step) * step
-    ticks = []
-    value = first
-    while value <= high + step * 1e-9:
-        ticks.append(round(value, 12))
-        value += step
-    if ticks[-1] < high - step * 1e-9:
-        ticks.append(round(ticks[-1] + step, 12))
-    return ticks
-
-
-def _integer_ticks(low: float, high: float, target: int = 8) -> list[float]:
-    """Epoch ticks: whole numbers only, thinned so labels never collide."""
-    lo, hi = math.floor(low), math.ceil(high)
-    step = max(1, math.ceil((hi - lo) / target))
-    return [float(v) for v in range(lo, hi + 1, step)]
-
-
-def _fmt_tick(value: float) -> str:
-    if value == 0:
-        return "0"
-    if abs(value) >= 1e4 or abs(value) < 1e-3:
-        return f"{value:.0e}"
-    return f"{value:.4g}"
-
-
-def _finite_points(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
-    out = []
-    for x, y in points:
-        try:
-            fx, fy = float(x), float(y)
-        except (TypeError, ValueError):
-            continue
-        if math.isfinite(fx) and math.isfinite(fy):
-            out.append((fx, fy))
-    return out
-
-
-def _num(value: float) -> str:
-    """A coordinate: always a plain decimal number."""
-    return f"{float(value):.1f}"
+    """Round tick values (1, 2, 2.5, 5 x 10^k steps) covering [low, high]; any floats, at most MAX_TICKS."""
+    return list(chart_scale.axis_for(low, high, target).ticks)
 
 
 def line_chart(chart: Chart) -> Markup:
-    """The chart as one `<svg>` element (scales to its container's width)."""
-    series = [Series(s.label, _finite_points(s.points), s.colour or PALETTE[i % len(PALETTE)])
-              for i, s in enumerate(chart.series)]
-    xs = [x for s in series for x, _ in s.points]
-    ys = [y for s in series for _, y in s.points] + [h.value for h in chart.hlines if math.isfinite(h.value)]
-    x_lo, x_hi = (min(xs), max(xs)) if xs else (0.0, 1.0)
-    if x_hi == x_lo:
-        x_lo, x_hi = x_lo - 1, x_hi + 1
-    if chart.y_range is not None:
-        y_ticks = nice_ticks(*chart.y_range)
-    else:
-        y_ticks = nice_ticks(min(ys), max(ys)) if ys else [0.0, 1.0]
-    y_lo, y_hi = y_ticks[0], y_ticks[-1]
-    x_ticks = _integer_ticks(x_lo, x_hi) if chart.integer_x else nice_ticks(x_lo, x_hi)
-    x_lo, x_hi = min(x_lo, x_ticks[0]), max(x_hi, x_ticks[-1])
+    """The chart as one `<svg>` element (scales to its container's width).
 
-    plot_w = WIDTH - MARGIN_LEFT - MARGIN_RIGHT
-    plot_h = HEIGHT - MARGIN_TOP - MARGIN_BOTTOM
+    Total and bounded for any numbers in the chart: values that are not finite
+    numbers are left out, a long series is thinned to `chart_scale.MAX_PLOTTED`
+    points, and the axes have at most `chart_scale.MAX_TICKS` ticks. A chart
+    without a single drawable point is still a valid (empty) chart; callers
+    that want a note instead check `chart_scale.clean_points` first.
+    """
+    cleaned = [(s, chart_scale.clean_points(s.points)) for s in chart.series]
+    series = [Series(s.label, c.points, s.colour or PALETTE[i % len(PALETTE)]) for i, (s, c) in enumerate(cleaned)]
+    hlines = [HLine(v, h.label) for h in chart.hlines if (v := chart_scale.as_finite(h.value)) is not None]
+    x_axis = _x_axis(chart, series)
+    y_axis = _y_axis(chart, series, hlines)
 
     def sx(x: float) -> float:
-        return MARGIN_LEFT + (x - x_lo) / (x_hi - x_lo) * plot_w
+        return MARGIN_LEFT + x_axis.fraction(x) * PLOT_W
 
     def sy(y: float) -> float:
-        return MARGIN_TOP + (1 - (y - y_lo) / (y_hi - y_lo)) * plot_h
+        return MARGIN_TOP + (1 - y_axis.fraction(y)) * PLOT_H
 
-    y_format = chart.y_format or _fmt_tick
     parts: list[str] = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" '
         f'width="{WIDTH}" height="{HEIGHT}" role="img" aria-label="{escape(chart.title)}" '
@@ -146,15 +95,10 @@ def line_chart(chart: Chart) -> Markup:
         f'<rect x="0" y="0" width="{WIDTH}" height="{HEIGHT}" fill="#ffffff"/>',
         f'<text x="{MARGIN_LEFT}" y="18" font-size="13" font-weight="600" fill="#1f2328">{escape(chart.title)}</text>',
     ]
-    parts += _grid_and_axes(chart, x_ticks, y_ticks, sx, sy, y_format)
-    for hline in chart.hlines:
-        if math.isfinite(hline.value) and y_lo <= hline.value <= y_hi:
-            y = _num(sy(hline.value))
-            parts.append(f'<line class="hline" x1="{_num(MARGIN_LEFT)}" y1="{y}" x2="{_num(MARGIN_LEFT + plot_w)}" '
-                         f'y2="{y}" stroke="#cf222e" stroke-width="1.5" stroke-dasharray="6 4"/>')
-            # Left end, haloed: accuracy curves usually climb towards the threshold on the right.
-            parts.append(f'<text x="{_num(MARGIN_LEFT + 6)}" y="{_num(sy(hline.value) - 6)}" fill="#cf222e" '
-                         f'stroke="#ffffff" stroke-width="3" paint-order="stroke">{escape(hline.label)}</text>')
+    parts += _grid_and_axes(chart, x_axis, y_axis, sx, sy)
+    for hline in hlines:
+        if y_axis.low <= hline.value <= y_axis.high:
+            parts += _hline_marks(hline, sy)
     for s in series:
         parts += _series_marks(s, sx, sy)
     parts.append("</svg>")
@@ -162,22 +106,60 @@ def line_chart(chart: Chart) -> Markup:
     return Markup("".join(parts))
 
 
-def _grid_and_axes(chart: Chart, x_ticks: list[float], y_ticks: list[float],
-                   sx: Callable[[float], float], sy: Callable[[float], float],
-                   y_format: Callable[[float], str]) -> list[str]:
+def _x_axis(chart: Chart, series: list[Series]) -> chart_scale.Axis:
+    xs = [x for s in series for x, _ in s.points]
+    if not xs:
+        return chart_scale.axis_for(0.0, 1.0, 8 if chart.integer_x else 5, chart.integer_x)
+    return chart_scale.axis_for(min(xs), max(xs), 8 if chart.integer_x else 5, chart.integer_x)
+
+
+def _y_axis(chart: Chart, series: list[Series], hlines: list[HLine]) -> chart_scale.Axis:
+    """The value axis: the data and the reference lines, widened to `chart.y_range` when one is given.
+
+    The range is a minimum, not a clip, so a value outside it (a tampered result)
+    is drawn where it is rather than at a misleading edge.
+    """
+    ys = [y for s in series for _, y in s.points] + [h.value for h in hlines]
+    wanted = [v for v in (chart.y_range or ()) if chart_scale.as_finite(v) is not None]
+    low, high = min(ys + wanted, default=0.0), max(ys + wanted, default=1.0)
+    return chart_scale.axis_for(low, high)
+
+
+def _hline_marks(hline: HLine, sy: Callable[[float], float]) -> list[str]:
+    y = _num(sy(hline.value))
+    return [f'<line class="hline" x1="{_num(MARGIN_LEFT)}" y1="{y}" x2="{_num(MARGIN_LEFT + PLOT_W)}" '
+            f'y2="{y}" stroke="#cf222e" stroke-width="1.5" stroke-dasharray="6 4"/>',
+            # Left end, haloed: accuracy curves usually climb towards the threshold on the right.
+            f'<text x="{_num(MARGIN_LEFT + 6)}" y="{_num(sy(hline.value) - 6)}" fill="#cf222e" '
+            f'stroke="#ffffff" stroke-width="3" paint-order="stroke">{escape(hline.label)}</text>']
+
+
+def _num(value: float) -> str:
+    """A coordinate: always a plain decimal number (coordinates are clamped to the plot, so short)."""
+    return f"{float(value):.1f}"
+
+
+def _y_labels(chart: Chart, ticks: Sequence[float]) -> list[str]:
+    if chart.y_format is None:
+        return chart_scale.tick_labels(ticks)
+    return [chart.y_format(t) for t in ticks]
+
+
+def _grid_and_axes(chart: Chart, x_axis: chart_scale.Axis, y_axis: chart_scale.Axis,
+                   sx: Callable[[float], float], sy: Callable[[float], float]) -> list[str]:
     left, right = MARGIN_LEFT, WIDTH - MARGIN_RIGHT
     top, bottom = MARGIN_TOP, HEIGHT - MARGIN_BOTTOM
     parts = []
-    for t in y_ticks:
+    for t, label in zip(y_axis.ticks, _y_labels(chart, y_axis.ticks)):
         y = _num(sy(t))
         parts.append(f'<line x1="{_num(left)}" y1="{y}" x2="{_num(right)}" y2="{y}" stroke="#e6e9ed" stroke-width="1"/>')
         parts.append(f'<text x="{_num(left - 6)}" y="{y}" text-anchor="end" dominant-baseline="middle" '
-                     f'fill="#59636e">{escape(y_format(t))}</text>')
-    for t in x_ticks:
+                     f'fill="#59636e">{escape(label)}</text>')
+    for t, label in zip(x_axis.ticks, chart_scale.tick_labels(x_axis.ticks)):
         x = _num(sx(t))
         parts.append(f'<line x1="{x}" y1="{_num(bottom)}" x2="{x}" y2="{_num(bottom + 4)}" stroke="#59636e"/>')
         parts.append(f'<text x="{x}" y="{_num(bottom + 17)}" text-anchor="middle" fill="#59636e">'
-                     f'{escape(_fmt_tick(t))}</text>')
+                     f'{escape(label)}</text>')
     parts.append(f'<line x1="{_num(left)}" y1="{_num(bottom)}" x2="{_num(right)}" y2="{_num(bottom)}" stroke="#59636e"/>')
     parts.append(f'<line x1="{_num(left)}" y1="{_num(top)}" x2="{_num(left)}" y2="{_num(bottom)}" stroke="#59636e"/>')
     parts.append(f'<text x="{_num((left + right) / 2)}" y="{_num(HEIGHT - 6)}" text-anchor="middle" '
@@ -191,11 +173,12 @@ def _grid_and_axes(chart: Chart, x_ticks: list[float], y_ticks: list[float],
 def _series_marks(s: Series, sx: Callable[[float], float], sy: Callable[[float], float]) -> list[str]:
     if not s.points:
         return []
-    coords = " ".join(f"{_num(sx(x))},{_num(sy(y))}" for x, y in s.points)
+    drawn = chart_scale.thin(s.points)
+    coords = " ".join(f"{_num(sx(x))},{_num(sy(y))}" for x, y in drawn)
     parts = [f'<polyline class="series" points="{coords}" fill="none" stroke="{escape(s.colour)}" '
              f'stroke-width="2" stroke-linejoin="round" stroke-linecap="round"/>']
+    # Markers only for a short series: on a long one they bury the line.
     if len(s.points) <= MAX_MARKERS:
         for x, y in s.points:
             parts.append(f'<circle cx="{_num(sx(x))}" cy="{_num(sy(y))}" r="3" fill="{escape(s.colour)}"/>')
     return parts
-
