@@ -3,15 +3,18 @@
 Display only: it goes into the HTML report next to the grader's curve and is
 never scored. The kernel is untrusted, so the answer is treated like any
 other probe answer: stdout parsed as JSON, size-capped, and only a list of
-finite numbers is accepted; anything else means "no curve".
+numbers is accepted; anything else means "no curve". An entry that is not a
+finite number (a loss that diverged to nan or inf) is kept as None (JSON null,
+so the stored result stays strict JSON): the report's chart leaves it out and
+says how many it left out.
 """
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 from grader.harvest import KernelRunner
+from grader.report.chart_scale import as_finite
 
 VARIABLE = "losses"          # the lab's name for the per-epoch loss list
 MAX_POINTS = 2000
@@ -51,6 +54,11 @@ def parse_curve(stdout: str) -> dict[str, Any] | None:
     values = data.get("curve") if isinstance(data, dict) else None
     if not isinstance(values, list) or not values or len(values) > MAX_POINTS:
         return None
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values):
+    if not all(_is_number(v) for v in values):
         return None
-    return {"variable": VARIABLE, "losses": [float(v) for v in values]}
+    # as_finite, not float(): an integer beyond the float range raises OverflowError there.
+    return {"variable": VARIABLE, "losses": [as_finite(v) for v in values]}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from typing import Any
 import jinja2
 
 from grader.messages import catalogue, text
-from grader.report import svg_plot
+from grader.report import chart_scale, svg_plot
 from grader.report.results import localise, self_check_notice, self_check_of, title, validate_result
 from grader.safe_text import html_safe
 
@@ -40,6 +41,7 @@ PER_NAME_KEYS = ("shapes", "shape_expected", "shape_found", "max_abs_error", "gr
 SKIPPED_DETAIL_KEYS = ("diagnosis", "curve")
 PERCENT_KEYS = ("threshold", "best_accuracy")
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+log = logging.getLogger(__name__)
 
 
 
@@ -155,8 +157,10 @@ def _fmt_points(value: Any) -> str:
 
 
 def _fmt_percent(value: Any) -> str:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return f"{value * 100:.1f}%".replace(".0%", "%")
+    # as_finite, not math.isfinite: an int beyond the float range (a tampered result) raises in isfinite.
+    number = chart_scale.as_finite(value)
+    if number is not None:
+        return f"{number * 100:.1f}%".replace(".0%", "%")
     return _plain(value)
 
 
@@ -342,22 +346,24 @@ def _clip(value: str) -> str:
 def _training_view(checks: list[Any], t: Translate) -> dict[str, Any] | None:
     check = next((c for c in checks if isinstance(c, dict) and c.get("id") == "lstm.train"), None)
     details = check.get("details") if check and isinstance(check.get("details"), dict) else {}
-    curve = [p for p in details.get("curve") or [] if isinstance(p, dict)]
+    raw_curve = details.get("curve")
+    curve = [p for p in raw_curve if isinstance(p, dict)] if isinstance(raw_curve, list) else []
     if not curve:
         return None
     threshold = details.get("threshold")
     losses = [(p.get("epoch"), p.get("loss")) for p in curve]
     accuracies = [(p.get("epoch"), p.get("accuracy")) for p in curve]
+    threshold_value = chart_scale.as_finite(threshold)
     hlines = []
-    if _is_number(threshold):
-        hlines.append(svg_plot.HLine(float(threshold), t("chart_threshold", threshold=_fmt_percent(threshold))))
-    loss_chart = svg_plot.line_chart(svg_plot.Chart(
+    if threshold_value is not None:
+        hlines.append(svg_plot.HLine(threshold_value, t("chart_threshold", threshold=_fmt_percent(threshold))))
+    loss_chart = _chart_view(svg_plot.Chart(
         title=t("chart_loss_title"), x_label=t("axis_epoch"), y_label=t("axis_loss"),
-        series=[svg_plot.Series(t("axis_loss"), _numeric_points(losses))]))
-    accuracy_chart = svg_plot.line_chart(svg_plot.Chart(
+        series=[svg_plot.Series(t("axis_loss"), losses)]), t)
+    accuracy_chart = _chart_view(svg_plot.Chart(
         title=t("chart_accuracy_title"), x_label=t("axis_epoch"), y_label=t("axis_accuracy"),
-        series=[svg_plot.Series(t("axis_accuracy"), _numeric_points(accuracies), svg_plot.PALETTE[2])],
-        hlines=hlines, y_range=(0.0, 1.0), y_format=lambda v: f"{v * 100:.0f}%"))
+        series=[svg_plot.Series(t("axis_accuracy"), accuracies, svg_plot.PALETTE[2])],
+        hlines=hlines, y_range=(0.0, 1.0), y_format=lambda v: f"{v * 100:.0f}%"), t)
     protocol = details.get("protocol")
     return {
         "charts": [loss_chart, accuracy_chart],
@@ -368,21 +374,54 @@ def _training_view(checks: list[Any], t: Translate) -> dict[str, Any] | None:
     }
 
 
-def _numeric_points(pairs: list[tuple[Any, Any]]) -> list[tuple[float, float]]:
-    return [(float(x), float(y)) for x, y in pairs if _is_number(x) and _is_number(y)]
+def _chart_view(chart: svg_plot.Chart, t: Translate) -> dict[str, Any]:
+    """{"svg", "note"} for one single-series chart: the SVG (None when nothing is drawable) and what to tell.
+
+    The values are the notebook's (or a stored result's), so any of them may be
+    nan, infinite or no number at all: those are left out and counted, and a
+    series without one drawable value gets the note instead of an empty frame.
+    """
+    raw = chart.series[0].points if chart.series else []
+    total = len(raw) if isinstance(raw, (list, tuple)) else 0
+    clean = chart_scale.clean_points(raw)
+    if not clean.points:
+        return {"svg": None, "note": t("chart_omitted", count=total)}
+    series = [svg_plot.Series(s.label, clean.points, s.colour) for s in chart.series[:1]]
+    svg = _draw(replace(chart, series=series))
+    if svg is None:
+        return {"svg": None, "note": t("chart_failed")}
+    notes = []
+    if clean.dropped:
+        notes.append(t("chart_dropped", count=clean.dropped, total=total))
+    if len(clean.points) > chart_scale.MAX_PLOTTED:
+        notes.append(t("chart_thinned", count=len(clean.points), limit=chart_scale.MAX_PLOTTED))
+    return {"svg": svg, "note": " ".join(notes)}
+
+
+def _draw(chart: svg_plot.Chart) -> Any:
+    """The chart's SVG, or None if drawing failed.
+
+    line_chart is total by construction (and fuzzed), so this is only the last
+    line of defence: a chart is decoration, and a bug in it must cost the
+    student a picture, never the whole report.
+    """
+    try:
+        return svg_plot.line_chart(chart)
+    except Exception:  # noqa: BLE001 - deliberately broad, see above
+        log.exception("chart %r could not be drawn", chart.title)
+        return None
 
 
 def _student_curve_view(curve: Any, t: Translate) -> dict[str, Any] | None:
-    if not isinstance(curve, dict) or not isinstance(curve.get("losses"), list):
-        return None
-    points = _numeric_points([(i + 1, v) for i, v in enumerate(curve["losses"])])
-    if not points:
+    if not isinstance(curve, dict) or not isinstance(curve.get("losses"), list) or not curve["losses"]:
         return None
     variable = _clip(str(curve.get("variable") or "losses"))[:80]
-    chart = svg_plot.line_chart(svg_plot.Chart(
+    view = _chart_view(svg_plot.Chart(
         title=t("chart_student_title", variable=variable), x_label=t("axis_epoch"), y_label=t("axis_loss"),
-        series=[svg_plot.Series(variable, points, svg_plot.PALETTE[1])]))
-    return {"chart": chart, "note": t("student_curve_note", variable=variable, count=len(points))}
+        series=[svg_plot.Series(variable, [(i + 1, v) for i, v in enumerate(curve["losses"])],
+                                svg_plot.PALETTE[1])]), t)
+    return {"chart": view["svg"], "chart_note": view["note"],
+            "note": t("student_curve_note", variable=variable, count=len(curve["losses"]))}
 
 
 # ---------------------------------------------------------------- cells and run
