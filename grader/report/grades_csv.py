@@ -68,7 +68,7 @@ def percent_of(score: Any, max_score: Any) -> float:
     """score / max_score as a percentage; 0 when there is nothing to score."""
     try:
         score_f, max_f = float(score), float(max_score)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer beyond the float range
         return 0.0
     return 100.0 * score_f / max_f if max_f > 0 else 0.0
 

@@ -170,7 +170,10 @@ def histogram(percents: Iterable[float]) -> tuple[HistogramBin, ...]:
     width = 100 // BINS
     counts = [0] * BINS
     for p in percents:
-        counts[min(max(int(p // width), 0), BINS - 1)] += 1
+        # A tampered result can make a percentage nan (no bin: int() raises) or infinite (the end bins).
+        if p != p:
+            continue
+        counts[min(int(min(max(p, 0.0), 100.0) // width), BINS - 1)] += 1
     return tuple(HistogramBin(i * width, (i + 1) * width, n) for i, n in enumerate(counts))
 
 
