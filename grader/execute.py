@@ -538,6 +538,8 @@ class KernelSession:
     def _prepare_kernel_folders(self) -> None:
         """The work folder's .tmp and .cache folders, and a private copy of the warm numba cache."""
         assert self.workdir_dir is not None
+        # A folder reopened after its kernel died holds whatever that kernel left in .cache: start afresh.
+        untrusted_fs.remove_child(self.workdir_dir, ".cache")
         for relative in launch.KERNEL_FOLDERS:
             self.workdir_dir.make_dirs(relative).close()
         with self.workdir_dir.make_dirs(".cache/numba") as numba:
