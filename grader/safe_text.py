@@ -101,10 +101,14 @@ def safe_block(value: object) -> str:
 def json_safe(json_text: str) -> str:
     """JSON text with DEL, C1, bidi controls, line separators and lone surrogates as \\uXXXX escapes.
 
-    Lossless: `json.loads` gives back the same data. (json.dumps already escapes
-    C0 controls inside strings, even with ensure_ascii=False, but not these.)
+    Lossless: `json.loads` gives back the same data, as it does from json.dumps'
+    own output (a lone high surrogate followed by a lone low one reads back, in
+    both, as the one character the pair encodes). json.dumps already escapes C0
+    controls inside strings, even with ensure_ascii=False, but not these.
     """
-    return json_text if json_text.isascii() else json_text.translate(_JSON_TABLE)
+    if json_text.isascii() and "\x7f" not in json_text:
+        return json_text  # the common case; DEL is ASCII but still needs escaping
+    return json_text.translate(_JSON_TABLE)
 
 
 def html_safe(value: Any) -> Any:
