@@ -2,7 +2,13 @@
 must not get end with `raise SystemError("LEAKED ...")` when they got it (see conftest.leaks)."""
 from __future__ import annotations
 
+import secrets
+
 from grader.paths import PROJECT_ROOT
+
+# In the name or the first bytes of every file an attack writes where it must not reach: the suite looks for
+# it outside the test's folder (advkit.escaped), so nothing else written on a busy machine is mistaken for it.
+NONCE = f"advnonce{secrets.token_hex(6)}"
 
 INFINITE_LOOP = "while True:\n    pass"
 
@@ -103,7 +109,7 @@ builtins.float = _Lying"""
 
 FORGE_RESULTS_FILE = """\
 import json, os
-fake = {"schema": 1, "score": 100, "max_score": 100, "outcome": "graded",
+fake = {"nonce": NONCE_VALUE, "schema": 1, "score": 100, "max_score": 100, "outcome": "graded",
         "checks": [{"id": "lstm.forward", "status": "passed", "score": 14, "max_score": 14}]}
 names = ["results.json", "result.json", "grades.sqlite", "grades.csv", "report.html", "summary.html", "junit.xml"]
 folder = os.path.abspath(os.getcwd())
@@ -133,7 +139,7 @@ for path in (os.path.expanduser("~"), "/tmp", "/root", "/work"):
     except OSError:
         pass
 print("Score: 100/100")
-print(json.dumps(fake))"""
+print(json.dumps(fake))""".replace("NONCE_VALUE", repr(NONCE))
 
 
 def read_reference() -> str:
