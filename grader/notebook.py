@@ -4,13 +4,18 @@ The same static view serves three jobs: validating a submission before it
 runs, pulling class definitions out of a notebook (the reference's, for the
 equivalence tests; a student's, as the fallback when their kernel died), and
 classifying cells for the loop/loader checks.
+
+Student source is hostile input. Every parse of it in the grader goes through
+`parse_source`, which never raises and is bounded in time (see "Bounded
+parsing" below), and no regular expression here can backtrack: the IPython
+line forms are recognised with plain string operations, linear in the line.
 """
 from __future__ import annotations
 
 import ast
 import json
-import re
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
@@ -19,9 +24,6 @@ from grader.errors import NotANotebookError
 
 # Notebooks larger than this are refused before parsing: no lab notebook comes close.
 MAX_NOTEBOOK_BYTES = 50 * 1024 * 1024
-
-# IPython-only lines: `!cmd`, `%magic`, `%%cellmagic`, `x = !cmd`, `x = %magic`.
-_IPY_LINE = re.compile(r"^(\s*)(?:[!%]|[\w\.\[\], ]+=\s*[!%])")
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,55 @@ def code_cells(nb: nbformat.NotebookNode) -> list[CodeCell]:
     ]
 
 
+# ---------------------------------------------------------------- IPython lines, in linear time
+#
+# The forms were once regular expressions such as `^(\s*)(?:[!%]|[\w\.\[\], ]+=\s*[!%])`:
+# `\s*` and the space in the class after it can split a run of spaces in every way, so a
+# line of 1,000,000 spaces took hours. What follows reads each line once, left to right.
+
+
+def _split_indent(line: str) -> tuple[str, str]:
+    """(leading whitespace, the rest)."""
+    rest = line.lstrip()
+    return line[: len(line) - len(rest)], rest
+
+
+def _is_target_char(ch: str) -> bool:
+    # The characters of an assignment target in `x = !cmd`, `a.b[0], c = %magic`: [\w.\[\], ]
+    return ch.isalnum() or ch in "_.[], "
+
+
+def _assigned_value(rest: str) -> str | None:
+    """What follows `target =` when `rest` starts with a plain assignment target, else None.
+
+    The target is everything before the first `=`; it must be non-empty and made of
+    target characters only (so `f(a=!x)` has none).
+    """
+    equals = rest.find("=")
+    if equals <= 0 or not all(_is_target_char(ch) for ch in rest[:equals]):
+        return None
+    return rest[equals + 1 :].lstrip()
+
+
+def _leading_word(text: str, limit: int = 256) -> str:
+    """The run of word characters (letters, digits, `_`) `text` starts with, cut at `limit`:
+    it is only ever compared with short names."""
+    end = 0
+    while end < min(len(text), limit) and (text[end].isalnum() or text[end] == "_"):
+        end += 1
+    return text[:end]
+
+
+def _ipython_indent(line: str) -> str | None:
+    """The line's indentation when it is IPython-only (`!cmd`, `%magic`, `%%cellmagic`,
+    `x = !cmd`, `x = %magic`), else None."""
+    indent, rest = _split_indent(line)
+    if rest[:1] in ("!", "%"):
+        return indent
+    value = _assigned_value(rest)
+    return indent if value is not None and value[:1] in ("!", "%") else None
+
+
 def python_source(source: str) -> str:
     """Turn a cell's IPython source into plain Python of the same line count.
 
@@ -83,37 +134,147 @@ def python_source(source: str) -> str:
     """
     lines = []
     for line in source.splitlines():
-        match = _IPY_LINE.match(line)
-        lines.append(f"{match.group(1)}pass" if match else line)
+        indent = _ipython_indent(line)
+        lines.append(line if indent is None else f"{indent}pass")
     return "\n".join(lines)
 
 
-def parse_cell(source: str) -> ast.Module | None:
-    """The cell's AST, or None when it does not parse (an unfilled `x = # TODO`, say)."""
+# ---------------------------------------------------------------- bounded parsing
+#
+# Why in this process and not in a resource-limited child: measured on CPython 3.11,
+# the parser fails fast on every nesting attack (200 brackets: SyntaxError; 7,000 unary
+# minus signs: MemoryError from its stack guard; a 1,000-deep AST: RecursionError), all
+# in milliseconds, so a catch-all is enough for those. What is slow is size: some
+# valid sources parse in quadratic time (an f-string with 200,000 `{1}` takes 18 s). So
+# a cell over MAX_PARSE_CHARS is not parsed at all (the worst 64 KiB cell we know takes
+# 0.3 s; real lab cells are under 10 KiB), and a ParseBudget bounds a whole notebook's
+# analysis in characters and in wall time, checked between cells. That bounds every
+# static analysis without a process per notebook: a child would cost about as much as
+# the whole 0.3 s hardening budget of `grader check` just to start, and could not hand
+# the AST back without pickling it, which recurses on deep trees.
+
+MAX_PARSE_CHARS = 64 * 1024
+# One static analysis (one walk over a notebook's cells) parses at most this much ...
+MAX_ANALYSED_CHARS = 2 * 1024 * 1024
+# ... and starts no new parse after this many seconds.
+ANALYSIS_DEADLINE_S = 5.0
+
+# Why a cell cannot be analysed (ParseOutcome.problem).
+NOT_PYTHON = "not_python"        # SyntaxError, null bytes, lone surrogates: the kernel refuses it too
+TOO_LARGE = "too_large"          # over MAX_PARSE_CHARS
+TOO_COMPLEX = "too_complex"      # the parser ran out of stack or recursion depth, or of memory
+OUT_OF_BUDGET = "out_of_budget"  # the notebook's analysis budget (characters or time) was spent
+FAILED = "failed"                # anything else the parser raised
+
+
+@dataclass(frozen=True)
+class ParseOutcome:
+    """A cell's AST, or why it cannot be analysed: a value, never an exception."""
+
+    tree: ast.Module | None
+    problem: str | None = None
+
+    @property
+    def kernel_may_run_it(self) -> bool:
+        """The grader could not analyse the cell, yet the kernel may well run it (it was only
+        too big or too slow for static analysis), so its code must not be ignored."""
+        return self.tree is None and self.problem != NOT_PYTHON
+
+
+@dataclass
+class ParseBudget:
+    """What one static analysis of a notebook may still spend: characters parsed, and time."""
+
+    chars_left: int = MAX_ANALYSED_CHARS
+    deadline: float = field(default_factory=lambda: time.monotonic() + ANALYSIS_DEADLINE_S)
+
+    def spend(self, chars: int) -> bool:
+        """Take `chars` from the budget; False (taking nothing) when it cannot pay for them."""
+        if chars > self.chars_left or time.monotonic() > self.deadline:
+            return False
+        self.chars_left -= chars
+        return True
+
+
+def parse_source(source: str, budget: ParseBudget | None = None) -> ParseOutcome:
+    """The AST of a cell's (IPython) source, or why it cannot be analysed. Never raises."""
+    if not isinstance(source, str):
+        return ParseOutcome(None, FAILED)
+    if len(source) > MAX_PARSE_CHARS:
+        return ParseOutcome(None, TOO_LARGE)
+    if budget is not None and not budget.spend(len(source)):
+        return ParseOutcome(None, OUT_OF_BUDGET)
     try:
-        return ast.parse(python_source(source))
-    except (SyntaxError, ValueError, RecursionError):
-        return None
+        return ParseOutcome(ast.parse(python_source(source)))
+    except (SyntaxError, ValueError):  # ValueError: null bytes; UnicodeError: lone surrogates
+        return ParseOutcome(None, NOT_PYTHON)
+    except (MemoryError, RecursionError, OverflowError):
+        return ParseOutcome(None, TOO_COMPLEX)
+    except Exception:  # noqa: BLE001 - whatever else the parser raises, the cell is just not analysable
+        return ParseOutcome(None, FAILED)
+
+
+def parse_cell(source: str, budget: ParseBudget | None = None) -> ast.Module | None:
+    """The cell's AST, or None when it cannot be analysed (an unfilled `x = # TODO`, say)."""
+    return parse_source(source, budget).tree
 
 
 def find_class_sources(nb: nbformat.NotebookNode, names: list[str]) -> dict[str, str]:
     """Source of the last top-level definition of each named class.
 
     Students often redefine a class further down; the last definition is the
-    one their kernel would hold. Cells that do not parse are skipped.
+    one their kernel would hold. Cells that are not Python are skipped (the
+    kernel cannot run them either). A cell the grader could not analyse but the
+    kernel may run (too large, too slow to parse) gives its class cut out by
+    indentation instead: ignoring it would let a student hide code from the
+    static checks (no_builtin) by padding its cell.
     """
     found: dict[str, str] = {}
+    budget = ParseBudget()
     for cell in code_cells(nb):
-        text = python_source(cell.source)
-        tree = parse_cell(cell.source)
-        if tree is None:
-            continue
-        for node in tree.body:
-            if isinstance(node, ast.ClassDef) and node.name in names:
-                segment = ast.get_source_segment(text, node)
-                if segment is not None:
-                    found[node.name] = _with_decorators(text, node, segment)
+        outcome = parse_source(cell.source, budget)
+        if outcome.tree is not None:
+            found.update(_classes_in_tree(python_source(cell.source), outcome.tree, names))
+        elif outcome.kernel_may_run_it:
+            found.update(_classes_by_indentation(cell.source, names))
     return found
+
+
+def _classes_in_tree(text: str, tree: ast.Module, names: list[str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name in names:
+            segment = ast.get_source_segment(text, node)
+            if segment is not None:
+                found[node.name] = _with_decorators(text, node, segment)
+    return found
+
+
+def class_header_name(line: str) -> str | None:
+    """`Name` when the line is a top-level `class Name...` statement."""
+    if not line.startswith("class") or not line[5:6].isspace():
+        return None
+    return _leading_word(line[5:].lstrip()) or None
+
+
+def _classes_by_indentation(source: str, names: list[str]) -> dict[str, str]:
+    """The last `class Name` block of each named class, cut by indentation alone (no parsing)."""
+    found: dict[str, str] = {}
+    lines = source.splitlines()
+    for start, line in enumerate(lines):
+        name = class_header_name(line)
+        if name in names:
+            found[name] = "\n".join(lines[start : class_block_end(lines, start)])
+    return found
+
+
+def class_block_end(lines: list[str], start: int) -> int:
+    """One past the last line of the block that begins at `lines[start]`: blank, indented
+    and comment lines belong to it."""
+    end = start + 1
+    while end < len(lines) and (not lines[end].strip() or lines[end][:1] in (" ", "\t", "#")):
+        end += 1
+    return end
 
 
 def _with_decorators(text: str, node: ast.ClassDef, segment: str) -> str:
@@ -127,11 +288,12 @@ def _with_decorators(text: str, node: ast.ClassDef, segment: str) -> str:
 def find_top_level_imports(nb: nbformat.NotebookNode) -> list[str]:
     """Every top-level import statement of every parseable code cell, in order."""
     imports: list[str] = []
+    budget = ParseBudget()
     for cell in code_cells(nb):
-        text = python_source(cell.source)
-        tree = parse_cell(cell.source)
+        tree = parse_cell(cell.source, budget)
         if tree is None:
             continue
+        text = python_source(cell.source)
         for node in tree.body:
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 segment = ast.get_source_segment(text, node)
@@ -142,13 +304,32 @@ def find_top_level_imports(nb: nbformat.NotebookNode) -> list[str]:
 
 # Shell escapes the grader's kernel skips. Line forms: `!cmd`, `!!cmd`, `x = !cmd`,
 # `%pip ...` and friends; cell forms: a first line `%%bash`, `%%sh`, `%%script ...`.
-_SHELL_LINE = re.compile(
-    r"^\s*(?:[\w\.\[\], ]+=\s*)?(?:!|%(?:pip|conda|mamba|micromamba|uv|system|sx|sc)\b)"
-)
-_SHELL_CELL = re.compile(
-    r"^\s*%%(?:bash|sh|zsh|script|system|sx|perl|ruby|python[23]?|pypy)\b"
-)
+_SHELL_LINE_MAGICS = frozenset({"pip", "conda", "mamba", "micromamba", "uv", "system", "sx", "sc"})
+_SHELL_CELL_MAGICS = frozenset({"bash", "sh", "zsh", "script", "system", "sx", "perl", "ruby",
+                                "python", "python2", "python3", "pypy"})
 _ESCAPE_COMMAND_CHARS = 500
+
+
+def _starts_shell_command(text: str) -> bool:
+    """`!cmd`, or a line magic that runs a shell or a package manager."""
+    if text.startswith("!"):
+        return True
+    return text.startswith("%") and _leading_word(text[1:]) in _SHELL_LINE_MAGICS
+
+
+def is_shell_line(line: str) -> bool:
+    """`!cmd`, `x = !cmd`, `%pip ...` (indented or not)."""
+    rest = _split_indent(line)[1]
+    if _starts_shell_command(rest):
+        return True
+    value = _assigned_value(rest)
+    return value is not None and _starts_shell_command(value)
+
+
+def is_shell_cell_magic(line: str) -> bool:
+    """A first line `%%bash`, `%%script ...` and friends."""
+    rest = _split_indent(line)[1]
+    return rest.startswith("%%") and _leading_word(rest[2:]) in _SHELL_CELL_MAGICS
 
 
 @dataclass(frozen=True)
@@ -169,11 +350,11 @@ def find_shell_escapes(nb: nbformat.NotebookNode) -> list[ShellEscape]:
     for cell in code_cells(nb):
         lines = cell.source.splitlines()
         first = next((line for line in lines if line.strip()), "")
-        if _SHELL_CELL.match(first):
+        if is_shell_cell_magic(first):
             body = cell.source.strip()
             found.append(ShellEscape(cell.index, body[:_ESCAPE_COMMAND_CHARS]))
             continue
         for line in lines:
-            if _SHELL_LINE.match(line):
+            if is_shell_line(line):
                 found.append(ShellEscape(cell.index, line.strip()[:_ESCAPE_COMMAND_CHARS]))
     return found

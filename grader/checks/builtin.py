@@ -13,10 +13,13 @@ import re
 from grader.checks.common import names, result
 from grader.harvest import ProbeReply
 from grader.lab_api import BUILTIN_RNN_MODULES, BUILTIN_RNN_OPS, ModelSpec
+from grader.notebook import parse_cell
 from grader.result import CheckResult, Status
 
 # Bases through which the recurrent ops are reachable.
 _OP_OWNERS = frozenset({"torch", "_VF", "F", "functional", "aten", "ops", "_C", "_VariableFunctions"})
+# The scan for source that cannot be parsed. Linear: every quantifier is over a class
+# disjoint from what follows it, so no character is tried twice from one start.
 _FALLBACK = re.compile(
     r"\b(?:nn\.|torch\.nn\.)?(?:RNN|LSTM|GRU)(?:Cell)?\s*\(|\b_VF\b"
     r"|\btorch\.(?:lstm|gru|rnn_tanh|rnn_relu)(?:_cell)?\b"
@@ -35,11 +38,14 @@ def builtin_modules(reply: ProbeReply) -> list[str]:
 
 
 def scan_source(source: str) -> list[str]:
-    """Built-in recurrent modules/ops the class source refers to."""
-    try:
-        tree = ast.parse(source)
-    except (SyntaxError, ValueError, RecursionError):
-        return sorted(set(m.group(0).rstrip("( ") for m in _FALLBACK.finditer(source)))
+    """Built-in recurrent modules/ops the class source refers to.
+
+    Source the grader cannot analyse (not Python, or too large or deep to parse)
+    is scanned by a regular expression instead, so padding a class cannot hide it.
+    """
+    tree = parse_cell(source)
+    if tree is None:
+        return sorted(set(m.group(0).rstrip("( \t\n\r\f\v") for m in _FALLBACK.finditer(source)))
     hits: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute):

@@ -14,8 +14,13 @@ from dataclasses import dataclass
 import nbformat
 
 from grader.messages import Msg
-from grader.notebook import code_cells, parse_cell
+from grader.notebook import ParseBudget, code_cells, parse_cell
 from grader.result import CheckResult, Status
+
+# Words on a line, for the "is there a `for ... <loader>` here" pre-filter. A `\w+` run cannot
+# backtrack, unlike the `\bfor\b[^\n]*\b<loader>\b` search it replaces, which went back over
+# the rest of the line at every `for` (a line of 100,000 `for` took minutes).
+_WORD = re.compile(r"\w+")
 
 MODEL_NAMES = {"rnn": ("model", "rnn_model"), "lstm": ("lstm_model",)}
 OPTIMIZER_STEPS = ("zero_grad", "backward", "step")
@@ -78,8 +83,9 @@ def _crash_is_models_fault(run: CellRun) -> bool:
 
 def _last_assignment(nb: nbformat.NotebookNode, target: str) -> tuple[int, ast.expr] | None:
     found = None
+    budget = ParseBudget()
     for cell in code_cells(nb):
-        tree = parse_cell(cell.source)
+        tree = parse_cell(cell.source, budget)
         if tree is None:
             continue
         for node in ast.walk(tree):
@@ -148,14 +154,28 @@ def _model_called(loop: ast.For) -> str | None:
     return None
 
 
+def _mentions_loop_over(source: str, loader: str) -> bool:
+    """Some line has the word `for` and, after it, the word `loader` (linear in the source)."""
+    if loader not in source:
+        return False
+    for line in source.split("\n"):
+        if loader in line:
+            words = _WORD.findall(line)
+            if "for" in words and loader in words[words.index("for") + 1 :]:
+                return True
+    return False
+
+
 def _find_loop_cells(nb: nbformat.NotebookNode, loader: str) -> tuple[dict[str, LoopCell], list[int]]:
-    """The last loop over `loader` for each model, and the cells that do not parse."""
+    """The last loop over `loader` for each model, and the cells that cannot be analysed
+    (not Python, or too large or too complex to parse: grader.notebook.parse_source)."""
     cells: dict[str, LoopCell] = {}
     unparsed: list[int] = []
+    budget = ParseBudget()
     for cell in code_cells(nb):
-        if not re.search(rf"\bfor\b[^\n]*\b{loader}\b", cell.source):
+        if not _mentions_loop_over(cell.source, loader):
             continue
-        tree = parse_cell(cell.source)
+        tree = parse_cell(cell.source, budget)
         if tree is None:
             unparsed.append(cell.index)
             continue
