@@ -21,6 +21,12 @@ written here from its description:
 
 The result is a list for a human to read, never a verdict or a penalty.
 See docs/similarity.md for the choice of K, W, the threshold and the limits.
+
+Submissions are hostile input, and one of them must never cost the class its
+comparison: each submission's share of the work (class extraction, lexing,
+fingerprinting) is bounded (MAX_CLASS_CHARS, MAX_TOKENS, FINGERPRINT_DEADLINE_S)
+and isolated; one that exceeds a bound, or whose analysis raises anything, is
+left out with a note (`LeftOut`) and the others are compared as usual.
 """
 from __future__ import annotations
 
@@ -28,7 +34,7 @@ import hashlib
 import io
 import keyword
 import math
-import re
+import time
 import tokenize
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -39,7 +45,8 @@ import nbformat
 
 from grader.errors import GraderError
 from grader.messages import DEFAULT_LANGUAGE, Msg, render
-from grader.notebook import code_cells, find_class_sources, python_source, read_notebook
+from grader.notebook import (MAX_PARSE_CHARS, class_block_end, class_header_name, code_cells, find_class_sources,
+                             python_source, read_notebook)
 from grader.paths import TEMPLATE_NOTEBOOK
 
 CLASS_NAMES = ("CustomRNN", "CustomLSTM")
@@ -63,6 +70,23 @@ MIN_SHARED = 6
 # exercise forces (MOSS's -m option plays the same role): it is ignored.
 MIN_COMMON = 10
 COMMON_SHARE = 0.05
+
+# Bounds on one submission's share of the work. The reference's CustomLSTM is 3.6 KB and
+# 522 tokens; a class past either bound is not a lab answer, and lexing and hashing it
+# would only spend the class's time.
+MAX_CLASS_CHARS = MAX_PARSE_CHARS
+MAX_TOKENS = 20_000
+# Wall time for one submission's extraction and fingerprinting (an honest one takes ~10 ms).
+# Checked between cells and every _CLOCK_EVERY tokens; no single step in between is slow,
+# since each works on at most MAX_CLASS_CHARS (parsing: grader.notebook.parse_source).
+FINGERPRINT_DEADLINE_S = 5.0
+_CLOCK_EVERY = 512
+
+# Why a submission was left out of the comparison (LeftOut.reason).
+NOT_A_NOTEBOOK = "not_a_notebook"
+TOO_LARGE = "too_large"
+DEADLINE = "deadline"
+FAILED = "failed"
 
 
 @dataclass(frozen=True)
@@ -140,12 +164,63 @@ class SimilarPair:
                 "note_i18n": self.note_msg.to_json() if self.note_msg else None}
 
 
+@dataclass(frozen=True)
+class LeftOut:
+    """A submission the comparison could not include, and why, for the class summary."""
+
+    id: str
+    reason: str  # NOT_A_NOTEBOOK, TOO_LARGE, DEADLINE or FAILED
+    note_msg: Msg
+
+    def to_dict(self, lang: str = DEFAULT_LANGUAGE) -> dict[str, Any]:
+        return {"id": self.id, "reason": self.reason, "note": render(self.note_msg, lang),
+                "note_i18n": self.note_msg.to_json()}
+
+
+@dataclass(frozen=True)
+class SimilarityReport:
+    """The flagged pairs, and the submissions left out of the comparison."""
+
+    pairs: list[SimilarPair]
+    left_out: list[LeftOut]
+
+
+class _Unanalysable(Exception):
+    """One submission's code cannot be compared (a bound was reached): it is left out."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class _Deadline:
+    at: float
+
+    @classmethod
+    def after(cls, seconds: float) -> "_Deadline":
+        return cls(time.monotonic() + seconds)
+
+    def check(self) -> None:
+        if time.monotonic() > self.at:
+            raise _Unanalysable(DEADLINE)
+
+
+_NO_DEADLINE = _Deadline(math.inf)
+
+
+def left_out_note(reason: str, error: str = "") -> Msg:
+    """The summary's note for a submission left out of the comparison."""
+    params: dict[str, Any] = {"limit": MAX_CLASS_CHARS, "tokens": MAX_TOKENS,
+                              "seconds": FINGERPRINT_DEADLINE_S, "error": error}
+    return Msg(f"similarity.left_out_{reason}", params)
+
+
 # ---------------------------------------------------------------- class sources
 
-_CLASS_LINE = re.compile(r"^class\s+(\w+)\b")
 
-
-def class_sources(nb: nbformat.NotebookNode, names: Iterable[str] = CLASS_NAMES) -> dict[str, ClassSource]:
+def class_sources(nb: nbformat.NotebookNode, names: Iterable[str] = CLASS_NAMES, *,
+                  deadline: _Deadline = _NO_DEADLINE) -> dict[str, ClassSource]:
     """Each named class's last definition, with its cell and line.
 
     Parseable cells go through grader.notebook.find_class_sources (the definition the
@@ -156,20 +231,21 @@ def class_sources(nb: nbformat.NotebookNode, names: Iterable[str] = CLASS_NAMES)
     names = list(names)
     found: dict[str, ClassSource] = {}
     for name, segment in find_class_sources(nb, names).items():
-        located = _locate(nb, segment)
+        located = _locate(nb, segment, deadline)
         if located is not None:
             found[name] = ClassSource(name, segment, *located)
     for name in names:
         if name not in found:
-            loose = _loose_class(nb, name)
+            loose = _loose_class(nb, name, deadline)
             if loose is not None:
                 found[name] = loose
     return found
 
 
-def _locate(nb: nbformat.NotebookNode, segment: str) -> tuple[int, int] | None:
+def _locate(nb: nbformat.NotebookNode, segment: str, deadline: _Deadline) -> tuple[int, int] | None:
     """(cell index, 1-based line) of the last cell holding `segment`."""
     for cell in reversed(code_cells(nb)):
+        deadline.check()
         text = python_source(cell.source)
         at = text.rfind(segment)
         if at >= 0:
@@ -177,19 +253,17 @@ def _locate(nb: nbformat.NotebookNode, segment: str) -> tuple[int, int] | None:
     return None
 
 
-def _loose_class(nb: nbformat.NotebookNode, name: str) -> ClassSource | None:
+def _loose_class(nb: nbformat.NotebookNode, name: str, deadline: _Deadline) -> ClassSource | None:
     """The last `class name` block found by indentation alone."""
     last: ClassSource | None = None
     for cell in code_cells(nb):
+        deadline.check()
+        if name not in cell.source:
+            continue
         lines = cell.source.splitlines()
         for start, line in enumerate(lines):
-            match = _CLASS_LINE.match(line)
-            if not match or match.group(1) != name:
-                continue
-            end = start + 1
-            while end < len(lines) and (not lines[end].strip() or lines[end][:1] in (" ", "\t", "#")):
-                end += 1
-            last = ClassSource(name, "\n".join(lines[start:end]), cell.index, start + 1)
+            if class_header_name(line) == name:
+                last = ClassSource(name, "\n".join(lines[start : class_block_end(lines, start)]), cell.index, start + 1)
     return last
 
 
@@ -199,13 +273,21 @@ _DROP = {tokenize.COMMENT, tokenize.NL, tokenize.ENCODING, tokenize.ENDMARKER}
 _STATEMENT_END = ";"
 
 
-def normalise(source: str) -> list[Token]:
-    """The class's tokens with names, numbers and strings replaced by placeholders."""
+def normalise(source: str, *, deadline: _Deadline = _NO_DEADLINE, max_tokens: int | None = None) -> list[Token]:
+    """The class's tokens with names, numbers and strings replaced by placeholders.
+
+    With `max_tokens`, a class with more tokens than that raises _Unanalysable (as does
+    the deadline passing): lexing stops there, so the work is bounded either way.
+    """
     raw: list[Token] = []
-    for tok in _lex(source):
+    for count, tok in enumerate(_lex(source), 1):
+        if count % _CLOCK_EVERY == 0:
+            deadline.check()
         if tok.type in _DROP:
             continue
         raw.append(Token(_placeholder(tok), tok.start[0], tok.end[0]))
+        if max_tokens is not None and len(raw) > max_tokens:
+            raise _Unanalysable(TOO_LARGE)
     return _drop_docstrings(raw)
 
 
@@ -281,9 +363,16 @@ def winnow(hashes: list[int], w: int = W) -> list[int]:
     return chosen
 
 
-def fingerprints(source: ClassSource, ignore: set[int], k: int = K, w: int = W) -> list[Fingerprint]:
-    """The class's winnowed fingerprints, less those whose k-gram is in `ignore`, placed in the cell."""
-    tokens = normalise(source.text)
+def fingerprints(source: ClassSource, ignore: set[int], k: int = K, w: int = W, *,
+                 deadline: _Deadline = _NO_DEADLINE) -> list[Fingerprint]:
+    """The class's winnowed fingerprints, less those whose k-gram is in `ignore`, placed in the cell.
+
+    A class over MAX_CLASS_CHARS or MAX_TOKENS raises _Unanalysable: it is not compared.
+    """
+    if len(source.text) > MAX_CLASS_CHARS:
+        raise _Unanalysable(TOO_LARGE)
+    tokens = normalise(source.text, deadline=deadline, max_tokens=MAX_TOKENS)
+    deadline.check()
     hashes = kgram_hashes(tokens, k)
     offset = source.line - 1
     out = []
@@ -323,11 +412,30 @@ def find_similar(submissions: Mapping[str, nbformat.NotebookNode], template: nbf
     """Pairs of submissions with a class scoring at least `threshold`, highest score first.
 
     `common_limit`: a fingerprint found in more submissions than this is ignored as code
-    the exercise forces (default max(10, 5% of the class)).
+    the exercise forces (default max(10, 5% of the class)). Submissions that cannot be
+    compared are left out (`compare` says which).
     """
+    return compare(submissions, template, threshold=threshold, min_shared=min_shared,
+                   common_limit=common_limit, names=names, lang=lang).pairs
+
+
+def compare(submissions: Mapping[str, nbformat.NotebookNode], template: nbformat.NotebookNode, *,
+            threshold: float = DEFAULT_THRESHOLD, min_shared: int = MIN_SHARED,
+            common_limit: int | None = None, names: Iterable[str] = CLASS_NAMES,
+            lang: str = DEFAULT_LANGUAGE, deadline_s: float = FINGERPRINT_DEADLINE_S) -> SimilarityReport:
+    """`find_similar`'s pairs, and the submissions left out (each alone: the others are compared)."""
     names = tuple(names)
     ignore = template_kgrams(template, names)
-    subs = [_fingerprint_submission(sid, nb, ignore, names) for sid, nb in sorted(submissions.items())]
+    subs: list[_Submission] = []
+    left_out: list[LeftOut] = []
+    for sid, nb in sorted(submissions.items()):
+        done = _try_fingerprint(sid, nb, ignore, names, deadline_s)
+        (left_out if isinstance(done, LeftOut) else subs).append(done)  # type: ignore[arg-type]
+    return SimilarityReport(_pairs(subs, threshold, min_shared, common_limit, lang), left_out)
+
+
+def _pairs(subs: list[_Submission], threshold: float, min_shared: int, common_limit: int | None,
+           lang: str) -> list[SimilarPair]:
     if common_limit is None:
         common_limit = max(MIN_COMMON, math.ceil(COMMON_SHARE * len(subs)))
     index = _inverted_index(subs)
@@ -342,14 +450,27 @@ def find_similar(submissions: Mapping[str, nbformat.NotebookNode], template: nbf
     return pairs
 
 
+def _try_fingerprint(sid: str, nb: nbformat.NotebookNode, ignore: set[int], names: tuple[str, ...],
+                     deadline_s: float) -> _Submission | LeftOut:
+    """The submission's fingerprints, or why it is left out. Never raises: a bug or a resource
+    error on one submission's code must not cost the class its comparison."""
+    try:
+        return _fingerprint_submission(sid, nb, ignore, names, _Deadline.after(deadline_s))
+    except _Unanalysable as exc:
+        return LeftOut(sid, exc.reason, left_out_note(exc.reason))
+    except Exception as exc:  # noqa: BLE001 - MemoryError, RecursionError, ...: this one is left out
+        return LeftOut(sid, FAILED, left_out_note(FAILED, type(exc).__name__))
+
+
 def _fingerprint_submission(sid: str, nb: nbformat.NotebookNode, ignore: set[int],
-                            names: tuple[str, ...]) -> _Submission:
+                            names: tuple[str, ...], deadline: _Deadline = _NO_DEADLINE) -> _Submission:
     classes: dict[str, dict[int, list[Fingerprint]]] = {}
-    for name, source in class_sources(nb, names).items():
+    for name, source in class_sources(nb, names, deadline=deadline).items():
         by_hash: dict[int, list[Fingerprint]] = defaultdict(list)
-        for fp in fingerprints(source, ignore):
+        for fp in fingerprints(source, ignore, deadline=deadline):
             by_hash[fp.hash].append(fp)
         classes[name] = dict(by_hash)
+    deadline.check()
     return _Submission(sid, classes)
 
 
@@ -431,17 +552,34 @@ def _where(match: ClassMatch) -> str:
     return f"{match.name} [{a}] ~ [{b}]"
 
 
-def similar_pairs_for_files(files: Mapping[str, Path], *, template: Path = TEMPLATE_NOTEBOOK,
-                            lang: str = DEFAULT_LANGUAGE) -> list[dict[str, Any]]:
-    """`find_similar` for a batch's files, as the class summary takes it (`to_dict()` of each pair).
+@dataclass(frozen=True)
+class BatchSimilarity:
+    """A batch's comparison as the class summary takes it: plain dicts."""
 
-    A file that is not a readable notebook is left out: its own verdict already says so.
-    """
+    pairs: list[dict[str, Any]]     # SimilarPair.to_dict() of each flagged pair
+    left_out: list[dict[str, Any]]  # LeftOut.to_dict() of each submission not compared
+
+
+def similarity_for_files(files: Mapping[str, Path], *, template: Path = TEMPLATE_NOTEBOOK,
+                         lang: str = DEFAULT_LANGUAGE) -> BatchSimilarity:
+    """`compare` for a batch's files. A file that is not a readable notebook is left out
+    (its own verdict says why), as is one whose reading fails in any other way."""
     notebooks: dict[str, nbformat.NotebookNode] = {}
+    left_out: list[LeftOut] = []
     for sid, path in files.items():
         try:
             notebooks[sid] = read_notebook(Path(path))
         except GraderError:
-            continue
-    pairs = find_similar(notebooks, read_notebook(template), lang=lang)
-    return [pair.to_dict() for pair in pairs]
+            left_out.append(LeftOut(sid, NOT_A_NOTEBOOK, left_out_note(NOT_A_NOTEBOOK)))
+        except Exception as exc:  # noqa: BLE001 - one unreadable file must not stop the comparison
+            left_out.append(LeftOut(sid, FAILED, left_out_note(FAILED, type(exc).__name__)))
+    report = compare(notebooks, read_notebook(template), lang=lang)
+    everyone_left_out = sorted(left_out + report.left_out, key=lambda item: item.id)
+    return BatchSimilarity([pair.to_dict() for pair in report.pairs],
+                           [item.to_dict(lang) for item in everyone_left_out])
+
+
+def similar_pairs_for_files(files: Mapping[str, Path], *, template: Path = TEMPLATE_NOTEBOOK,
+                            lang: str = DEFAULT_LANGUAGE) -> list[dict[str, Any]]:
+    """The flagged pairs of `similarity_for_files` (`to_dict()` of each pair)."""
+    return similarity_for_files(files, template=template, lang=lang).pairs
