@@ -6,17 +6,22 @@ it arrives -> write every output from the whole store -> a one-screen summary.
 
 The coordinator (this process) never imports torch and is the store's only
 writer; grading happens in the executor's workers.
+
+Nothing one notebook contains may stop the coordinator: the similarity pass
+leaves out (with a note) a submission it cannot analyse in bounded time, and
+write_outputs replaces a result a renderer cannot take with an error entry.
 """
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, Iterator, Sequence, TextIO
 
 from grader import __version__
 from grader.batch.discover import Discovery, Problem, Submission, discover
@@ -27,6 +32,10 @@ from grader.batch.store import STORE_NAME, Store
 from grader.errors import EXIT_CHECK_FAILED, EXIT_OK, BadInputError, DatasetError
 from grader.messages import text
 from grader.rubric import Rubric, load_rubric
+from grader.safe_text import safe_line
+
+if TYPE_CHECKING:
+    from grader.similarity import BatchSimilarity
 
 EXECUTORS = ("local", "dask")
 # The terminal summary stays one screen; the store keeps every problem.
@@ -126,8 +135,8 @@ def grade(options: GradeOptions, *, out: TextIO | None = None, err: TextIO | Non
             results = store.all_results()
             problems = store.problems()
         # inside the temporary folder: a zip's notebooks live there
-        similar = _similar_pairs(found, lang)
-    outputs = _write_outputs(results, options.out, lang, similar)
+        similar = _similarity(found, lang, err)
+    outputs = _write_outputs(results, options.out, lang, similar, err)
     summary = _summarise(found, results, fresh, problems, rubric, options.out, outputs, time.monotonic() - began)
     print_summary(summary, lang, out)
     return summary
@@ -208,18 +217,26 @@ def _run_jobs(executor: Executor, jobs: _LazyJobs, store: Store, run_id: int, la
     return fresh
 
 
-def _similar_pairs(found: Discovery, lang: str) -> list[dict[str, Any]]:
-    """Pairs of this batch's submissions with suspiciously alike classes, for a human to look at."""
-    from grader.similarity import similar_pairs_for_files
+def _similarity(found: Discovery, lang: str, err: TextIO) -> BatchSimilarity | None:
+    """Pairs of this batch's submissions with suspiciously alike classes, for a human to look at,
+    and the submissions left out of the comparison. None (the summary says "not run") if the
+    pass itself fails: a bug there must not cost the class its grades and reports."""
+    from grader.similarity import similarity_for_files
 
-    return similar_pairs_for_files({s.id: s.path for s in found.submissions}, lang=lang)
+    try:
+        return similarity_for_files({s.id: s.path for s in found.submissions}, lang=lang)
+    except Exception as exc:  # noqa: BLE001 - logged; every other output is still written
+        print(text("similarity.pass_failed", lang, error=f"{type(exc).__name__}: {safe_line(str(exc))[:200]}"),
+              file=err, flush=True)
+        return None
 
 
 def _write_outputs(results: list[dict[str, Any]], out_dir: Path, lang: str,
-                   similar: list[dict[str, Any]]) -> list[str]:
+                   similar: BatchSimilarity | None, err: TextIO) -> list[str]:
     from grader.report.outputs import write_outputs
 
-    paths = write_outputs(results, out_dir, lang, similar_pairs=similar)
+    paths = write_outputs(results, out_dir, lang, similar_pairs=similar.pairs if similar else None,
+                          similarity_left_out=similar.left_out if similar else (), log=err)
     return [str(p) for p in (paths.summary_html, paths.grades_csv, paths.junit_xml)] + [
         str(out_dir / "reports"), str(out_dir / "gradescope"), str(out_dir / "results")]
 
@@ -229,7 +246,8 @@ def _summarise(found: Discovery, results: list[dict[str, Any]], fresh: dict[str,
     current = {s.id for s in found.submissions}
     mine = [r for r in results if r.get("submission_id") in current]
     outcomes = Counter(str(r.get("outcome") or "graded") for r in mine)
-    scores = [float(r["score"]) for r in mine if (r.get("outcome") or "graded") == "graded"]
+    scores = [score for r in mine if (r.get("outcome") or "graded") == "graded"
+              and (score := _finite(r.get("score"))) is not None]
     return GradeSummary(
         total=len(found.submissions),
         graded_now=sum(1 for o in fresh.values() if o == "graded"),
@@ -239,6 +257,17 @@ def _summarise(found: Discovery, results: list[dict[str, Any]], fresh: dict[str,
         max_score=rubric.max_score, problems=problems, out_dir=Path(out_dir), outputs=outputs,
         duration_s=duration_s,
     )
+
+
+def _finite(value: Any) -> float | None:
+    """A stored score as a float, or None when it is not a plain finite number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def print_summary(summary: GradeSummary, lang: str, stream: TextIO) -> None:

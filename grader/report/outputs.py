@@ -17,23 +17,39 @@ unique per batch, also where the file system ignores case, and stable: the
 same ids in the same order always give the same names.
 
 Existing files in `out_dir` that this batch does not produce are left alone.
+
+One result never costs the class its outputs. Results carry text and numbers a
+notebook controls, and a renderer may trip over them; so every output is made in
+isolation. Each submission's own files (results/, gradescope/, reports/) are
+rendered one by one, and one that raises is replaced by an error entry for that
+submission (a minimal page or JSON saying the report could not be rendered).
+Before the class files are written, each result is rendered alone by every
+class-level renderer (grades.csv row, junit suite, summary); one that raises is
+replaced there by its error entry (`error_entry`: id, file, points where they
+are plain numbers, and why). Every failure is logged with the submission id,
+and the summary lists the submission under problems (kind `render_error`).
 """
 from __future__ import annotations
 
+import html
+import json
+import math
 import re
+import sys
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence, TextIO
 from urllib.parse import quote
 
 from grader.messages import text
 from grader.report.gradescope import write_gradescope_json
-from grader.report.grades_csv import write_csv_text, write_grades_csv
-from grader.report.junit import write_junit_xml
-from grader.report.results import dumps, title
-from grader.report.summary import summarise, summary_csv
-from grader.report.summary_html import write_summary_html
+from grader.report.grades_csv import grades_rows, write_csv_text, write_grades_csv
+from grader.report.junit import junit_xml, write_junit_xml
+from grader.report.results import OUTCOMES, SCHEMA, dumps, title
+from grader.report.summary import summarise, summary_csv, summary_rows
+from grader.report.summary_html import summary_html, write_summary_html
+from grader.safe_text import safe_line
 
 MAX_NAME_BYTES = 100  # room for a "-NNN" suffix and ".html" / ".json" under every file system's 255
 FALLBACK_NAME = "submission"
@@ -55,6 +71,7 @@ class OutputPaths:
     reports: list[Path] = field(default_factory=list)
     gradescope: list[Path] = field(default_factory=list)
     results: list[Path] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)  # what could not be rendered (also logged)
 
     def summary_files(self) -> list[Path]:
         """The class-level files (what a command lists after writing a batch)."""
@@ -114,27 +131,181 @@ def _write_text(path: Path, content: str) -> Path:
 
 
 def write_outputs(results: list[dict[str, Any]], out_dir: Path, lang: str, *,
-                  similar_pairs: list[dict[str, Any]] | None = None) -> OutputPaths:
-    """Write every output for these (validated) results into `out_dir`; the paths written."""
-    from grader.report.html import write_submission_html  # its own module; imported where used
+                  similar_pairs: list[dict[str, Any]] | None = None,
+                  similarity_left_out: Sequence[dict[str, Any]] = (),
+                  log: TextIO | None = None) -> OutputPaths:
+    """Write every output for these (validated) results into `out_dir`; the paths written.
 
+    A result that makes a renderer raise gets an error entry instead, logged to `log`
+    (stderr by default) with its submission id; the others are written as usual.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    names = safe_names([r["submission_id"] for r in results])
+    ids = [submission_id_of(r, i) for i, r in enumerate(results)]
+    names = safe_names(ids)
     paths = OutputPaths(out_dir=out_dir, summary_html=out_dir / "summary.html", summary_csv=out_dir / "summary.csv",
                         grades_csv=out_dir / "grades.csv", junit_xml=out_dir / "junit.xml", names=names)
     for folder in paths.folders():  # the promised layout, even for an empty batch
         folder.mkdir(exist_ok=True)
-    for result, name in zip(results, names):
-        paths.results.append(_write_text(out_dir / "results" / f"{name}.json", dumps(result) + "\n"))
-        paths.gradescope.append(write_gradescope_json(result, out_dir / "gradescope" / name / "results.json", lang))
-        report = out_dir / "reports" / f"{name}.html"
-        write_submission_html(result, report, lang)
-        paths.reports.append(report)
-    summary = summarise(results, similar_pairs)
-    heading = text("summary.title", lang) + (f" — {title(results[0], lang)}" if results else "")
-    write_summary_html(summary, paths.summary_html, lang, [report_href(n) for n in names], heading)
-    write_csv_text(summary_csv(summary, lang), paths.summary_csv)
-    write_grades_csv(results, paths.grades_csv, lang)
-    write_junit_xml(results, paths.junit_xml, lang)
+    guard = _Guard(lang, log if log is not None else sys.stderr, paths.failures)
+    listed = [_write_submission_files(result, sid, name, paths, lang, guard)
+              for result, sid, name in zip(results, ids, names)]
+    _write_class_files(listed, paths, lang, guard, similar_pairs, similarity_left_out)
     return paths
+
+
+# ---------------------------------------------------------------- isolation
+
+
+@dataclass
+class _Guard:
+    """Runs one rendering step; when it raises, logs it with the submission id and says so."""
+
+    lang: str
+    log: TextIO
+    failures: list[str]
+
+    def attempt(self, what: str, sid: str | None, step: Callable[[], Any]) -> tuple[bool, Any]:
+        """(True, what `step` returned), or (False, the exception) after logging it.
+        `sid` None: a class-level file, not one submission's."""
+        try:
+            return True, step()
+        except Exception as exc:  # noqa: BLE001 - one result's content must not cost the others
+            if sid is None:
+                line = text("outputs.log_class_failed", self.lang, what=what, error=_error_name(exc))
+            else:
+                line = text("outputs.log_failed", self.lang, what=what, id=safe_line(sid), error=_error_name(exc))
+            self.failures.append(line)
+            try:
+                print(line, file=self.log, flush=True)
+            except Exception:  # noqa: BLE001 - a closed or broken log stream must not stop the outputs
+                pass
+            return False, exc
+
+
+def _error_name(exc: BaseException) -> str:
+    detail = safe_line(str(exc))[:200]
+    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+
+
+def submission_id_of(result: Any, index: int) -> str:
+    """The result's id as text; a placeholder naming its position when it has none."""
+    value = result.get("submission_id") if isinstance(result, dict) else None
+    return str(value) if value is not None and value != "" else f"{FALLBACK_NAME}-{index + 1}"
+
+
+def _write_submission_files(result: dict[str, Any], sid: str, name: str, paths: OutputPaths, lang: str,
+                            guard: _Guard) -> dict[str, Any]:
+    """results/, gradescope/ and reports/ for one submission, each in isolation; the result as
+    the class files should list it (its error entry when it makes a class-level renderer raise)."""
+    from grader.report.html import render_submission_html  # its own module; imported where used
+
+    failed: list[str] = []
+
+    def step(what: str, produce: Callable[[], Path], fallback: Callable[[], Path]) -> Path:
+        ok, written = guard.attempt(what, sid, produce)
+        if ok:
+            return written
+        failed.append(what)
+        return fallback()
+
+    out = paths.out_dir
+    result_path = out / "results" / f"{name}.json"
+    paths.results.append(step("results/*.json", lambda: _write_text(result_path, dumps(result) + "\n"),
+                              lambda: _write_text(result_path, dumps(error_entry(result, sid, lang)) + "\n")))
+    gradescope_path = out / "gradescope" / name / "results.json"
+    paths.gradescope.append(step("gradescope/*/results.json",
+                                 lambda: write_gradescope_json(result, gradescope_path, lang),
+                                 lambda: _write_text(gradescope_path, gradescope_error(result, sid, lang))))
+    report_path = out / "reports" / f"{name}.html"
+    paths.reports.append(step("reports/*.html", lambda: _write_text(report_path, render_submission_html(result, lang)),
+                              lambda: _write_text(report_path, error_page(sid, lang))))
+    ok, _ = guard.attempt("grades.csv / junit.xml / summary", sid, lambda: _render_class_level_alone(result, lang))
+    if not ok:
+        return error_entry(result, sid, lang, failed + ["class"])
+    return {**result, "render_error": failed} if failed else result
+
+
+def _render_class_level_alone(result: dict[str, Any], lang: str) -> None:
+    """Every class-level renderer on this result alone: what would raise for the whole class."""
+    grades_rows([result])
+    junit_xml([result], lang)
+    summary = summarise([result])
+    summary_rows(summary, lang)
+    summary_html(summary, lang, [None])
+
+
+def _write_class_files(listed: list[dict[str, Any]], paths: OutputPaths, lang: str, guard: _Guard,
+                       similar_pairs: list[dict[str, Any]] | None, similarity_left_out: Sequence[dict[str, Any]]) -> None:
+    """summary.html, summary.csv, grades.csv, junit.xml. Each result already renders alone, so
+    these should not fail; if one still does (a bug of ours), it is logged and written from
+    error entries only, so the file exists and lists everybody."""
+    hrefs = [report_href(n) for n in paths.names]
+    fallback = [error_entry(r, submission_id_of(r, i), lang, ["class"]) for i, r in enumerate(listed)]
+
+    def summary_files(entries: list[dict[str, Any]]) -> None:
+        summary = summarise(entries, similar_pairs, similarity_left_out)
+        heading = text("summary.title", lang) + (f" — {title(entries[0], lang)}" if entries else "")
+        write_summary_html(summary, paths.summary_html, lang, hrefs, heading)
+        write_csv_text(summary_csv(summary, lang), paths.summary_csv)
+
+    writers: list[tuple[str, Callable[[list[dict[str, Any]]], Any]]] = [
+        ("summary.html / summary.csv", summary_files),
+        ("grades.csv", lambda entries: write_grades_csv(entries, paths.grades_csv, lang)),
+        ("junit.xml", lambda entries: write_junit_xml(entries, paths.junit_xml, lang)),
+    ]
+    for what, write in writers:
+        ok, _ = guard.attempt(what, None, lambda: write(listed))
+        if not ok:
+            guard.attempt(what, None, lambda: write(fallback))
+
+
+# ---------------------------------------------------------------- error entries
+
+
+def _plain_number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def error_entry(result: Any, sid: str, lang: str, parts: Sequence[str] = ()) -> dict[str, Any]:
+    """A minimal result standing in for one a renderer could not take.
+
+    It keeps what identifies the submission and its points when they are plain finite
+    numbers (the grade is not lost because its report could not be drawn), lists no
+    checks, and says why in `error`; `render_error` makes the summary list it as a problem.
+    """
+    data = result if isinstance(result, dict) else {}
+    file = data.get("file")
+    file = file if isinstance(file, str) else ""
+    outcome = data.get("outcome")
+    score, max_score = _plain_number(data.get("score")), _plain_number(data.get("max_score"))
+    return {
+        "schema": SCHEMA, "submission_id": sid, "file": file, "notebook": file,
+        "outcome": outcome if outcome in OUTCOMES else "crashed",
+        "error": text("outputs.render_failed", lang),
+        "score": score if score is not None else 0.0,
+        "max_score": max_score if max_score is not None else 0.0,
+        "duration_s": 0.0, "checks": [], "lang": lang, "render_error": list(parts) or ["class"],
+    }
+
+
+def error_page(sid: str, lang: str) -> str:
+    """The minimal report page for a result whose report could not be rendered (no template)."""
+    heading = html.escape(text("outputs.report_failed_title", lang))
+    body = html.escape(text("outputs.report_failed", lang, id=safe_line(sid)))
+    return (f'<!DOCTYPE html>\n<html lang="{"zh-CN" if lang == "zh" else "en"}"><head><meta charset="utf-8">'
+            "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'\">"
+            f"<title>{heading}</title></head>\n<body><h1>{heading}</h1>\n<p>{body}</p></body></html>\n")
+
+
+def gradescope_error(result: Any, sid: str, lang: str) -> str:
+    """Gradescope's results.json for a result that could not be rendered: its points when plain."""
+    entry = error_entry(result, sid, lang)
+    body = {"score": entry["score"], "output": text("outputs.report_failed", lang, id=safe_line(sid)), "tests": []}
+    return json.dumps(body, ensure_ascii=True, indent=2) + "\n"

@@ -18,9 +18,15 @@ Decisions:
   show it (a first-step readout breaks both lstm.forward and lstm.grad, but
   it is one mistake); `checks` says where it showed.
 - Problems: every submission whose outcome is not "graded", and graded ones
-  whose kernel died or that had a cell stopped by the time limit.
+  whose kernel died, that had a cell stopped by the time limit, or whose
+  report could not be rendered (`render_error`, set by grader.report.outputs).
 - Similar pairs are shown as "flagged for human review, not a penalty";
   `similar` is None when similarity was not run, [] when it ran and found none.
+  Submissions the comparison left out (code too large or too slow to analyse,
+  not a notebook: grader.similarity.LeftOut) are listed with the reason, so a
+  TA knows who was not compared.
+- One malformed similarity entry does not stop the others: it is shown as an
+  entry that could not be rendered.
 
 `summary_csv` writes one long-format table (one header, one row per fact) so a
 TA can open it in Excel and filter the `section` column, and pandas reads it
@@ -34,6 +40,7 @@ directly:
     problem,bob,bad_input,,,not graded (bad input): ...
     slowest,alice,9.3,,,
     similarity,alice / carol,0.97,,,CustomLSTM; <note>
+    similarity_left_out,dave,too_large,,,not compared: a class is too large ...
 """
 from __future__ import annotations
 
@@ -115,7 +122,7 @@ class Problem:
     """A submission that was not graded, or was graded after a kernel death or a cell timeout."""
 
     row: SubmissionRow
-    kinds: tuple[str, ...]  # outcome ("bad_input", "crashed", "timeout"), "kernel_died", "cell_timeout"
+    kinds: tuple[str, ...]  # outcome ("bad_input", "crashed", "timeout"), "kernel_died", "cell_timeout", "render_error"
     cells: tuple[int, ...]  # the cells stopped by the time limit
     error: str | None
 
@@ -137,6 +144,20 @@ class SimilarPair:
 
 
 @dataclass(frozen=True)
+class LeftOutOfSimilarity:
+    """A submission the similarity comparison left out (grader.similarity.LeftOut.to_dict())."""
+
+    submission_id: str
+    reason: str
+    note: str
+    note_message: dict[str, Any] | None = None
+
+    def note_text(self, lang: str) -> str:
+        msg = Msg.from_json(self.note_message)
+        return render(msg, lang) if msg is not None else self.note
+
+
+@dataclass(frozen=True)
 class ClassSummary:
     submissions: tuple[SubmissionRow, ...]
     histogram: tuple[HistogramBin, ...]
@@ -151,6 +172,7 @@ class ClassSummary:
     similar: tuple[SimilarPair, ...] | None = None
     max_score: float | None = None
     graded_count: int = 0
+    similarity_left_out: tuple[LeftOutOfSimilarity, ...] = ()
 
     @property
     def count(self) -> int:
@@ -215,6 +237,8 @@ def problem(row: SubmissionRow, result: dict[str, Any]) -> Problem | None:
     kinds: list[str] = [] if row.outcome == "graded" else [row.outcome]
     if result.get("kernel_died"):
         kinds.append("kernel_died")
+    if result.get("render_error"):  # grader.report.outputs: an error entry stands in for its report
+        kinds.append("render_error")
     cells = tuple(int(c.get("index", -1)) for c in result.get("cells") or []
                   if isinstance(c, dict) and c.get("status") == "timeout")
     if cells:
@@ -223,11 +247,38 @@ def problem(row: SubmissionRow, result: dict[str, Any]) -> Problem | None:
 
 
 def similar(pairs: Iterable[dict[str, Any]]) -> tuple[SimilarPair, ...]:
-    out = [SimilarPair(str(p["a"]), str(p["b"]), float(p.get("score", 0.0)),
-                       tuple(str(c) for c in p.get("classes") or ()), str(p.get("note") or ""),
-                       p["note_i18n"] if isinstance(p.get("note_i18n"), dict) else None)
-           for p in pairs]
+    out = [_similar_pair(p) for p in pairs]
     return tuple(sorted(out, key=lambda p: (-p.score, p.a, p.b)))
+
+
+def _similar_pair(p: Any) -> SimilarPair:
+    """One pair; a malformed one becomes an entry saying it could not be rendered."""
+    try:
+        score = float(p.get("score", 0.0))
+        if score != score:  # nan would make the sort order meaningless
+            raise ValueError("score is nan")
+        return SimilarPair(str(p["a"]), str(p["b"]), score,
+                           tuple(str(c) for c in p.get("classes") or ()), str(p.get("note") or ""),
+                           p["note_i18n"] if isinstance(p.get("note_i18n"), dict) else None)
+    except Exception:  # noqa: BLE001 - the other pairs are still shown
+        return SimilarPair(_field(p, "a"), _field(p, "b"), 0.0, (), "",
+                           Msg("summary.similarity_entry_error").to_json())
+
+
+def _field(entry: Any, key: str) -> str:
+    value = entry.get(key) if isinstance(entry, dict) else None
+    return "?" if value is None else str(value)
+
+
+def left_out_of_similarity(entries: Iterable[dict[str, Any]]) -> tuple[LeftOutOfSimilarity, ...]:
+    out = []
+    for entry in entries:
+        message = entry.get("note_i18n") if isinstance(entry, dict) else None
+        if not isinstance(message, dict):
+            message = Msg("summary.similarity_entry_error").to_json()
+        out.append(LeftOutOfSimilarity(_field(entry, "id"), _field(entry, "reason"),
+                                       _field(entry, "note"), message))
+    return tuple(sorted(out, key=lambda item: item.submission_id))
 
 
 def _mean_median(values: Sequence[float]) -> tuple[float | None, float | None]:
@@ -236,8 +287,13 @@ def _mean_median(values: Sequence[float]) -> tuple[float | None, float | None]:
     return statistics.fmean(values), statistics.median(values)
 
 
-def summarise(results: Sequence[dict[str, Any]], similar_pairs: Sequence[dict[str, Any]] | None = None) -> ClassSummary:
-    """The class summary of stored (validated) results, in the order given."""
+def summarise(results: Sequence[dict[str, Any]], similar_pairs: Sequence[dict[str, Any]] | None = None,
+              similarity_left_out: Sequence[dict[str, Any]] = ()) -> ClassSummary:
+    """The class summary of stored (validated) results, in the order given.
+
+    `similarity_left_out`: grader.similarity's LeftOut entries (`to_dict()`), shown
+    only when similarity ran (`similar_pairs` is not None).
+    """
     rows = [_row(i, r) for i, r in enumerate(results)]
     graded_pairs = [(row, r) for row, r in zip(rows, results) if row.outcome == "graded"]
     graded = [r for _, r in graded_pairs]
@@ -254,6 +310,7 @@ def summarise(results: Sequence[dict[str, Any]], similar_pairs: Sequence[dict[st
         similar=None if similar_pairs is None else similar(similar_pairs),
         max_score=rows[0].max_score if rows else None,
         graded_count=len(graded),
+        similarity_left_out=() if similar_pairs is None else left_out_of_similarity(similarity_left_out),
     )
 
 
@@ -295,6 +352,8 @@ def summary_rows(summary: ClassSummary, lang: str) -> list[list[str]]:
     else:
         rows += [["similarity", safe_cell(f"{s.a} / {s.b}"), _num(s.score, 4), "", "",
                   safe_cell("; ".join(x for x in (", ".join(s.classes), s.note_text(lang)) if x))] for s in summary.similar]
+    rows += [["similarity_left_out", safe_cell(item.submission_id), safe_cell(item.reason), "", "",
+              safe_cell(item.note_text(lang))] for item in summary.similarity_left_out]
     return rows
 
 
