@@ -177,8 +177,14 @@ class ParseOutcome:
     @property
     def kernel_may_run_it(self) -> bool:
         """The grader could not analyse the cell, yet the kernel may well run it (it was only
-        too big or too slow for static analysis), so its code must not be ignored."""
-        return self.tree is None and self.problem != NOT_PYTHON
+        too big for static analysis, or the budget was spent), so its code must not be ignored.
+
+        Not so for NOT_PYTHON and TOO_COMPLEX: the kernel compiles with the same parser and
+        fails the same way, so such a cell defines nothing there either. Taking its class
+        anyway would let a later broken definition stand in, for the static checks, for the
+        earlier one the kernel actually holds.
+        """
+        return self.tree is None and self.problem not in (NOT_PYTHON, TOO_COMPLEX)
 
 
 @dataclass

@@ -185,3 +185,13 @@ def test_loop_prefilter_agrees_with_the_old_pattern(source: str) -> None:
 def test_parse_source_parses_what_ast_parses() -> None:
     source = "import torch\n!pip install x\nfiles = !ls\nclass A:\n    %time y = 1\n"
     assert ast.dump(parse_source(source).tree) == ast.dump(ast.parse(python_source(source)))
+
+
+def test_a_later_definition_the_parser_refuses_does_not_stand_in_for_the_one_the_kernel_holds() -> None:
+    """The kernel compiles with the same parser: a class in a too-complex cell is never defined there."""
+    held = "class CustomLSTM(nn.Module):\n    def forward(self, x):\n        return torch._VF.lstm(x)\n"
+    refused = "class CustomLSTM(nn.Module):\n    junk = " + "-" * 7000 + "1\n"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(held), nbformat.v4.new_code_cell(refused)])
+    assert parse_source(refused).problem == TOO_COMPLEX
+    assert find_class_sources(nb, ["CustomLSTM"])["CustomLSTM"] == held.rstrip("\n")
+    assert "torch._VF" in scan_source(find_class_sources(nb, ["CustomLSTM"])["CustomLSTM"])
