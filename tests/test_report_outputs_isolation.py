@@ -195,3 +195,20 @@ def test_a_failing_similarity_pass_is_logged_and_the_batch_goes_on(monkeypatch):
     err = io.StringIO()
     assert run._similarity(types.SimpleNamespace(submissions=[]), "en", err) is None
     assert "MemoryError" in err.getvalue()
+
+
+def test_a_summary_that_fails_anyway_is_written_plain_without_similarity(batch, tmp_path, monkeypatch):
+    real = outputs.summarise
+
+    def fragile(results, similar_pairs=None, similarity_left_out=()):
+        if similar_pairs is not None:
+            raise KeyError("a bug of ours in the similarity section")
+        return real(results, similar_pairs, similarity_left_out)
+
+    monkeypatch.setattr(outputs, "summarise", fragile)
+    log = io.StringIO()
+    paths = write_outputs(batch, tmp_path, "en", similar_pairs=[], log=log)
+    page = paths.summary_html.read_text(encoding="utf-8")
+    assert all(sid in page for sid in ("alice", "bob", "carol"))
+    assert text("summary.similarity_not_run", "en") in page
+    assert "summary.html" in log.getvalue() and "KeyError" in log.getvalue()

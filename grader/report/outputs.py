@@ -238,13 +238,14 @@ def _render_class_level_alone(result: dict[str, Any], lang: str) -> None:
 def _write_class_files(listed: list[dict[str, Any]], paths: OutputPaths, lang: str, guard: _Guard,
                        similar_pairs: list[dict[str, Any]] | None, similarity_left_out: Sequence[dict[str, Any]]) -> None:
     """summary.html, summary.csv, grades.csv, junit.xml. Each result already renders alone, so
-    these should not fail; if one still does (a bug of ours), it is logged and written from
-    error entries only, so the file exists and lists everybody."""
+    these should not fail; if one still does (a bug of ours), it is logged and written again in
+    its plainest form (error entries only, no similarity), so the file exists and lists everybody."""
     hrefs = [report_href(n) for n in paths.names]
-    fallback = [error_entry(r, submission_id_of(r, i), lang, ["class"]) for i, r in enumerate(listed)]
+    plain = [error_entry(r, submission_id_of(r, i), lang, ["class"]) for i, r in enumerate(listed)]
 
     def summary_files(entries: list[dict[str, Any]]) -> None:
-        summary = summarise(entries, similar_pairs, similarity_left_out)
+        degraded = entries is plain
+        summary = summarise(entries, None if degraded else similar_pairs, () if degraded else similarity_left_out)
         heading = text("summary.title", lang) + (f" — {title(entries[0], lang)}" if entries else "")
         write_summary_html(summary, paths.summary_html, lang, hrefs, heading)
         write_csv_text(summary_csv(summary, lang), paths.summary_csv)
@@ -257,7 +258,7 @@ def _write_class_files(listed: list[dict[str, Any]], paths: OutputPaths, lang: s
     for what, write in writers:
         ok, _ = guard.attempt(what, None, lambda: write(listed))
         if not ok:
-            guard.attempt(what, None, lambda: write(fallback))
+            guard.attempt(what, None, lambda: write(plain))
 
 
 # ---------------------------------------------------------------- error entries
