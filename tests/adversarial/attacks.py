@@ -250,3 +250,140 @@ except OSError:
     pass
 if leaked:
     raise SystemError(f"LEAKED {{leaked}}")"""
+
+
+# -- attacks on the grader's own process (issue 12): what the kernel leaves for the grader to read, ---------
+# -- write, count and remove. `canary` is a host folder the kernel cannot see: a link to it is followed only
+# -- by a grader that trusts the kernel's folders.
+
+def cache_link_then_die(canary: str) -> str:
+    """The work folder's .cache becomes a link to a host folder, then the kernel dies: the fallback kernel's
+    cache setup must not write through it."""
+    return f"""\
+import os, shutil
+shutil.rmtree(".cache", ignore_errors=True)
+os.symlink({canary!r}, ".cache")
+os.symlink({canary!r}, ".tmp-{NONCE}")
+os._exit(1)"""
+
+
+def folder_swapper(canary: str, seconds: float = 60) -> str:
+    """A forked process that swaps every folder the grader makes in the work folder (probe requests, the
+    training inputs) for a link to a host folder, as fast as it can."""
+    return f"""\
+import os, time
+if os.fork() == 0:
+    os.setsid()
+    end = time.monotonic() + {seconds}
+    n = 0
+    while time.monotonic() < end:
+        for name in os.listdir("."):
+            if name.startswith((".grader-probe-", "grader-train-")) and not os.path.islink(name):
+                try:
+                    os.rename(name, "swapped-%d" % n)
+                    os.symlink({canary!r}, name)
+                    n += 1
+                except OSError:
+                    pass
+    os._exit(0)"""
+
+
+# The probe's own calls are patched (it captures os.replace and numpy.save when it runs): its manifest becomes
+# a FIFO fed a GiB of "[" by a thread, the training predictions FIFOs. A reader that opens one blocks forever.
+FIFO_REPLIES = """\
+import os, threading, numpy
+_replace, _save = os.replace, numpy.save
+
+def _flood(path):
+    try:
+        fd = os.open(path, os.O_WRONLY)
+        chunk = b"[" * 2**20
+        for _ in range(1024):
+            os.write(fd, chunk)
+    except OSError:
+        pass
+
+def _fifo(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+    os.mkfifo(path)
+    threading.Thread(target=_flood, args=(path,), daemon=True).start()
+
+def evil_replace(src, dst, *a, **k):
+    if str(dst).endswith("manifest.json"):
+        os.unlink(src)
+        return _fifo(dst)
+    return _replace(src, dst, *a, **k)
+
+def evil_save(path, *a, **k):
+    if "pred_" in str(path):
+        return _fifo(str(path))
+    return _save(path, *a, **k)
+
+os.replace, numpy.save = evil_replace, evil_save"""
+
+
+def _deep_tree_source(depth: int) -> str:
+    return f"""\
+def deep_tree(where, depth={depth}):
+    fd = os.open(where, os.O_RDONLY | os.O_DIRECTORY)
+    for _ in range(depth):
+        try:
+            os.mkdir("d", dir_fd=fd)
+        except FileExistsError:
+            pass
+        nxt = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd = nxt
+    os.close(fd)
+"""
+
+
+def socket_folder() -> str:
+    """Code that finds the kernel's socket folder (its IPC transport's path prefix)."""
+    return """\
+from ipykernel.kernelapp import IPKernelApp
+sockets = os.path.dirname(IPKernelApp.instance().ip)
+assert os.path.isdir(sockets), sockets"""
+
+
+# A 3,000-deep tree in the work folder and in the socket folder (each deeper than the disk budget's walk).
+DEEP_TREES = "import os\n" + _deep_tree_source(3000) + socket_folder() + """
+deep_tree(sockets)
+deep_tree(".")"""
+
+# The probe's os.replace patched: a 1,000-deep tree in the probe's folder just before the grader reads it.
+DEEP_TREE_IN_PROBE = "import os\n" + _deep_tree_source(1000) + """
+_replace = os.replace
+
+def deep_replace(src, dst, *a, **k):
+    if str(dst).endswith("manifest.json"):
+        deep_tree(os.path.dirname(os.path.dirname(str(dst))))
+    return _replace(src, dst, *a, **k)
+
+os.replace = deep_replace"""
+
+
+def file_flood(where: str, files: int = 120_000, mib: int = 0) -> str:
+    """Empty files (and `mib` MiB of data) in one of the places the kernel can write: "work" (its folder),
+    "tmp" (the sandbox's /tmp), "shm" (/dev/shm), "socket" (its socket folder on the host's /tmp)."""
+    folder = {"work": "'flood'", "tmp": "'/tmp/flood'", "shm": "'/dev/shm/flood'",
+              "socket": "os.path.join(sockets, 'flood')"}[where]
+    return "import os\n" + socket_folder() + f"""
+target = {folder}
+os.makedirs(target, exist_ok=True)
+chunk = b"f" * 2**20
+for n in range({mib} // 64):
+    with open(os.path.join(target, "big%d" % n), "wb") as fh:
+        for _ in range(64):
+            fh.write(chunk)
+for n in range({files}):
+    os.close(os.open(os.path.join(target, "%d" % n), os.O_CREAT | os.O_WRONLY))
+print("flood done")"""
+
+
+def losses(values: str) -> str:
+    """The notebook's own loss list, as the report draws it."""
+    return f"losses = {values}"
