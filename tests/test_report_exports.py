@@ -224,3 +224,10 @@ def test_xml_safe_keeps_every_legal_character():
     legal = "\t\n\r 汉字 é \U0001F600 \ud7ff \ue000 \ufffd"
     assert xml_safe(legal) == legal
     assert xml_safe("\x00\x08\x0b\x0c\x1f\ud800\udc00\ufffe") == ""
+
+
+def test_a_lone_surrogate_in_a_csv_is_written_as_text(tmp_path: Path) -> None:
+    from grader.report.grades_csv import write_csv_text
+
+    path = write_csv_text("id,error\r\nbob,bad \udc80 name\r\n", tmp_path / "g.csv")
+    assert "bad \\udc80 name" in path.read_text(encoding="utf-8-sig")

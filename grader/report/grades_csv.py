@@ -130,7 +130,9 @@ def write_csv_text(text: str, path: Path) -> Path:
     """Write CSV text the way Excel in a Chinese locale reads it correctly (UTF-8 with BOM)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding=CSV_ENCODING, newline="") as fh:
+    # backslashreplace: a lone surrogate (a notebook's file name or message can carry one) is written as \udcxx
+    # text instead of failing the whole class's file.
+    with path.open("w", encoding=CSV_ENCODING, errors="backslashreplace", newline="") as fh:
         fh.write(text)
     return path
 
