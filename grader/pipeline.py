@@ -25,7 +25,8 @@ from grader.notebook import find_class_sources, find_top_level_imports, read_not
 from grader.oracle import Oracle, load_oracle
 from grader.report.results import self_check_summary
 from grader.result import CheckResult, Status
-from grader.rubric import Rubric, load_rubric
+from grader.errors import InternalError
+from grader.rubric import CHECK_IDS, Rubric, load_rubric
 from grader.sandbox import Protections
 from grader.score import ScoredCheck, score_results, total
 from grader.student_curve import harvest_student_curve
@@ -147,7 +148,11 @@ def _grade(path: Path, nb: nbformat.NotebookNode, rubric: Rubric, device: Device
                 # A fresh folder: the dead kernel's one holds whatever it left there (links, a million files).
                 fallback_dir = prepare_workdir(path, data_dir, parent=options.workdir_parent)
                 session, fallback = KernelSession(fallback_dir, device, limits, protections), True
-                _start_fallback(session, nb, class_sources, limits)
+                try:
+                    _start_fallback(session, nb, class_sources, limits)
+                except InternalError as exc:  # a verdict for the checks it would have run, not exit 3
+                    results += _not_probed(results, hidden, Msg("pipeline.fallback_failed", {"error": str(exc)[:300]}))
+                    return results, execution, timings, fallback, curve
             results += _probe_checks(session, class_sources, rubric, device, data_dir, seed, timings,
                                       oracle, hidden, synthetic_data=options.data is None)
         finally:
@@ -170,6 +175,12 @@ def _notebook_runs(execution: ExecutionResult) -> CheckResult:
         Msg("pipeline.runs_failed", {"cell": first.index + 1, "error": what, "count": len(failing)}),
         details={"failing_cells": [c.index + 1 for c in failing], "kernel_died": execution.kernel_died},
     )
+
+
+def _not_probed(results: list[CheckResult], hidden: frozenset[str], why: Msg) -> list[CheckResult]:
+    """An error verdict, saying why, for every check that has none yet (the ones the probes would have run)."""
+    done = {r.id for r in results}
+    return [CheckResult(c, Status.ERROR, why) for c in CHECK_IDS if c not in done and c not in hidden]
 
 
 def _start_fallback(session: KernelSession, nb: nbformat.NotebookNode, class_sources: dict[str, str],

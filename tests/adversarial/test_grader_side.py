@@ -199,3 +199,27 @@ def _grades_csv(path: Path) -> dict[str, dict[str, str]]:
     with path.open(encoding="utf-8-sig", newline="") as fh:
         rows = list(csv.DictReader(fh))
     return {r["id"]: r for r in rows[1:]}  # the first data row holds the maximum points
+
+
+def test_a_fallback_kernel_that_cannot_start_is_a_verdict_not_exit_3(contained, quick_rubric, monkeypatch):
+    """The notebook's kernel dies and the fresh one fails to start (here: made to fail): the checks it would
+    have run get an error verdict that says why, the rest of the result stands."""
+    from grader.errors import InternalError
+    from grader.execute import KernelSession
+
+    starts = []
+    real_start = KernelSession.start
+
+    def second_start_fails(self):
+        starts.append(self)
+        if len(starts) > 1:
+            raise InternalError("made to fail by the test")
+        return real_start(self)
+
+    monkeypatch.setattr(KernelSession, "start", second_start_fails)
+    checked = _grade(with_cells(reference(), attacks.OS_EXIT, at="end"), contained.parent,
+                     "attack_kernel_death_no_fallback", quick_rubric)
+    assert len(starts) == 2
+    assert checked.statuses["notebook.runs"] == "failed" and checked.statuses["loop.train"] == "passed"
+    lstm = next(c for c in checked.result["checks"] if c["id"] == "lstm.forward")
+    assert lstm["status"] == "error" and "made to fail" in lstm["message"]
