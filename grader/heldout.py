@@ -44,12 +44,13 @@ def has_holdout(data_dir: Path) -> bool:
     return csv_path(Path(data_dir), HOLDOUT_SPLIT).is_file() and split_dir(Path(data_dir), HOLDOUT_SPLIT).is_dir()
 
 
-def choose_heldout(data_dir: Path, *, synthetic: bool, cache: object = None) -> HeldOut:
-    """The held-out set for one grading run; call it after the notebook ran."""
+def choose_heldout(data_dir: Path, *, synthetic: bool, cache: object = None, seed: int | None = None) -> HeldOut:
+    """The held-out set for one grading run; call it after the notebook ran. `seed` draws the synthetic one
+    (grader/seeds.py: secret, per notebook); None draws a fresh one."""
     from grader.data.features import FeatureCache, load_split
 
     if synthetic:
-        return fresh_synthetic(secrets.randbits(63))
+        return fresh_synthetic(secrets.randbits(63) if seed is None else seed)
     cache = cache or FeatureCache()
     if has_holdout(data_dir):
         split = load_split(Path(data_dir), HOLDOUT_SPLIT, cache)

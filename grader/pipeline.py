@@ -6,7 +6,6 @@ and computes every verdict itself.
 """
 from __future__ import annotations
 
-import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from grader.result import CheckResult, Status
 from grader.errors import InternalError
 from grader.rubric import CHECK_IDS, Rubric, load_rubric
 from grader.sandbox import Protections
+from grader.seeds import derived, load_or_create_secret, notebook_seed, user_secret_path
 from grader.score import ScoredCheck, score_results, total
 from grader.student_curve import harvest_student_curve
 from grader.threads import limit_torch_threads
@@ -48,6 +48,8 @@ class CheckOptions:
     # hidden checks neither run nor listed. Otherwise full grading against the live
     # reference, on fresh secret inputs (needs the course's source checkout).
     self_check: bool = False
+    # The grading secret (grader/seeds.py): None reads the user's own, made on first use. Never reported.
+    secret: bytes | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -90,7 +92,7 @@ def check_notebook(path: Path, options: CheckOptions, *, lang: str = "zh") -> Su
     protections = choose_protections(options.sandbox, lang)  # before any work: --require-sandbox refuses early
     oracle = load_oracle("golden" if options.self_check else "live")  # a student wheel has no live one: exit 2 now
     hidden = rubric.hidden_ids() if options.self_check else frozenset()
-    seed = options.seed if options.seed is not None else secrets.randbits(62)
+    seed = options.seed if options.seed is not None else _notebook_seed(Path(path), options.secret)
     with dataset(options.data, lang=lang) as data_dir:
         graded = _grade(Path(path), nb, rubric, device, data_dir, options, seed, protections, oracle, hidden)
     results, execution, timings, fallback, curve = graded
@@ -107,6 +109,12 @@ def check_notebook(path: Path, options: CheckOptions, *, lang: str = "zh") -> Su
         self_check=self_check_summary(rubric, oracle.kind) if options.self_check else None,
     )
 
+
+
+def _notebook_seed(path: Path, secret: bytes | None) -> int:
+    """Every draw of this grading run: the same for the same notebook bytes, unpredictable without the secret."""
+    key = secret if secret is not None else load_or_create_secret(user_secret_path())
+    return notebook_seed(key, path.read_bytes())
 
 
 def execution_limits(rubric: Rubric, sandbox: SandboxMode = "auto") -> ExecutionLimits:
@@ -217,7 +225,7 @@ def _probe_checks(session: KernelSession, class_sources: dict[str, str], rubric:
     mark = time.monotonic()
     training = effective_training(rubric, data_dir)  # a calibrated threshold, when one was made for this data
     # Chosen now, after the notebook ran: clips the kernel never saw (grader/heldout.py).
-    heldout = choose_heldout(data_dir, synthetic=synthetic_data)
+    heldout = choose_heldout(data_dir, synthetic=synthetic_data, seed=derived(seed, "heldout"))
     results.append(run_training_check(session, data_dir, training, device=device.torch_device, seed=seed,
                                       heldout=heldout))
     timings["train_check_s"] = time.monotonic() - mark

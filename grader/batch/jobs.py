@@ -15,7 +15,7 @@ import re
 import tempfile
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,8 @@ class JobOptions:
     lang: str
     seed: int | None = None
     sandbox: str = "auto"        # "require": a worker without every protection refuses (bad_input verdict)
+    # The store's grading secret (grader/seeds.py): the same notebook draws the same inputs on every regrade.
+    secret: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ def _grade(job: GradeJob) -> dict[str, Any]:
             data=Path(options.data) if options.data else None, device=options.device,
             rubric=Path(options.rubric) if options.rubric else None, seed=options.seed,
             sandbox=options.sandbox,  # type: ignore[arg-type]
+            secret=options.secret,
         )
         report = check_notebook(path, check, lang=options.lang)
         report.submission_id = job.submission_id

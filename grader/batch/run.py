@@ -32,6 +32,7 @@ from grader.batch.store import STORE_NAME, Store
 from grader.errors import EXIT_CHECK_FAILED, EXIT_OK, BadInputError, DatasetError
 from grader.messages import text
 from grader.rubric import Rubric, load_rubric
+from grader.seeds import SECRET_FILE, load_or_create_secret
 from grader.safe_text import safe_line
 
 if TYPE_CHECKING:
@@ -129,7 +130,8 @@ def grade(options: GradeOptions, *, out: TextIO | None = None, err: TextIO | Non
             job_options = JobOptions(data=data, device=options.device,
                                      rubric=str(Path(options.rubric).resolve()) if options.rubric else None,
                                      lang=lang, seed=options.seed,
-                                     sandbox="require" if options.require_sandbox else "auto")
+                                     sandbox="require" if options.require_sandbox else "auto",
+                                     secret=load_or_create_secret(Path(options.out) / SECRET_FILE))
             fresh = _run_jobs(executor, _LazyJobs(todo, job_options), store, run_id, lang, err)
             store.end_run(run_id)
             results = store.all_results()
