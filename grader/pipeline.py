@@ -28,7 +28,7 @@ from grader.errors import InternalError
 from grader.rubric import CHECK_IDS, Rubric, load_rubric
 from grader.sandbox import Protections
 from grader.seeds import derived, load_or_create_secret, notebook_seed, user_secret_path
-from grader.score import ScoredCheck, score_results, total
+from grader.score import ScoredCheck, requirement_message, score_results, total, unmet_requirements
 from grader.student_curve import harvest_student_curve
 from grader.threads import limit_torch_threads
 from grader.untrusted_fs import remove_tree
@@ -221,6 +221,10 @@ def _probe_checks(session: KernelSession, class_sources: dict[str, str], rubric:
     lstm_defined = next((r for r in results if r.id == "lstm.defined"), None)
     if lstm_defined is None or lstm_defined.status is not Status.PASSED:
         results.append(CheckResult("lstm.train", Status.SKIPPED, Msg("pipeline.train_needs_lstm")))
+        return results
+    unmet = unmet_requirements(rubric.checks["lstm.train"].requires, {r.id: r for r in results})
+    if unmet:  # it could not count: no need to spend the training's time
+        results.append(CheckResult("lstm.train", Status.SKIPPED, requirement_message(unmet)))
         return results
     mark = time.monotonic()
     training = effective_training(rubric, data_dir)  # a calibrated threshold, when one was made for this data

@@ -51,6 +51,12 @@ class Training:
     time_budget_s: float = 120
 
 
+# Checks that earn their points only when others passed, unless a rubric says otherwise (`requires = [...]`):
+# the grader's training of a CustomLSTM whose equations are wrong proves nothing about the student's LSTM
+# (a broken LSTM plus a shortcut passed lstm.train while failing lstm.forward, measured).
+DEFAULT_REQUIRES: dict[str, tuple[str, ...]] = {"lstm.train": ("lstm.forward",)}
+
+
 @dataclass(frozen=True)
 class CheckSpec:
     id: str
@@ -58,6 +64,7 @@ class CheckSpec:
     visibility: str
     hint_zh: str
     hint_en: str
+    requires: tuple[str, ...] = ()
 
     def hint(self, lang: str) -> str:
         return self.hint_zh if lang == "zh" else self.hint_en
@@ -144,16 +151,33 @@ def _checks(table: Any, where: str) -> dict[str, CheckSpec]:
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise RubricError(f"{where}: unknown check {check_id!r}{hint}")
         spec_where = f'{where} [checks."{check_id}"]'
+        body = dict(body) if isinstance(body, dict) else body
+        requires = _requires(body.pop("requires", None) if isinstance(body, dict) else None, check_id, spec_where)
         values = _section(_CheckBody, body, spec_where)
         if values.visibility not in VISIBILITIES:
             raise RubricError(f"{spec_where} visibility: {values.visibility!r} is not one of {', '.join(VISIBILITIES)}")
         if values.points < 0:
             raise RubricError(f"{spec_where} points: must not be negative")
-        specs[check_id] = CheckSpec(check_id, values.points, values.visibility, values.hint_zh, values.hint_en)
+        specs[check_id] = CheckSpec(check_id, values.points, values.visibility, values.hint_zh, values.hint_en,
+                                    requires)
     missing = [c for c in CHECK_IDS if c not in specs]
     if missing:
         raise RubricError(f"{where}: no entry for check(s) {', '.join(missing)}")
     return {c: specs[c] for c in CHECK_IDS}
+
+
+def _requires(value: Any, check_id: str, where: str) -> tuple[str, ...]:
+    """`requires = ["lstm.forward"]`: check ids that must pass first; absent means the default."""
+    if value is None:
+        return DEFAULT_REQUIRES.get(check_id, ())
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise RubricError(f"{where} requires: expected a list of check ids, got {value!r}")
+    for required in value:
+        if required not in CHECK_IDS or required == check_id:
+            close = difflib.get_close_matches(required, CHECK_IDS, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise RubricError(f"{where} requires: {required!r} is not another check{hint}")
+    return tuple(value)
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,9 @@ def score_results(results: list[CheckResult], rubric: Rubric, *, include_hidden:
         if spec.visibility == "hidden" and not include_hidden:
             continue
         result = by_id.get(check_id) or CheckResult(check_id, Status.SKIPPED, Msg("report.not_graded"))
+        unmet = unmet_requirements(spec.requires, by_id)
+        if unmet and result.status is Status.PASSED:
+            result = CheckResult(check_id, Status.SKIPPED, requirement_message(unmet), details=result.details)
         points = spec.points if result.status is Status.PASSED else 0.0
         scored.append(ScoredCheck(
             id=check_id, status=result.status, score=points, max_score=spec.points,
@@ -43,6 +46,15 @@ def score_results(results: list[CheckResult], rubric: Rubric, *, include_hidden:
             details=result.details,
         ))
     return scored
+
+
+def unmet_requirements(requires: tuple[str, ...], by_id: dict[str, CheckResult]) -> list[str]:
+    """The required checks that did not pass (no result counts as not passed)."""
+    return [r for r in requires if r not in by_id or by_id[r].status is not Status.PASSED]
+
+
+def requirement_message(unmet: list[str]) -> Msg:
+    return Msg("report.requires_unmet", {"checks": ", ".join(unmet)})
 
 
 def total(scored: list[ScoredCheck]) -> tuple[float, float]:

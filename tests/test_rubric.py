@@ -72,3 +72,44 @@ def test_model_check_names_are_stable_rubric_ids():
     assert produced <= set(CHECK_IDS), produced - set(CHECK_IDS)
     produced |= {f"{spec.prefix}.sizes" for spec in MODELS}  # run_model_checks(..., other_sizes=True)
     assert {c for c in CHECK_IDS if c.split(".")[0] in ("rnn", "lstm") and c != "lstm.train"} == produced
+
+
+def test_lstm_train_requires_lstm_forward_by_default_and_a_rubric_can_change_it(tmp_path) -> None:
+    from grader.paths import DEFAULT_RUBRIC
+    from grader.rubric import load_rubric
+
+    assert load_rubric(None).checks["lstm.train"].requires == ("lstm.forward",)
+    text = DEFAULT_RUBRIC.read_text(encoding="utf-8")
+    free = tmp_path / "free.toml"
+    free.write_text(text.replace('requires = ["lstm.forward"]', "requires = []"), encoding="utf-8")
+    assert load_rubric(free).checks["lstm.train"].requires == ()
+    absent = tmp_path / "absent.toml"
+    absent.write_text(text.replace('requires = ["lstm.forward"]\n', ""), encoding="utf-8")
+    assert load_rubric(absent).checks["lstm.train"].requires == ("lstm.forward",)
+
+
+def test_requires_names_a_real_other_check(tmp_path) -> None:
+    import pytest
+
+    from grader.errors import RubricError
+    from grader.paths import DEFAULT_RUBRIC
+    from grader.rubric import load_rubric
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text(DEFAULT_RUBRIC.read_text(encoding="utf-8").replace('requires = ["lstm.forward"]',
+                                                                      'requires = ["lstm.forwrd"]'), encoding="utf-8")
+    with pytest.raises(RubricError, match="did you mean 'lstm.forward'"):
+        load_rubric(bad)
+
+
+def test_a_passed_check_whose_requirement_failed_earns_nothing() -> None:
+    from grader.messages import Msg
+    from grader.result import CheckResult, Status
+    from grader.rubric import load_rubric
+    from grader.score import score_results
+
+    rubric = load_rubric(None)
+    results = [CheckResult("lstm.forward", Status.FAILED, Msg("report.not_graded")),
+               CheckResult("lstm.train", Status.PASSED, Msg("report.not_graded"))]
+    train = next(c for c in score_results(results, rubric) if c.id == "lstm.train")
+    assert train.status is Status.SKIPPED and train.score == 0 and train.message.key == "report.requires_unmet"
