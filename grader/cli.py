@@ -70,8 +70,13 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
     rubric = load_rubric(args.rubric)
     lang = args.lang or rubric.meta.language
+    if args.data is not None:
+        from grader.data.validate import raise_if_invalid
+
+        raise_if_invalid(args.data)  # every problem at once (exit 2), before the notebook runs
     options = CheckOptions(data=args.data, device=args.device, rubric=args.rubric, seed=args.seed,
-                           sandbox="require" if args.require_sandbox else "auto", self_check=not args.full)
+                           sandbox="require" if args.require_sandbox else "auto", self_check=not args.full,
+                           calibration=args.calibration)
     report = check_notebook(args.notebook, options, lang=lang)
     result = report_to_json(report, rubric, lang)
     if args.format == "json":
@@ -103,21 +108,17 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from grader.calibrate import DEFAULT_MARGIN, calibrate
-    from grader.default_data import default_dataset_dir
     from grader.devices import resolve_device
-    from grader.paths import DEFAULT_RUBRIC
+    from grader.messages import render
     from grader.threads import limit_torch_threads
 
     limit_torch_threads()
     lang = args.lang or DEFAULT_LANGUAGE
-    data = args.data or default_dataset_dir()
     device = resolve_device(args.device, lang)
     margin = DEFAULT_MARGIN if args.margin is None else args.margin
-    result = calibrate(data, args.seeds, args.rubric or DEFAULT_RUBRIC, args.out, margin,
-                       device=device.torch_device,
-                       progress=lambda s: print(text("cli.calibrate_seed", lang, seed=s.seed, accuracy=s.best_accuracy,
-                                                     epoch=s.best_epoch), flush=True))
-    print(result.describe(lang))
+    # Each line once, as it is decided: the header before the first seed trains, the conclusion last.
+    result = calibrate(args.data, args.seeds, args.rubric, args.out, margin, device=device.torch_device,
+                       emit=lambda msg: print(render(msg, lang), flush=True))
     return result.exit_code
 
 
@@ -129,7 +130,7 @@ def _cmd_grade(args: argparse.Namespace) -> int:
     options = GradeOptions(
         submissions=args.submissions, out=args.out, jobs=args.jobs, data=args.data, device=args.device,
         rubric=args.rubric, id_pattern=args.id_pattern, force=args.force, executor=args.executor,
-        scheduler=args.scheduler, lang=lang, require_sandbox=args.require_sandbox,
+        scheduler=args.scheduler, lang=lang, require_sandbox=args.require_sandbox, calibration=args.calibration,
     )
     return grade(options).exit_code
 
@@ -177,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, default=None, help="dataset folder or data.zip (default: the synthetic set)")
     p.add_argument("--device", choices=("auto", "npu", "cuda", "cpu"), default="auto")
     p.add_argument("--rubric", type=Path, default=None, help="rubric TOML (default: rubrics/lab.toml)")
+    p.add_argument("--calibration", type=Path, default=None, metavar="FILE",
+                   help="lstm.train threshold from `grader calibrate --out FILE`; refused (exit 2) unless made on "
+                        "this data (default: <rubric>.calibration.toml beside the rubric, when made on this data)")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--fail-under", type=float, default=None, metavar="SCORE",
                    help="exit 0 when the score reaches SCORE, else 1 (instead of 'all checks passed')")
@@ -240,6 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, default=None, help="dataset folder or data.zip (default: the synthetic set)")
     p.add_argument("--device", choices=("auto", "npu", "cuda", "cpu"), default="auto")
     p.add_argument("--rubric", type=Path, default=None, help="rubric TOML (default: rubrics/lab.toml)")
+    p.add_argument("--calibration", type=Path, default=None, metavar="FILE",
+                   help="lstm.train threshold from `grader calibrate --out FILE`; refused (exit 2) unless made on "
+                        "this data (default: <rubric>.calibration.toml beside the rubric, when made on this data)")
     p.add_argument("--id-pattern", default=None, metavar="REGEX",
                    help="regex finding the student id in a file or folder name: group 'id', else group 1, else "
                         "the match (default: the whole name; Moodle-like names: '^(?P<id>[^_]+)_')")
@@ -272,8 +279,9 @@ def _run(handler: Handler, args: argparse.Namespace, lang: str) -> int:
     try:
         return handler(args)
     except GraderError as exc:
-        print(f"{text('cli.error_prefix', lang)}: {exc.message}", file=sys.stderr)
-        for line in exc.details:
+        message, details = exc.text_in(lang)
+        print(f"{text('cli.error_prefix', lang)}: {message}", file=sys.stderr)
+        for line in details:
             print(f"  - {line}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:

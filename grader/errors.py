@@ -6,14 +6,25 @@ is the only place that catches them (see grader.cli.main).
 """
 from __future__ import annotations
 
+from typing import Sequence, TypeVar
+
+from grader.messages import DEFAULT_LANGUAGE, Msg, render
+
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 3
 
 
+_E = TypeVar("_E", bound="GraderError")
+
+
 class GraderError(Exception):
-    """Base class: a failure with a message meant for the user."""
+    """Base class: a failure with a message meant for the user.
+
+    Raised with `of(Msg, ...)`, it keeps the message keys, so the CLI shows it in the
+    language the user chose (`text_in`) even when the raiser did not know that language.
+    """
 
     exit_code = EXIT_INTERNAL
 
@@ -21,6 +32,20 @@ class GraderError(Exception):
         super().__init__(message)
         self.message = message
         self.details = list(details or [])
+        self.msg: Msg | None = None
+        self.detail_msgs: list[Msg] = []
+
+    @classmethod
+    def of(cls: type[_E], msg: Msg, details: Sequence[Msg] = ()) -> _E:
+        error = cls(render(msg, DEFAULT_LANGUAGE), details=[render(d, DEFAULT_LANGUAGE) for d in details])
+        error.msg, error.detail_msgs = msg, list(details)
+        return error
+
+    def text_in(self, lang: str) -> tuple[str, list[str]]:
+        """(message, details) in `lang` when raised from messages, else as raised."""
+        if self.msg is None:
+            return self.message, self.details
+        return render(self.msg, lang), [render(d, lang) for d in self.detail_msgs] or self.details
 
 
 class BadInputError(GraderError):

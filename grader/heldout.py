@@ -41,7 +41,9 @@ class HeldOut:
 
 
 def has_holdout(data_dir: Path) -> bool:
-    return csv_path(Path(data_dir), HOLDOUT_SPLIT).is_file() and split_dir(Path(data_dir), HOLDOUT_SPLIT).is_dir()
+    # Either half present means the TA meant a holdout split: a missing other half is a DatasetError
+    # (load_split), never a silent fall back to the test split the notebook can see.
+    return csv_path(Path(data_dir), HOLDOUT_SPLIT).is_file() or split_dir(Path(data_dir), HOLDOUT_SPLIT).is_dir()
 
 
 def choose_heldout(data_dir: Path, *, synthetic: bool, cache: object = None, seed: int | None = None) -> HeldOut:

@@ -59,6 +59,7 @@ class GradeOptions:
     seed: int | None = None              # debugging only, as for `grader check`
     job_timeout_s: float | None = None   # None: from the rubric's limits (executors.job_timeout_s)
     require_sandbox: bool = False        # refuse to grade unless every kernel protection is available
+    calibration: Path | None = None      # --calibration FILE; None: <rubric>.calibration.toml when made on this data
 
 
 @dataclass

@@ -23,7 +23,7 @@ import numpy as np
 from grader.cachedir import cache_root
 from grader.data.layout import LABELS, csv_path, split_dir
 from grader.errors import DatasetError
-from grader.messages import Msg, render
+from grader.messages import Msg
 
 N_MFCC = 13
 # Bump when the way features are computed or stored changes, to orphan old entries.
@@ -139,19 +139,48 @@ class SplitFeatures:
 
 
 def load_split(data_dir: Path, split: str, cache: FeatureCache) -> SplitFeatures:
-    """Features and labels of `split` ('train' or 'test') of a dataset in the lab's layout.
+    """Features and labels of `split` ('train', 'test' or 'holdout') of a dataset in the lab's layout.
 
     Reads the csv with pandas as the lab does. The dataset should have passed
-    `grader data check`; an unknown class still fails with a clear DatasetError.
+    `grader data check`; anything it would have reported (a missing column or
+    file, an unknown class, an empty split, unreadable audio) still fails here as
+    a DatasetError (exit 2, in the user's language), never a KeyError.
     """
-    import pandas as pd
-
-    frame = pd.read_csv(csv_path(Path(data_dir), split))
+    frame = _read_split_csv(Path(data_dir), split)
     filenames = [str(name) for name in frame["filename"]]
     unknown = sorted({str(c) for c in frame["class"] if c not in LABELS})
     if unknown:
-        raise DatasetError(render(Msg("data.class_unknown_in_split", {"split": split, "values": ", ".join(unknown)})))
+        raise DatasetError.of(Msg("data.class_unknown_in_split", {"split": split, "values": ", ".join(unknown)}))
     labels = np.array([LABELS[c] for c in frame["class"]], dtype=np.int64)
     folder = split_dir(Path(data_dir), split)
-    features = [cache.get(folder / name) for name in filenames]
+    features = [_clip_features(cache, folder / name, f"{split}/{name}", split) for name in filenames]
     return SplitFeatures(features, labels, filenames)
+
+
+def _read_split_csv(data_dir: Path, split: str):  # type: ignore[no-untyped-def]
+    import pandas as pd
+
+    name = f"{split}.csv"
+    try:
+        frame = pd.read_csv(csv_path(data_dir, split))
+    except FileNotFoundError:
+        raise DatasetError.of(Msg("data.csv_missing", {"file": name})) from None
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise DatasetError.of(Msg("data.csv_unreadable", {"file": name, "reason": str(exc)[:200]})) from None
+    for column in ("filename", "class"):
+        if column not in frame.columns:
+            found = ", ".join(str(c) for c in frame.columns) or "-"
+            raise DatasetError.of(Msg("data.column_missing", {"file": name, "column": column, "found": found}))
+    if frame.empty:
+        raise DatasetError.of(Msg("data.split_empty", {"file": name, "split": split}))
+    return frame
+
+
+def _clip_features(cache: FeatureCache, path: Path, label: str, split: str) -> np.ndarray:
+    try:
+        return cache.get(path)
+    except FileNotFoundError:
+        raise DatasetError.of(Msg("data.wav_missing_at_grading", {"file": label, "csv": f"{split}.csv"})) from None
+    except Exception as exc:  # noqa: BLE001 - librosa/soundfile raise many kinds for a bad file
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise DatasetError.of(Msg("data.wav_unreadable_at_grading", {"file": label, "reason": reason})) from None

@@ -9,6 +9,7 @@ column and class names, os.path.join(split, filename), librosa.load.
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -43,6 +44,7 @@ class _Inspection:
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     rates: set[int] = field(default_factory=set)
     seconds: list[float] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
 
     def add(self, code: str, file: str, **params: object) -> None:
         self.problems.append(Problem(code, file, Msg(f"data.{code}", {"file": file, **params})))
@@ -142,19 +144,107 @@ def _reason(exc: Exception, path: Path) -> str:
     return reason.removeprefix(prefix).strip() or type(exc).__name__
 
 
+HOLDOUT = "holdout"
+
+
+def _splits_of(root: Path, found: _Inspection) -> list[str]:
+    """train and test always; holdout when any part of it is there (csv or folder).
+
+    A holdout folder without its csv is a problem, not an absent split: the grader
+    would silently measure lstm.train on the test split the notebook can see.
+    """
+    has_csv, has_dir = csv_path(root, HOLDOUT).is_file(), split_dir(root, HOLDOUT).is_dir()
+    if has_dir and not has_csv:
+        found.add("holdout_csv_missing", f"{HOLDOUT}.csv")
+        return list(SPLITS)
+    return [*SPLITS, HOLDOUT] if has_csv else list(SPLITS)
+
+
+def _inspect_root(root: Path, found: _Inspection) -> None:
+    for split in _splits_of(root, found):
+        rows = _read_csv(root, split, found)
+        if rows is None:
+            continue
+        found.counts[split] = {cls: sum(r.cls == cls for r in rows) for cls in CLASSES}
+        _check_audio(root, split, _check_rows(split, rows, found), found)
+    found.warnings.extend(named_file_warnings(root))
+
+
 def _inspect(path: Path, lang: str) -> _Inspection:
     found = _Inspection()
     try:
         with open_dataset(path, lang=lang) as root:
-            for split in SPLITS:
-                rows = _read_csv(root, split, found)
-                if rows is None:
-                    continue
-                found.counts[split] = {cls: sum(r.cls == cls for r in rows) for cls in CLASSES}
-                _check_audio(root, split, _check_rows(split, rows, found), found)
+            _inspect_root(root, found)
     except ArchiveError as exc:
         found.problems.append(Problem(exc.msg.key.removeprefix("data."), str(path), exc.msg))
     return found
+
+
+def problems_in(root: Path) -> list[Problem]:
+    """Every problem of a dataset folder already in the lab's layout (an opened zip, say)."""
+    found = _Inspection()
+    _inspect_root(Path(root), found)
+    return found.problems
+
+
+def raise_if_invalid(path: Path) -> None:
+    """DatasetError (exit 2, every problem listed, in the user's language) unless `path` is usable.
+
+    For `check`/`grade` before any notebook runs: a broken dataset (holdout split included)
+    would otherwise surface mid-grading, after minutes of work.
+    """
+    problems = check_dataset(path)
+    if problems:
+        raise DatasetError.of(Msg("data.invalid", {"path": str(path), "count": len(problems)}), [p.msg for p in problems])
+
+
+# --- files the lab's notebook opens by name -----------------------------------------------
+
+# The course's handout notebook (what students start from, before this grader's template)
+# plays `Audio(f"{train_dir}/002.wav")`; the reference plays the first listed clip instead.
+HANDOUT_NAMED_FILES: tuple[tuple[str, str], ...] = (("train", "002.wav"),)
+_WAV_LITERAL = re.compile(r"""["']([^"'\n]*?\.wav)["']""")
+_SPLIT_WORD = re.compile(r"\b(train|test|holdout)")
+
+
+def named_files_in(notebook: Path) -> list[tuple[str, str]]:
+    """(split, filename) for every clip a notebook's code names literally, e.g. f"{train_dir}/002.wav"."""
+    import json
+
+    try:
+        cells = json.loads(Path(notebook).read_text(encoding="utf-8")).get("cells", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    named: list[tuple[str, str]] = []
+    for cell in cells:
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+            continue
+        source = cell.get("source", "")
+        for line in (source if isinstance(source, str) else "".join(source)).splitlines():
+            for literal in _WAV_LITERAL.findall(line.split("#", 1)[0]):
+                name = literal.replace("\\", "/").rsplit("/", 1)[-1]
+                split = _SPLIT_WORD.search(literal) or _SPLIT_WORD.search(line)
+                if split and name and "{" not in name:
+                    named.append((split.group(1), name))
+    return named
+
+
+def lab_named_files() -> list[tuple[str, str]]:
+    """The clips the lab's own notebooks open by name: the reference's (when present) and the handout's."""
+    from grader.paths import REFERENCE_NOTEBOOK, TEMPLATE_NOTEBOOK
+
+    named = [*HANDOUT_NAMED_FILES]
+    for notebook in (REFERENCE_NOTEBOOK, TEMPLATE_NOTEBOOK):
+        named += [n for n in named_files_in(notebook) if n not in named]
+    return named
+
+
+def named_file_warnings(root: Path) -> list[Problem]:
+    """A warning (never a failure) per clip the lab's notebook opens by name that the dataset lacks:
+    students' notebooks stop at that cell, although grading itself does not need the file."""
+    return [Problem("named_file_missing", f"{split}/{name}",
+                    Msg("data.named_file_missing", {"file": f"{split}/{name}"}))
+            for split, name in lab_named_files() if not (split_dir(root, split) / name).is_file()]
 
 
 def check_dataset(path: Path) -> list[Problem]:
@@ -169,6 +259,9 @@ def _summary(path: Path, found: _Inspection) -> Msg:
 
     train, train_classes = split_counts("train")
     test, test_classes = split_counts("test")
+    holdout, holdout_classes = split_counts(HOLDOUT)
+    holdout_msg = (Msg("data.ok_holdout", {"holdout": holdout, "holdout_classes": holdout_classes})
+                   if HOLDOUT in found.counts else Msg("data.ok_no_holdout"))
     return Msg(
         "data.ok",
         {
@@ -177,6 +270,7 @@ def _summary(path: Path, found: _Inspection) -> Msg:
             "train_classes": train_classes,
             "test": test,
             "test_classes": test_classes,
+            "holdout": holdout_msg,
             "rates": "/".join(f"{r} Hz" for r in sorted(found.rates)),
             "min_s": min(found.seconds, default=0.0),
             "max_s": max(found.seconds, default=0.0),
@@ -185,12 +279,13 @@ def _summary(path: Path, found: _Inspection) -> Msg:
 
 
 def report_dataset(path: Path, lang: str) -> int:
-    """`grader data check`: print a one-line summary and return 0, or raise DatasetError listing every problem."""
+    """`grader data check`: print a one-line summary (and a line per warning) and return 0,
+    or raise DatasetError listing every problem."""
     found = _inspect(Path(path), lang)
     if found.problems:
-        raise DatasetError(
-            render(Msg("data.invalid", {"path": str(path), "count": len(found.problems)}), lang),
-            details=[render(p.msg, lang) for p in found.problems],
-        )
+        raise DatasetError.of(Msg("data.invalid", {"path": str(path), "count": len(found.problems)}),
+                              [p.msg for p in found.problems])
     print(render(_summary(Path(path), found), lang))
+    for warning in found.warnings:
+        print(render(Msg("data.warning", {"message": warning.msg}), lang))
     return 0
