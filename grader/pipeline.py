@@ -14,6 +14,7 @@ from typing import Any
 import nbformat
 
 from grader import __version__
+from grader.calibrate import calibrated_rubric
 from grader.checks.loops import CellRun, check_loaders, check_loops
 from grader.default_data import dataset
 from grader.devices import DeviceChoice, resolve_device
@@ -48,6 +49,8 @@ class CheckOptions:
     # hidden checks neither run nor listed. Otherwise full grading against the live
     # reference, on fresh secret inputs (needs the course's source checkout).
     self_check: bool = False
+    # --calibration FILE (refused unless made on this data); None: <rubric>.calibration.toml when made on it
+    calibration: Path | None = None
     # The grading secret (grader/seeds.py): None reads the user's own, made on first use. Never reported.
     secret: bytes | None = field(default=None, repr=False)
 
@@ -94,6 +97,8 @@ def check_notebook(path: Path, options: CheckOptions, *, lang: str = "zh") -> Su
     hidden = rubric.hidden_ids() if options.self_check else frozenset()
     seed = options.seed if options.seed is not None else _notebook_seed(Path(path), options.secret)
     with dataset(options.data, lang=lang) as data_dir:
+        # Before any kernel starts: a calibration made on other data is refused here (grader/calibrate.py).
+        rubric = calibrated_rubric(rubric, data_dir, options.calibration, data=options.data)
         graded = _grade(Path(path), nb, rubric, device, data_dir, options, seed, protections, oracle, hidden)
     results, execution, timings, fallback, curve = graded
     scored = score_results(results, rubric, include_hidden=not options.self_check)
@@ -205,7 +210,6 @@ def _start_fallback(session: KernelSession, nb: nbformat.NotebookNode, class_sou
 def _probe_checks(session: KernelSession, class_sources: dict[str, str], rubric: Rubric, device: DeviceChoice,
                   data_dir: Path, seed: int, timings: dict[str, float], oracle: Oracle, hidden: frozenset[str],
                   synthetic_data: bool) -> list[CheckResult]:
-    from grader.calibrate import effective_training
     from grader.checks.model import run_model_checks
     from grader.heldout import choose_heldout
     from grader.training import run_training_check
@@ -227,7 +231,7 @@ def _probe_checks(session: KernelSession, class_sources: dict[str, str], rubric:
         results.append(CheckResult("lstm.train", Status.SKIPPED, requirement_message(unmet)))
         return results
     mark = time.monotonic()
-    training = effective_training(rubric, data_dir)  # a calibrated threshold, when one was made for this data
+    training = rubric.training  # calibrated in check_notebook, when a calibration applies to this data
     # Chosen now, after the notebook ran: clips the kernel never saw (grader/heldout.py).
     heldout = choose_heldout(data_dir, synthetic=synthetic_data, seed=derived(seed, "heldout"))
     results.append(run_training_check(session, data_dir, training, device=device.torch_device, seed=seed,
