@@ -364,3 +364,44 @@ def find_shell_escapes(nb: nbformat.NotebookNode) -> list[ShellEscape]:
             if is_shell_line(line):
                 found.append(ShellEscape(cell.index, line.strip()[:_ESCAPE_COMMAND_CHARS]))
     return found
+
+
+_WORKERS_KEY = "num_workers"
+_MAX_WORKER_VALUES = 20
+
+
+def find_loader_workers(nb: nbformat.NotebookNode) -> list[int]:
+    """The literal `num_workers=N` values (N > 0) in the code cells, at most 20; the kernel runs them as 0.
+
+    A plain scan of the text (linear: str.find, then digits), so a report can say what the notebook asked for.
+    """
+    found: list[int] = []
+    for cell in nb.cells:
+        if cell.get("cell_type") != "code" or not isinstance(cell.get("source"), str):
+            continue
+        source = cell.source
+        at = source.find(_WORKERS_KEY)
+        while at >= 0 and len(found) < _MAX_WORKER_VALUES:
+            value = _int_after_equals(source, at + len(_WORKERS_KEY))
+            if value:
+                found.append(value)
+            at = source.find(_WORKERS_KEY, at + len(_WORKERS_KEY))
+    return found
+
+
+def _int_after_equals(source: str, at: int) -> int | None:
+    end = min(len(source), at + 40)  # `num_workers = 6`: a few spaces at most; never a long walk
+    i = at
+    while i < end and source[i] in " \t":
+        i += 1
+    if i >= end or source[i] != "=" or source[i + 1:i + 2] == "=":
+        return None
+    i += 1
+    while i < end and source[i] in " \t":
+        i += 1
+    digits = ""
+    while i < end and source[i].isdigit() and len(digits) < 6:
+        digits += source[i]
+        i += 1
+    return int(digits) if digits else None
+

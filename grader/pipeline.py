@@ -21,7 +21,7 @@ from grader.devices import DeviceChoice, resolve_device
 from grader.execute import (CellRecord, ExecutionLimits, ExecutionResult, KernelSession, SandboxMode,
                             choose_protections, prepare_workdir)
 from grader.messages import Msg
-from grader.notebook import find_class_sources, find_top_level_imports, read_notebook
+from grader.notebook import find_class_sources, find_loader_workers, find_top_level_imports, read_notebook
 from grader.oracle import Oracle, load_oracle
 from grader.report.results import self_check_summary
 from grader.result import CheckResult, Status
@@ -79,6 +79,9 @@ class SubmissionReport:
     protections: Protections | None = None
     # self-checks only: {"hidden_count", "hidden_points", "reference"} (grader/report/results.py)
     self_check: dict[str, Any] | None = None
+    # num_workers=N > 0 the notebook asked for; its DataLoaders ran with 0 (grader/kernel/startup.py)
+    loader_workers: list[int] = field(default_factory=list)
+    epoch_cap: int = 0                # the notebook's epoch loops ran at most this often (0: no cap)
 
     @property
     def all_passed(self) -> bool:
@@ -112,6 +115,7 @@ def check_notebook(path: Path, options: CheckOptions, *, lang: str = "zh") -> Su
         timings=timings, kernel_died=bool(execution and execution.kernel_died), fallback_kernel=fallback,
         rubric_sha256=rubric.sha256, student_curve=curve, protections=protections,
         self_check=self_check_summary(rubric, oracle.kind) if options.self_check else None,
+        loader_workers=find_loader_workers(nb), epoch_cap=rubric.limits.epoch_cap,
     )
 
 

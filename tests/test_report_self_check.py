@@ -299,7 +299,7 @@ def test_report_to_json_copies_the_reports_self_check():
     rubric = load_rubric()
     report = SimpleNamespace(
         checks=[], submission_id="s", notebook="s.ipynb", score=0.0, max_score=0.0, device="cpu", duration_s=1.0,
-        npu_remapped=False, shell_escapes=[], kernel_died=False, fallback_kernel=False, cells=[],
+        npu_remapped=False, shell_escapes=[], loader_workers=[], epoch_cap=2, kernel_died=False, fallback_kernel=False, cells=[],
         student_curve=None, protections=None, timings={}, rubric_sha256=rubric.sha256, grader_version="x")
     assert "self_check" not in json_report.report_to_json(report, rubric, "en")
     report.self_check = {"hidden_count": 2, "hidden_points": 4.0, "reference": "golden"}

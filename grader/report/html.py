@@ -487,9 +487,15 @@ def _protections_text(protections: dict[str, Any], t: Translate) -> str:
     return text
 
 
+def _epoch_cap_text(data: dict[str, Any]) -> str:
+    cap = data.get("epoch_cap")
+    return str(cap) if isinstance(cap, int) and not isinstance(cap, bool) and 0 < cap < 10**6 else "—"
+
+
 def _run_rows(data: dict[str, Any], t: Translate) -> list[tuple[str, str]]:
     rows = [(t("device"), _plain(data.get("device")) or t("none")),
-            (t("npu_remapped"), t("yes") if data.get("npu_remapped") else t("no"))]
+            (t("npu_remapped"), t("yes") if data.get("npu_remapped") else t("no")),
+            (t("execution_caps"), t("execution_caps_value", epochs=_epoch_cap_text(data), workers=0))]
     if data.get("kernel_died"):
         rows.append((t("kernel_died_label"), t("yes")))
     self_check = self_check_of(data)

@@ -84,6 +84,8 @@ def _result(report: SubmissionReport, rubric: Rubric, lang: str) -> dict[str, An
         "lang": lang,
         "npu_remapped": report.npu_remapped,
         "shell_escapes": report.shell_escapes,
+        "loader_workers": report.loader_workers,
+        "epoch_cap": report.epoch_cap,
         "kernel_died": report.kernel_died,
         "fallback_kernel": report.fallback_kernel,
         "cells": [_cell(c, lang) for c in report.cells],

@@ -91,7 +91,7 @@ def ungraded_result(*, submission_id: str, file: str, outcome: str, error: str, 
         "device": device,
         "duration_s": round(duration_s, 3), "checks": checks, "lang": lang,
         "title": {"zh": rubric.meta.title_zh, "en": rubric.meta.title_en},
-        "npu_remapped": False, "shell_escapes": [], "kernel_died": False, "fallback_kernel": False,
+        "npu_remapped": False, "shell_escapes": [], "loader_workers": [], "kernel_died": False, "fallback_kernel": False,
         "cells": [], "timings": {}, "student_curve": None,
         "rubric_sha256": rubric.sha256, "grader_version": _version(),
     }

@@ -89,6 +89,13 @@ def _write_check(out: TextIO, c: dict[str, Any], check_id: str, id_width: int, l
             _write_line(out, [indent + line], colour)
 
 
+def _worker_counts(value: Any) -> str:
+    """"6, 2" from a stored list of the num_workers values asked for; "" for anything else."""
+    if not isinstance(value, list):
+        return ""
+    return ", ".join(str(v) for v in value[:20] if isinstance(v, int) and not isinstance(v, bool) and 0 < v < 10**6)
+
+
 def _write_footer(out: TextIO, result: dict[str, Any], lang: str, colour: bool) -> None:
     remap = text("report.npu_remapped", lang) if result.get("npu_remapped") else ""
     _write_line(out, [text("report.device_line", lang, device=result.get("device", ""), remap=remap,
@@ -97,6 +104,9 @@ def _write_footer(out: TextIO, result: dict[str, Any], lang: str, colour: bool) 
     if isinstance(protections, dict) and protections.get("filesystem") is False:
         # Students see a line only when the sandbox was missing: then their code could reach more than usual.
         _write_line(out, [text("report.sandbox_missing", lang, reason=protections.get("unavailable") or "")], colour)
+    workers = _worker_counts(result.get("loader_workers"))
+    if workers:
+        _write_line(out, [text("report.loader_workers", lang, counts=workers)], colour)
     if result.get("shell_escapes"):
         commands = ", ".join(f"[{e['cell']}] {e['command']}" for e in result["shell_escapes"])
         _write_line(out, [text("report.skipped_commands", lang, commands=commands)], colour)
