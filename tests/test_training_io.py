@@ -150,3 +150,16 @@ def test_a_deeply_nested_report_is_bad_output(tmp_path: Path) -> None:
     path.write_text("[" * 60_000 + "]" * 60_000)
     with pytest.raises(BadOutput):
         _report(path, 1)
+
+
+def test_accuracy_on_clips_the_notebook_could_see_is_said_in_plain_words() -> None:
+    from grader.messages import Msg, render
+    from grader.result import CheckResult, Status
+    from grader.training import _said_where_measured
+
+    params = {"accuracy": 0.9, "epochs": 3, "threshold": 0.8, "best": 0.9, "budget": 120}
+    seen = _said_where_measured(CheckResult("lstm.train", Status.PASSED, Msg("training.passed", params), details={}))
+    assert seen.message.key == "training.passed_seen" and seen.details["measured_on"]
+    assert "could also see" in render(seen.message, "en") and "notebook 也能看到" in render(seen.message, "zh")
+    error = CheckResult("lstm.train", Status.ERROR, Msg("training.kernel_died", {"epoch": 1}))
+    assert _said_where_measured(error) is error
