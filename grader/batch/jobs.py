@@ -37,6 +37,8 @@ class JobOptions:
     sandbox: str = "auto"        # "require": a worker without every protection refuses (bad_input verdict)
     # The store's grading secret (grader/seeds.py): the same notebook draws the same inputs on every regrade.
     secret: bytes | None = field(default=None, repr=False)
+    # The calibration the coordinator found for this data (its file), checked there once; None: none applies.
+    calibration: str | None = None
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,8 @@ def grade_job(job: GradeJob) -> dict[str, Any]:
         return _grade(job)
     except GraderError as exc:
         # details (say the kernel's last log lines) stay with the stored verdict, for the TA
-        error = "\n".join([exc.message, *exc.details])
+        message, details = exc.text_in(job.options.lang)
+        error = "\n".join([message, *details])
         return failed_result(job, "bad_input" if exc.exit_code == 2 else "crashed", error,
                              duration_s=time.monotonic() - began)
     except BaseException as exc:  # noqa: BLE001 - the contract: every submission gets a verdict
@@ -86,7 +89,7 @@ def _grade(job: GradeJob) -> dict[str, Any]:
             data=Path(options.data) if options.data else None, device=options.device,
             rubric=Path(options.rubric) if options.rubric else None, seed=options.seed,
             sandbox=options.sandbox,  # type: ignore[arg-type]
-            secret=options.secret,
+            secret=options.secret, calibration=Path(options.calibration) if options.calibration else None,
         )
         report = check_notebook(path, check, lang=options.lang)
         report.submission_id = job.submission_id

@@ -1,7 +1,7 @@
 """`grader grade`: a whole class, unattended, resumable.
 
-discover -> skip what the store already holds for the same notebook, rubric and
-grader version -> grade the rest on an executor -> store each result the moment
+discover -> skip what the store already holds for the same notebook, dataset (holdout
+included), rubric, calibration and grader version (store.VerdictKey) -> grade the rest on an executor -> store each result the moment
 it arrives -> write every output from the whole store -> a one-screen summary.
 
 The coordinator (this process) never imports torch and is the store's only
@@ -28,8 +28,8 @@ from grader.batch.discover import Discovery, Problem, Submission, discover
 from grader.batch.executors import Executor, LocalExecutor, default_jobs, job_timeout_s
 from grader.batch.jobs import GradeJob, JobOptions
 from grader.batch.progress import Progress, format_duration
-from grader.batch.store import STORE_NAME, Store
-from grader.errors import EXIT_CHECK_FAILED, EXIT_OK, BadInputError, DatasetError
+from grader.batch.store import REGRADE_REASONS, STORE_NAME, Store, VerdictKey
+from grader.errors import EXIT_CHECK_FAILED, EXIT_OK, BadInputError
 from grader.messages import text
 from grader.rubric import Rubric, load_rubric
 from grader.seeds import SECRET_FILE, load_or_create_secret
@@ -75,6 +75,8 @@ class GradeSummary:
     out_dir: Path
     outputs: list[str] = field(default_factory=list)
     duration_s: float = 0.0
+    regraded: dict[str, int] = field(default_factory=dict)   # why stored verdicts were redone: reason -> count
+    regraded_count: int = 0                                  # submissions regraded (one may have several reasons)
 
     @property
     def exit_code(self) -> int:
@@ -125,15 +127,18 @@ def grade(options: GradeOptions, *, out: TextIO | None = None, err: TextIO | Non
     with tempfile.TemporaryDirectory(prefix="grader-batch-") as tmp:
         found = discover(options.submissions, id_pattern=options.id_pattern, lang=lang, workdir=Path(tmp))
         with Store.open(options.out, lang) as store, _data_folder(options, lang) as data:
-            run_id = store.begin_run(__version__, rubric.sha256)
+            context = _grading_context(options, rubric, data)  # a calibration for other data is refused here
+            run_id = store.begin_run(__version__, rubric.sha256, data_sha256=context.data_sha256,
+                                     calibration_sha256=context.calibration_sha256)
             store.replace_problems(run_id, found.problems)
-            todo = _to_grade(found, store, rubric, options.force)
-            job_options = JobOptions(data=data, device=options.device,
+            todo, regraded = _to_grade(found, store, context, options.force)
+            job_options = JobOptions(data=data.for_jobs, device=options.device,
                                      rubric=str(Path(options.rubric).resolve()) if options.rubric else None,
                                      lang=lang, seed=options.seed,
                                      sandbox="require" if options.require_sandbox else "auto",
-                                     secret=load_or_create_secret(Path(options.out) / SECRET_FILE))
-            fresh = _run_jobs(executor, _LazyJobs(todo, job_options), store, run_id, lang, err)
+                                     secret=load_or_create_secret(Path(options.out) / SECRET_FILE),
+                                     calibration=str(context.calibration) if context.calibration else None)
+            fresh = _run_jobs(executor, _LazyJobs(todo, job_options), store, run_id, context, lang, err)
             store.end_run(run_id)
             results = store.all_results()
             problems = store.problems()
@@ -141,6 +146,7 @@ def grade(options: GradeOptions, *, out: TextIO | None = None, err: TextIO | Non
         similar = _similarity(found, lang, err)
     outputs = _write_outputs(results, options.out, lang, similar, err)
     summary = _summarise(found, results, fresh, problems, rubric, options.out, outputs, time.monotonic() - began)
+    summary.regraded, summary.regraded_count = dict(regraded.reasons), regraded.count
     print_summary(summary, lang, out)
     return summary
 
@@ -162,8 +168,14 @@ def _make_executor(options: GradeOptions, rubric: Rubric, lang: str) -> Executor
     return LocalExecutor(jobs, timeout)
 
 
+@dataclass(frozen=True)
+class _Data:
+    folder: Path             # opened here (a zip extracted): checked, hashed, matched with the calibration
+    for_jobs: str | None     # what a job gets: None (the default set), the extracted folder, or the path as given
+
+
 @contextlib.contextmanager
-def _data_folder(options: GradeOptions, lang: str) -> Iterator[str | None]:
+def _data_folder(options: GradeOptions, lang: str) -> Iterator[_Data]:
     """The dataset as the workers get it, checked once here rather than failing in every job.
 
     For local workers a data.zip is extracted once, not once per submission. A Dask
@@ -172,32 +184,62 @@ def _data_folder(options: GradeOptions, lang: str) -> Iterator[str | None]:
     if options.data is None:
         from grader.default_data import default_dataset_dir
 
-        default_dataset_dir()  # generated once here, not raced by every worker's first job
-        yield None
+        # generated once here, not raced by every worker's first job
+        yield _Data(default_dataset_dir(), None)
         return
     from grader.data.layout import open_dataset
-    from grader.data.validate import check_dataset
-    from grader.messages import render
+    from grader.data.validate import raise_if_invalid
 
-    problems = check_dataset(options.data)
-    if problems:
-        raise DatasetError(text("data.invalid", lang, path=str(options.data), count=len(problems)),
-                           details=[render(p.msg, lang) for p in problems])
-    if options.executor == "dask":
-        yield str(Path(options.data).resolve())
-        return
+    raise_if_invalid(options.data)  # every problem (holdout split included), exit 2, before any job
     with open_dataset(options.data, lang=lang) as folder:
-        yield str(folder)
+        yield _Data(folder, str(Path(options.data).resolve()) if options.executor == "dask" else str(folder))
 
 
-def _to_grade(found: Discovery, store: Store, rubric: Rubric, force: bool) -> list[Submission]:
-    if force:
-        return list(found.submissions)
-    return [s for s in found.submissions
-            if not store.already_graded(s.id, s.sha256, rubric.sha256, __version__)]
+@dataclass(frozen=True)
+class _Context:
+    """What decides every verdict of this run besides the notebook (the store's VerdictKey)."""
+
+    rubric_sha256: str
+    calibration: Path | None
+    calibration_sha256: str
+    data_sha256: str
+
+    def key(self, notebook_sha256: str) -> VerdictKey:
+        return VerdictKey(notebook_sha256, self.rubric_sha256, self.calibration_sha256, self.data_sha256, __version__)
 
 
-def _run_jobs(executor: Executor, jobs: _LazyJobs, store: Store, run_id: int, lang: str,
+def _grading_context(options: GradeOptions, rubric: Rubric, data: _Data) -> _Context:
+    from grader.calibrate import applied_calibration, data_sha256
+
+    applied = applied_calibration(rubric, data.folder, options.calibration, data=options.data)
+    return _Context(rubric.sha256, applied.path, applied.sha256, data_sha256(data.folder))
+
+
+@dataclass
+class _Regrades:
+    count: int = 0                                            # stored verdicts redone in this run
+    reasons: Counter[str] = field(default_factory=Counter)    # store.REGRADE_REASONS or "force" -> submissions
+
+
+def _to_grade(found: Discovery, store: Store, context: _Context, force: bool) -> tuple[list[Submission], _Regrades]:
+    """The submissions to grade now, and why stored verdicts are redone."""
+    todo: list[Submission] = []
+    regraded = _Regrades()
+    for sub in found.submissions:
+        reasons = store.regrade_reasons(sub.id, context.key(sub.sha256))
+        if reasons is None:
+            todo.append(sub)  # never graded (or a kill interrupted it)
+            continue
+        if not reasons and force:
+            reasons = ["force"]
+        if reasons:
+            todo.append(sub)
+            regraded.count += 1
+            regraded.reasons.update(reasons)
+    return todo, regraded
+
+
+def _run_jobs(executor: Executor, jobs: _LazyJobs, store: Store, run_id: int, context: _Context, lang: str,
               err: TextIO) -> dict[str, str]:
     """Grade the jobs, storing each result as it arrives; the outcome per submission graded now."""
     fresh: dict[str, str] = {}
@@ -207,7 +249,8 @@ def _run_jobs(executor: Executor, jobs: _LazyJobs, store: Store, run_id: int, la
 
     def on_result(job: GradeJob, result: dict[str, Any]) -> None:
         result["submission_id"] = job.submission_id  # the store's key is the batch's id, whatever the worker says
-        store.save_result(result, notebook_sha256=job.notebook_sha256, run_id=run_id)
+        store.save_result(result, notebook_sha256=job.notebook_sha256, run_id=run_id,
+                          data_sha256=context.data_sha256, calibration_sha256=context.calibration_sha256)
         outcome = str(result.get("outcome") or "graded")
         fresh[job.submission_id] = outcome
         progress.advance(failed=outcome != "graded")
@@ -273,6 +316,18 @@ def _finite(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def regrade_reasons_text(summary: GradeSummary, lang: str) -> str:
+    """"dataset changed" when every regrade had that reason, else "dataset changed (2), rubric changed (1)"."""
+    parts = []
+    for reason in (*REGRADE_REASONS, "force"):
+        count = summary.regraded.get(reason, 0)
+        if count:
+            label = text(f"batch.regrade_{reason}", lang)
+            parts.append(label if count == summary.regraded_count else text("batch.regrade_count", lang, reason=label,
+                                                                             count=count))
+    return ", ".join(parts)
+
+
 def print_summary(summary: GradeSummary, lang: str, stream: TextIO) -> None:
     from grader.safe_text import terminal_stream
 
@@ -283,6 +338,8 @@ def print_summary(summary: GradeSummary, lang: str, stream: TextIO) -> None:
 
     say("summary_title", total=summary.total, duration=format_duration(summary.duration_s))
     say("summary_now", graded=summary.graded_now, failed=summary.failed_now, skipped=summary.skipped_unchanged)
+    if summary.regraded_count:
+        say("summary_regraded", count=summary.regraded_count, reasons=regrade_reasons_text(summary, lang))
     say("summary_outcomes", graded=summary.outcomes.get("graded", 0),
         bad_input=summary.outcomes.get("bad_input", 0), crashed=summary.outcomes.get("crashed", 0),
         timeout=summary.outcomes.get("timeout", 0))

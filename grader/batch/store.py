@@ -8,11 +8,19 @@ then grades exactly the submissions that have no row.
 
 The full result JSON is kept per submission, so every report can be rendered
 again from the store without regrading; the columns beside it are for queries.
+
+Each row also keeps what decided its verdicts (`VerdictKey`: notebook, rubric text,
+calibration applied, dataset incl. its holdout split, grader version); a rerun
+regrades a row whose key differs and says why (`regrade_reasons`).
+
+Schema history: 1 keyed rows on notebook, rubric and grader version; 2 adds the
+dataset's and the calibration's hashes (rows from 1 have neither: "unrecorded").
 """
 from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
@@ -21,7 +29,9 @@ from grader.batch.discover import Problem
 from grader.errors import BadInputError
 from grader.messages import text
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Why a stored verdict no longer stands, in the order the summary names them.
+REGRADE_REASONS = ("notebook", "dataset", "rubric", "calibration", "grader", "unrecorded")
 STORE_NAME = "grades.sqlite"
 
 _SCHEMA = """
@@ -31,7 +41,9 @@ CREATE TABLE IF NOT EXISTS runs (
     started_at TEXT NOT NULL,
     finished_at TEXT,
     grader_version TEXT NOT NULL,
-    rubric_sha256 TEXT NOT NULL
+    rubric_sha256 TEXT NOT NULL,
+    data_sha256 TEXT,
+    calibration_sha256 TEXT
 );
 CREATE TABLE IF NOT EXISTS submissions (
     id TEXT PRIMARY KEY,
@@ -47,7 +59,9 @@ CREATE TABLE IF NOT EXISTS submissions (
     timings TEXT,
     graded_at TEXT NOT NULL,
     run_id INTEGER,
-    result TEXT NOT NULL
+    result TEXT NOT NULL,
+    data_sha256 TEXT,
+    calibration_sha256 TEXT
 );
 CREATE TABLE IF NOT EXISTS checks (
     submission_id TEXT NOT NULL REFERENCES submissions(id) ON DELETE CASCADE,
@@ -66,6 +80,21 @@ CREATE TABLE IF NOT EXISTS problems (
     params TEXT NOT NULL
 );
 """
+
+
+# Columns schema 2 added to tables schema 1 created (ALTER TABLE; old rows get NULL).
+_ADDED_IN_2 = {"runs": ("data_sha256", "calibration_sha256"), "submissions": ("data_sha256", "calibration_sha256")}
+
+
+@dataclass(frozen=True)
+class VerdictKey:
+    """Everything that decides a submission's verdicts: a stored row with another key is regraded."""
+
+    notebook_sha256: str
+    rubric_sha256: str           # the rubric file's text
+    calibration_sha256: str      # the calibration file applied; "" when the rubric's threshold applied
+    data_sha256: str             # train, test and holdout splits (grader.calibrate.dataset_hash)
+    grader_version: str
 
 
 def now_iso() -> str:
@@ -117,10 +146,20 @@ class Store:
                 self._conn.execute(statement)
             if self._version() is None:
                 self._conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+            self._add_missing_columns()
+            self._conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
             self._conn.execute("COMMIT")
         except BaseException:
             self._conn.execute("ROLLBACK")
             raise
+
+    def _add_missing_columns(self) -> None:
+        """Bring a schema-1 store to 2 in place: its rows stay readable, with no dataset or calibration recorded."""
+        for table, columns in _ADDED_IN_2.items():
+            have = {row[1] for row in self._conn.execute(f"PRAGMA table_info({table})")}
+            for column in columns:
+                if column not in have:
+                    self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
 
     def _version(self) -> int | None:
         exists = self._conn.execute(
@@ -132,10 +171,11 @@ class Store:
 
     # -- runs ----------------------------------------------------------------------------------------
 
-    def begin_run(self, grader_version: str, rubric_sha256: str) -> int:
+    def begin_run(self, grader_version: str, rubric_sha256: str, *, data_sha256: str | None = None,
+                  calibration_sha256: str | None = None) -> int:
         cur = self._conn.execute(
-            "INSERT INTO runs (started_at, grader_version, rubric_sha256) VALUES (?, ?, ?)",
-            (now_iso(), grader_version, rubric_sha256))
+            "INSERT INTO runs (started_at, grader_version, rubric_sha256, data_sha256, calibration_sha256) "
+            "VALUES (?, ?, ?, ?, ?)", (now_iso(), grader_version, rubric_sha256, data_sha256, calibration_sha256))
         return int(cur.lastrowid)
 
     def end_run(self, run_id: int) -> None:
@@ -150,8 +190,32 @@ class Store:
             "AND grader_version = ?", (submission_id, notebook_sha256, rubric_sha256, grader_version)).fetchone()
         return row is not None
 
-    def save_result(self, result: dict[str, Any], *, notebook_sha256: str, run_id: int | None = None) -> None:
-        """Replace the submission's row and its check rows, all in one transaction."""
+    def regrade_reasons(self, submission_id: str, key: VerdictKey) -> list[str] | None:
+        """None: never graded. []: its stored verdict stands. Else why it must be regraded (REGRADE_REASONS)."""
+        row = self._conn.execute(
+            "SELECT notebook_sha256, rubric_sha256, calibration_sha256, data_sha256, grader_version "
+            "FROM submissions WHERE id = ?", (submission_id,)).fetchone()
+        if row is None:
+            return None
+        notebook, rubric, calibration, data, version = row
+        changed = {
+            "notebook": notebook != key.notebook_sha256,
+            "rubric": rubric != key.rubric_sha256,
+            "grader": version != key.grader_version,
+            # A schema-1 row never recorded them: its verdicts may belong to other data.
+            "unrecorded": data is None or calibration is None,
+            "dataset": data is not None and data != key.data_sha256,
+            "calibration": calibration is not None and calibration != key.calibration_sha256,
+        }
+        return [reason for reason in REGRADE_REASONS if changed[reason]]
+
+    def save_result(self, result: dict[str, Any], *, notebook_sha256: str, run_id: int | None = None,
+                    data_sha256: str | None = None, calibration_sha256: str | None = None) -> None:
+        """Replace the submission's row and its check rows, all in one transaction.
+
+        `data_sha256`/`calibration_sha256`: what the verdicts were made on (the coordinator's
+        VerdictKey); None leaves them unrecorded, so the next run regrades the row.
+        """
         sid = str(result["submission_id"])
         row = (
             sid, str(result.get("file") or result.get("notebook") or ""), notebook_sha256,
@@ -159,7 +223,7 @@ class Store:
             str(result.get("outcome") or "graded"), float(result.get("score") or 0.0),
             float(result.get("max_score") or 0.0), result.get("device"), result.get("duration_s"),
             json.dumps(result.get("timings") or {}), now_iso(), run_id,
-            json.dumps(result, ensure_ascii=False),
+            json.dumps(result, ensure_ascii=False), data_sha256, calibration_sha256,
         )
         checks = [
             (sid, str(c["id"]), str(c["status"]), float(c["score"]), float(c["max_score"]), c.get("message"))
@@ -171,8 +235,8 @@ class Store:
             self._conn.execute("DELETE FROM submissions WHERE id = ?", (sid,))
             self._conn.execute(
                 "INSERT INTO submissions (id, file, notebook_sha256, rubric_sha256, grader_version, outcome, score, "
-                "max_score, device, duration_s, timings, graded_at, run_id, result) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+                "max_score, device, duration_s, timings, graded_at, run_id, result, data_sha256, calibration_sha256) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
             self._conn.executemany(
                 "INSERT INTO checks (submission_id, id, status, score, max_score, message) VALUES (?, ?, ?, ?, ?, ?)",
                 checks)
@@ -193,7 +257,7 @@ class Store:
         """The submissions table without the JSON (for tests and a TA's quick look)."""
         cur = self._conn.execute(
             "SELECT id, file, notebook_sha256, rubric_sha256, grader_version, outcome, score, max_score, device, "
-            "duration_s, graded_at, run_id FROM submissions ORDER BY id")
+            "duration_s, graded_at, run_id, data_sha256, calibration_sha256 FROM submissions ORDER BY id")
         names = [d[0] for d in cur.description]
         return [dict(zip(names, r)) for r in cur.fetchall()]
 
