@@ -291,3 +291,143 @@ def test_open_dataset_extracts_a_zip_and_cleans_up(good_dataset: Path, tmp_path:
         assert (root / "train.csv").is_file() and (root / "train" / "000.wav").is_file()
         extracted = root
     assert not extracted.exists()
+
+
+# --- the holdout split (#13 item 6) ----------------------------------------------------
+
+GOOD_HOLDOUT = [("000.wav", "cat"), ("001.wav", "bird")]
+
+
+def with_holdout(root: Path, rows=GOOD_HOLDOUT) -> Path:
+    write_csv(root / "holdout.csv", rows)
+    for filename, _ in rows:
+        write_wav(root / "holdout" / filename)
+    return root
+
+
+def test_good_holdout_split_passes_and_is_counted(good_dataset: Path, capsys) -> None:
+    code, out, err = run_check(with_holdout(good_dataset), capsys)
+    assert code == 0 and err == ""
+    assert "holdout 2 clips (cat 1, dog 0, bird 1), kept from the notebook" in out
+
+
+def test_without_a_holdout_split_the_summary_says_the_test_split_is_measured(good_dataset: Path, capsys) -> None:
+    code, out, _ = run_check(good_dataset, capsys)
+    assert code == 0 and "no holdout split: lstm.train measures on the test split" in out
+
+
+def test_holdout_file_missing_is_reported(good_dataset: Path, capsys) -> None:
+    with_holdout(good_dataset)
+    (good_dataset / "holdout" / "001.wav").unlink()
+    code, _, err = run_check(good_dataset, capsys)
+    assert code == 2 and "holdout/001.wav: listed in holdout.csv row 3 but the file does not exist" in err
+
+
+def test_holdout_unknown_class_is_reported(good_dataset: Path, capsys) -> None:
+    with_holdout(good_dataset, [("000.wav", "cow")])
+    code, _, err = run_check(good_dataset, capsys)
+    assert code == 2 and "holdout.csv row 2: unknown class 'cow' for '000.wav'" in err
+
+
+def test_holdout_missing_class_column_is_reported(good_dataset: Path, capsys) -> None:
+    with_holdout(good_dataset)
+    write_csv(good_dataset / "holdout.csv", GOOD_HOLDOUT, header="filename,label")
+    code, _, err = run_check(good_dataset, capsys)
+    assert code == 2 and "holdout.csv: no column 'class' (found: filename, label)" in err
+
+
+def test_empty_holdout_split_is_reported(good_dataset: Path, capsys) -> None:
+    with_holdout(good_dataset)
+    write_csv(good_dataset / "holdout.csv", [])
+    code, _, err = run_check(good_dataset, capsys)
+    assert code == 2 and "holdout.csv: lists no clips (only a header); the holdout split is empty" in err
+
+
+def test_holdout_folder_without_its_csv_is_reported(good_dataset: Path, capsys) -> None:
+    with_holdout(good_dataset)
+    (good_dataset / "holdout.csv").unlink()
+    code, _, err = run_check(good_dataset, capsys, lang="zh")
+    assert code == 2 and "holdout.csv：缺失，但 holdout/ 目录存在" in err
+
+
+def test_holdout_csv_without_its_folder_is_reported(good_dataset: Path, capsys) -> None:
+    write_csv(good_dataset / "holdout.csv", GOOD_HOLDOUT)
+    code, _, err = run_check(good_dataset, capsys)
+    assert code == 2 and "holdout/: folder missing" in err
+
+
+def test_broken_holdout_inside_a_zip_is_reported(good_dataset: Path, tmp_path: Path, capsys) -> None:
+    with_holdout(good_dataset, [("000.wav", "cow")])
+    code, _, err = run_check(zip_folder(good_dataset, tmp_path / "data.zip", prefix="data/"), capsys)
+    assert code == 2 and "holdout.csv row 2: unknown class 'cow'" in err
+
+
+# --- clips the lab's notebook opens by name: a warning, not a failure ------------------
+
+
+def test_a_clip_the_lab_plays_by_name_missing_is_a_warning_not_a_failure(good_dataset: Path, capsys) -> None:
+    write_csv(good_dataset / "train.csv", [r for r in GOOD_TRAIN if r[0] != "002.wav"])
+    (good_dataset / "train" / "002.wav").unlink()
+    code, out, err = run_check(good_dataset, capsys)
+    assert code == 0 and err == ""
+    assert "warning: train/002.wav: the lab's notebook opens this clip by name" in out
+    code = cli.main(["data", "check", str(good_dataset)])
+    assert code == 0 and "警告：train/002.wav" in capsys.readouterr().out
+
+
+def test_named_files_are_found_in_a_notebooks_code(tmp_path: Path) -> None:
+    from grader.data.validate import named_files_in
+
+    nb = {"cells": [
+        {"cell_type": "code", "source": ['Audio(f"{train_dir}/002.wav")\n', "x = os.path.join(test_dir, '007.wav')"]},
+        {"cell_type": "markdown", "source": "train/999.wav"},
+        {"cell_type": "code", "source": "y = f'{train_dir}/{name}.wav'  # a pattern, not a name\n# 'train/5.wav'"},
+    ], "nbformat": 4, "nbformat_minor": 5, "metadata": {}}
+    path = tmp_path / "lab.ipynb"
+    path.write_text(__import__("json").dumps(nb), encoding="utf-8")
+    assert named_files_in(path) == [("train", "002.wav"), ("test", "007.wav")]
+
+
+# --- dataset errors met while grading: DatasetError in the chosen language, never exit 3 ---
+
+
+@pytest.mark.parametrize(("breakage", "english"), [
+    ("unknown_class", "unknown class(es) cow"),
+    ("no_class_column", "holdout.csv: no column 'class'"),
+    ("missing_file", "holdout/001.wav: listed in holdout.csv but the file does not exist"),
+    ("no_csv", "holdout.csv: missing"),
+    ("empty", "the holdout split is empty"),
+])
+def test_a_broken_holdout_met_while_grading_is_a_dataset_error(good_dataset: Path, tmp_path: Path, breakage: str,
+                                                               english: str) -> None:
+    from grader.data.features import FeatureCache
+    from grader.errors import DatasetError
+    from grader.heldout import choose_heldout
+
+    with_holdout(good_dataset)
+    if breakage == "unknown_class":
+        write_csv(good_dataset / "holdout.csv", [("000.wav", "cow")])
+    elif breakage == "no_class_column":
+        write_csv(good_dataset / "holdout.csv", GOOD_HOLDOUT, header="filename,label")
+    elif breakage == "missing_file":
+        (good_dataset / "holdout" / "001.wav").unlink()
+    elif breakage == "no_csv":
+        (good_dataset / "holdout.csv").unlink()
+    else:
+        write_csv(good_dataset / "holdout.csv", [])
+    with pytest.raises(DatasetError) as caught:
+        choose_heldout(good_dataset, synthetic=False, cache=FeatureCache(tmp_path / "mfcc"))
+    message, _ = caught.value.text_in("en")
+    assert english in message and caught.value.exit_code == 2
+    assert not any("\u4e00" <= ch <= "\u9fff" for ch in message)  # English under --lang en
+    assert any("\u4e00" <= ch <= "\u9fff" for ch in caught.value.text_in("zh")[0])
+
+
+def test_check_with_a_broken_holdout_exits_2_in_english_before_the_notebook_runs(good_dataset: Path,
+                                                                                 tmp_path: Path, capsys) -> None:
+    from grader.paths import TEMPLATE_NOTEBOOK
+
+    with_holdout(good_dataset, [("000.wav", "cow")])
+    code = cli.main(["--lang", "en", "check", str(TEMPLATE_NOTEBOOK), "--data", str(good_dataset)])
+    err = capsys.readouterr().err
+    assert code == 2 and "holdout.csv row 2: unknown class 'cow'" in err and "Traceback" not in err
