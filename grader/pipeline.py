@@ -15,6 +15,7 @@ import nbformat
 
 from grader import __version__
 from grader.calibrate import calibrated_rubric
+from grader.checks.builtin import notebook_hits
 from grader.checks.loops import CellRun, check_loaders, check_loops
 from grader.default_data import dataset
 from grader.devices import DeviceChoice, resolve_device
@@ -170,8 +171,10 @@ def _grade(path: Path, nb: nbformat.NotebookNode, rubric: Rubric, device: Device
                 except InternalError as exc:  # a verdict for the checks it would have run, not exit 3
                     results += _not_probed(results, hidden, Msg("pipeline.fallback_failed", {"error": str(exc)[:300]}))
                     return results, execution, timings, fallback, curve
+            builtin_hits = notebook_hits([c.source for c in nb.cells
+                                          if c.get("cell_type") == "code" and isinstance(c.get("source"), str)])
             results += _probe_checks(session, class_sources, rubric, device, data_dir, seed, timings,
-                                      oracle, hidden, synthetic_data=options.data is None)
+                                      oracle, hidden, synthetic_data=options.data is None, builtin_hits=builtin_hits)
         finally:
             session.close()
     finally:
@@ -213,7 +216,7 @@ def _start_fallback(session: KernelSession, nb: nbformat.NotebookNode, class_sou
 
 def _probe_checks(session: KernelSession, class_sources: dict[str, str], rubric: Rubric, device: DeviceChoice,
                   data_dir: Path, seed: int, timings: dict[str, float], oracle: Oracle, hidden: frozenset[str],
-                  synthetic_data: bool) -> list[CheckResult]:
+                  synthetic_data: bool, builtin_hits: dict[str, list[str]] | None = None) -> list[CheckResult]:
     from grader.checks.model import run_model_checks
     from grader.heldout import choose_heldout
     from grader.training import run_training_check
@@ -221,7 +224,8 @@ def _probe_checks(session: KernelSession, class_sources: dict[str, str], rubric:
     mark = time.monotonic()
     # *.sizes needs answers at other sizes, which only the live reference gives.
     other_sizes = oracle.kind == "live" and not {"rnn.sizes", "lstm.sizes"} <= hidden
-    results = run_model_checks(session, class_sources, oracle, rng_seed=seed, other_sizes=other_sizes)
+    results = run_model_checks(session, class_sources, oracle, rng_seed=seed, other_sizes=other_sizes,
+                               notebook_hits=builtin_hits)
     results = [r for r in results if r.id not in hidden]
     timings["model_checks_s"] = time.monotonic() - mark
     if "lstm.train" in hidden:

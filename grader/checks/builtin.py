@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import re
+from typing import Any
 
 from grader.checks.common import names, result
 from grader.harvest import ProbeReply
@@ -72,13 +73,63 @@ def _last_name(node: ast.AST) -> str:
     return ""
 
 
-def check_no_builtin(spec: ModelSpec, reply: ProbeReply, source: str | None) -> CheckResult:
+# What the probe may report it saw (grader/kernel/probe.py `_observe`): names are re-checked here, so a forged
+# report can only ever cost its own notebook points.
+_RUNTIME_NAMES = ("lstm", "gru", "rnn_tanh", "rnn_relu", "cudnn_rnn", "miopen_rnn", "mkldnn_rnn", "rnn_layer")
+_MAX_EVIDENCE = 20
+_MAX_NAME_CHARS = 100
+
+
+def runtime_ops(observed: Any) -> tuple[list[str], bool]:
+    """(recurrent functions/operators the watched forward ran, whether the watching itself worked)."""
+    if not isinstance(observed, dict) or not isinstance(observed.get("recurrent"), list):
+        return [], False
+    names = [n[:_MAX_NAME_CHARS] for n in observed["recurrent"][:_MAX_EVIDENCE]
+             if isinstance(n, str) and any(k in n.lower() for k in _RUNTIME_NAMES)]
+    return sorted(set(names)), observed.get("ok") is True
+
+
+def notebook_hits(cell_sources: list[str]) -> dict[str, list[str]]:
+    """Built-in recurrent layers or ops written anywhere in the notebook, per class prefix ("rnn", "lstm").
+
+    A helper in another cell can do the work for a class, so every cell is scanned. A hit is charged to the class
+    its name belongs to (LSTM names to lstm, RNN names to rnn); a GRU, _VF or a base class could serve either.
+    """
+    found: dict[str, set[str]] = {"rnn": set(), "lstm": set()}
+    for source in cell_sources:
+        for hit in scan_source(source):
+            for prefix in _families(hit):
+                found[prefix].add(hit)
+    return {prefix: sorted(hits)[:_MAX_EVIDENCE] for prefix, hits in found.items()}
+
+
+def _families(hit: str) -> tuple[str, ...]:
+    low = hit.lower()
+    if "lstm" in low:
+        return ("lstm",)
+    if "rnn" in low and "base" not in low:
+        return ("rnn",)
+    return ("rnn", "lstm")
+
+
+def check_no_builtin(spec: ModelSpec, reply: ProbeReply, source: str | None, *,
+                     elsewhere: list[str] | None = None, observed: Any = None) -> CheckResult:
+    """Fails on any of: a built-in recurrent module in the model, one named in the class's source or elsewhere in
+    the notebook, or a recurrent function or operator that ran during a watched forward pass. Names the evidence."""
     check_id = f"{spec.prefix}.no_builtin"
     modules = builtin_modules(reply)
     in_source = scan_source(source) if source else []
-    details = {"modules": modules, "source": in_source, "source_scanned": source is not None,
+    other_cells = [h for h in (elsewhere or []) if h not in in_source]
+    ran, watched = runtime_ops(observed)
+    details = {"modules": modules, "source": in_source, "elsewhere": other_cells, "runtime": ran,
+               "runtime_observed": watched, "source_scanned": source is not None,
                "module_tree_scanned": bool(reply.steps.get("modules", {}).get("ok"))}
-    if modules or in_source:
+    evidence = modules + in_source
+    if other_cells:
+        evidence.append(f"{', '.join(other_cells)} (in another cell)")
+    if ran:
+        evidence.append(f"{', '.join(ran)} (ran during forward)")
+    if evidence:
         return result(check_id, Status.FAILED, "no_builtin.found", details=details,
-                      cls=spec.class_name, names=names(modules + in_source))
+                      cls=spec.class_name, names=names(evidence))
     return result(check_id, Status.PASSED, "no_builtin.ok", details=details, cls=spec.class_name)

@@ -46,6 +46,7 @@ def run_model_checks(
     rng_seed: int | None = None,
     sizes: Sizes = LAB_SIZES,
     other_sizes: bool = False,
+    notebook_hits: dict[str, list[str]] | None = None,
 ) -> list[CheckResult]:
     """All rnn.* and lstm.* results, in the order of lab_api.CHECK_NAMES per class (+ `sizes` last).
 
@@ -59,7 +60,8 @@ def run_model_checks(
     results: list[CheckResult] = []
     for i, spec in enumerate(MODELS):
         source = class_sources.get(spec.class_name)
-        lab = check_model(runner, oracle, spec, source, seed + i, sizes)
+        elsewhere = (notebook_hits or {}).get(spec.prefix, [])
+        lab = check_model(runner, oracle, spec, source, seed + i, sizes, elsewhere=elsewhere)
         results.extend(lab)
         if other_sizes:
             results.append(check_other_sizes(runner, oracle, spec, source, seed + 100 + i, lab))
@@ -104,7 +106,8 @@ def _transport_failure(spec: ModelSpec, reply: ProbeReply) -> list[CheckResult]:
 
 
 def check_model(
-    runner: KernelRunner, oracle: Oracle, spec: ModelSpec, source: str | None, seed: int, sizes: Sizes = LAB_SIZES
+    runner: KernelRunner, oracle: Oracle, spec: ModelSpec, source: str | None, seed: int, sizes: Sizes = LAB_SIZES,
+    *, elsewhere: list[str] | None = None,
 ) -> list[CheckResult]:
     request = {
         "mode": "inspect",
@@ -126,7 +129,7 @@ def check_model(
 
     params = check_params(spec, sizes, inspect)
     init = check_init(spec, inspect)
-    no_builtin = check_no_builtin(spec, inspect, source)
+    no_builtin = check_no_builtin(spec, inspect, source, elsewhere=elsewhere)
 
     unusable = [p for p in spec.param_paths if p not in params.layouts]
     if unusable:
@@ -141,6 +144,8 @@ def check_model(
     if not run.ok:
         failed = _transport_failure(spec, run)
         return [defined, params.result, init, failed[3], failed[4], no_builtin]
+    # Judged again with what the watched forward pass ran (the probe's `observed` step).
+    no_builtin = check_no_builtin(spec, inspect, source, elsewhere=elsewhere, observed=run.steps.get("observed"))
     view = view_run(run)
     forward = check_forward(oracle, spec, data, view)
     grad = check_grad(oracle, spec, data, view, params.layouts, params.untrained, sizes)

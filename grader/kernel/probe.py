@@ -49,7 +49,14 @@ _json_loads = _json.loads
 _replace = _os.replace
 _join = _os.path.join
 
+from torch.overrides import TorchFunctionMode as _TorchFunctionMode
+from torch.utils._python_dispatch import TorchDispatchMode as _TorchDispatchMode
+
 PROBE_VERSION = 1
+# Names of torch functions and ATen operators that run a whole recurrent layer or cell: nn.LSTM & co. and
+# torch.lstm reach `lstm`/`mkldnn_rnn_layer`/`_cudnn_rnn`, cells `lstm_cell`, NPU builds `npu_lstm`.
+_RECURRENT_NAMES = ("lstm", "gru", "rnn_tanh", "rnn_relu", "cudnn_rnn", "miopen_rnn", "mkldnn_rnn", "rnn_layer")
+MAX_OBSERVED = 20
 MAX_ARRAY_ELEMENTS = 1_000_000  # no legitimate output of the lab's classes comes close
 MAX_ERROR_CHARS = 500
 MAX_LIST = 200
@@ -267,6 +274,57 @@ def _run_calls(model, req, req_dir, dtype, out, tag):
     return calls, grad
 
 
+def _is_recurrent(name):
+    low = _str(name).lower()
+    for key in _RECURRENT_NAMES:
+        if key in low:
+            return True
+    return False
+
+
+class _SeenFunctions(_TorchFunctionMode):
+    """Records the recurrent torch functions called (torch.lstm, _VF.gru, torch.lstm_cell, ...)."""
+
+    def __init__(self, seen):
+        super().__init__()
+        self.seen = seen
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = _getattr(func, "__name__", "")
+        if _is_recurrent(name) and _len(self.seen) < MAX_OBSERVED:
+            self.seen.add("torch." + _str(name))
+        return func(*args, **(kwargs or {}))
+
+
+class _SeenOperators(_TorchDispatchMode):
+    """Records the recurrent ATen operators dispatched (what a fused LSTM kernel runs as)."""
+
+    def __init__(self, seen):
+        super().__init__()
+        self.seen = seen
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = _str(_getattr(func, "overloadpacket", func))
+        if _is_recurrent(name) and _len(self.seen) < MAX_OBSERVED:
+            self.seen.add(name)
+        return func(*args, **(kwargs or {}))
+
+
+def _observe(model, args):
+    """One more forward call, watched: the recurrent functions and operators it ran.
+
+    Separate from the calls that are judged, so that watching can never change a verdict on the equations.
+    Runs in the student's process, which can undo it: defence in depth behind the static scan.
+    """
+    seen = _builtins.set()
+    try:
+        with _no_grad(), _SeenFunctions(seen), _SeenOperators(seen):
+            model(*args)
+    except BaseException as exc:
+        return {"ok": False, "error": _err(exc), "recurrent": _builtins.sorted(seen)}
+    return {"ok": True, "recurrent": _builtins.sorted(seen)}
+
+
 def _run(user_ns, req, req_dir, out):
     """Forward/backward in each requested dtype until the plain call works."""
     attempts = []
@@ -294,6 +352,10 @@ def _run(user_ns, req, req_dir, out):
             ok = calls.get(req["calls"][0]["name"], {}).get("ok", False)
             attempts.append({"dtype": dname, "ok": ok, "calls": calls, "grad": grad, "param_dtypes": dtypes})
             if ok:
+                device = req.get("device") or "cpu"
+                first = req["calls"][0]["args"]
+                args = [_from_numpy(_load(req_dir, req["inputs"][a])).to(device=device, dtype=dtype) for a in first]
+                out.step("observed", _observe(model, args))
                 break
         except BaseException as exc:
             attempts.append({"dtype": dname, "ok": False, "error": _err(exc)})
