@@ -318,7 +318,7 @@ class CalibrationResult:
     def seed_line(s: SeedResult) -> Msg:
         return Msg("training.calibrate_seed", {
             "seed": s.seed, "accuracy": s.best_accuracy, "epoch": s.best_epoch, "epochs": s.epochs,
-            "seconds": s.duration_s, "note": s.error})
+            "seconds": s.duration_s, "note": f" ({s.outcome}: {s.error})" if s.error else ""})
 
     def conclusion(self) -> list[Msg]:
         if self.problem is not None:
