@@ -132,6 +132,8 @@ class CellRecord:
     source: str
     message: Msg | None = None
     output_truncated: bool = False
+    # A frame of the traceback (not its message, which the student writes) is in a `forward` method.
+    model_frames: bool = False
 
 
 @dataclass
@@ -371,6 +373,7 @@ class _CellOutcome:
     message: Msg | None = None
     died: bool = False
     outputs: list = field(default_factory=list)
+    model_frames: bool = False
 
 
 class KernelSession:
@@ -663,10 +666,13 @@ class KernelSession:
         began = time.monotonic()
         watchdog.arm(began + timeout_s + self.limits.kill_grace_s)
         died = False
+        malformed: str | None = None
         try:
             client.execute_cell(cell, index, store_history=store_history)
         except DeadKernelError:
             died = True
+        except Exception as exc:  # noqa: BLE001 - the kernel's messages are the student's: a bad one is their verdict
+            malformed = f"{type(exc).__name__}: {exc}"[:_ERROR_VALUE_CHARS]
         finally:
             watchdog.disarm()
         _coalesce_streams(cell)
@@ -674,19 +680,24 @@ class KernelSession:
         if died or not self.alive():
             self._dead = True
             return self._death_outcome(duration, watchdog.fired, timeout_s)
-        content = (replies[-1].get("content") if replies else None) or {}
+        if malformed is not None:
+            return _CellOutcome("error", duration, error_name="MalformedKernelMessage", error_value=malformed,
+                                message=Msg("exec.malformed_message"))
+        content = _reply_content(replies)
         if content.get("status") != "error":
             return _CellOutcome("ok", duration)
-        name = content.get("ename")
+        name = _text_field(content.get("ename")) or None
         overran = duration >= timeout_s - 0.5
         status: CellStatus = "timeout" if name == "KeyboardInterrupt" and overran else "error"
+        lines = content.get("traceback")
         return _CellOutcome(
             status,
             duration,
             error_name=name,
-            error_value=(content.get("evalue") or "")[:_ERROR_VALUE_CHARS],
-            traceback=short_traceback(content.get("traceback") or []),
+            error_value=_text_field(content.get("evalue"))[:_ERROR_VALUE_CHARS],
+            traceback=short_traceback([x for x in lines if isinstance(x, str)] if isinstance(lines, list) else []),
             message=Msg("exec.cell_timeout", {"seconds": round(timeout_s)}) if status == "timeout" else None,
+            model_frames=_frames_in_forward(lines),
         )
 
     def _death_outcome(self, duration: float, killed: bool, timeout_s: float) -> _CellOutcome:
@@ -743,7 +754,7 @@ class KernelSession:
             records.append(
                 CellRecord(
                     index, outcome.status, outcome.duration_s, outcome.error_name, outcome.error_value,
-                    outcome.traceback, cell.source, outcome.message, client.truncated,
+                    outcome.traceback, cell.source, outcome.message, client.truncated, outcome.model_frames,
                 )
             )
         escapes = find_shell_escapes(nb)
@@ -771,8 +782,9 @@ class KernelSession:
         cell = nbformat.v4.new_code_cell(f"{PROBE_MARKER!r}\n{code}")
         client.nb = nbformat.v4.new_notebook(cells=[cell])
         outcome = self._execute(cell, 0, timeout_s, store_history=False)
-        streams = {name: "".join(o.get("text", "") for o in cell.outputs
-                                 if o.get("output_type") == "stream" and o.get("name") == name)
+        streams = {name: "".join(o["text"] for o in cell.outputs
+                                 if o.get("output_type") == "stream" and o.get("name") == name
+                                 and isinstance(o.get("text"), str))
                    for name in ("stdout", "stderr")}
         return CodeResult(
             ok=outcome.status == "ok",
@@ -783,6 +795,28 @@ class KernelSession:
             kernel_died=outcome.died,
             stderr=streams["stderr"],
         )
+
+
+def _frames_in_forward(lines: Any) -> bool:
+    """Whether a frame of an IPython traceback (a list: one entry per frame, the exception's message last)
+    runs in a `forward` method. The message is left out: the student writes it, and "in forward" there once
+    excused a loop's own crash (measured)."""
+    if not isinstance(lines, list):
+        return False
+    frames = [strip_ansi(x) for x in lines[:-1][-_TRACEBACK_LINES:] if isinstance(x, str)]
+    return any(", in forward" in f or "forward(" in f.split("\n", 1)[0] or ".forward(" in f for f in frames)
+
+
+def _reply_content(replies: list[Any]) -> dict[str, Any]:
+    """The last execute_reply's content, or {} when the kernel sent something else."""
+    reply = replies[-1] if replies else None
+    content = reply.get("content") if isinstance(reply, dict) else None
+    return content if isinstance(content, dict) else {}
+
+
+def _text_field(value: Any) -> str:
+    """A reply field that should be a string; a kernel can send any JSON there."""
+    return value if isinstance(value, str) else ("" if value is None else str(value)[:_ERROR_VALUE_CHARS])
 
 
 def _coalesce_streams(cell: nbformat.NotebookNode) -> None:

@@ -157,6 +157,8 @@ def read_reply(out_dir: UntrustedDir, *, fallback_reason: str = "") -> ProbeRepl
         index = manifest["arrays"]
         if not isinstance(steps, dict) or not isinstance(index, dict) or len(index) > MAX_ARRAYS:
             raise ValueError("manifest layout")
+        if not all(isinstance(v, dict) for v in steps.values()):  # every step is an object; checks read it so
+            raise ValueError("manifest steps layout")
         arrays: dict[str, np.ndarray] = {}
         total = 0
         for key, entry in index.items():
@@ -166,7 +168,7 @@ def read_reply(out_dir: UntrustedDir, *, fallback_reason: str = "") -> ProbeRepl
                 raise ValueError("arrays too large in total")
             arrays[str(key)] = arr
     # RecursionError: a manifest nested thousands deep; UnsafeFile (an OSError): a link, a FIFO, too big
-    except (ValueError, KeyError, TypeError, OSError, RecursionError) as exc:
+    except (ValueError, KeyError, TypeError, OSError, RecursionError, OverflowError) as exc:
         return ProbeReply(failure=BAD_RESULT, reason=str(exc)[:300])
     return ProbeReply(steps=steps, arrays=arrays)
 

@@ -155,7 +155,7 @@ def _grade(path: Path, nb: nbformat.NotebookNode, rubric: Rubric, device: Device
             execution = session.run_notebook(nb)
             timings["execute_s"] = time.monotonic() - mark
             results.append(_notebook_runs(execution))
-            runs = {c.index: CellRun(c.status, c.traceback or "") for c in execution.cells}
+            runs = {c.index: CellRun(c.status, c.traceback or "", c.model_frames) for c in execution.cells}
             # Static reads of the notebook and its cell statuses; a hidden one is dropped unreported.
             static = [check_loaders(nb, runs), *check_loops(nb, runs)]
             results += [r for r in static if r.id not in hidden]

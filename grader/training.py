@@ -216,13 +216,23 @@ def read_report(folder: UntrustedDir, name: str, epoch: int) -> dict[str, Any]:
         raise BadOutput(f"{name}: not a report for epoch {epoch}")
     if report["ok"]:
         loss = report.get("loss")
-        if loss is not None and (not isinstance(loss, (int, float)) or isinstance(loss, bool) or not math.isfinite(loss)):
+        if loss is not None and not _finite_number(loss):
             raise BadOutput(f"{name}: loss {str(loss)[:50]} is not a finite number")
         return {"ok": True, "loss": None if loss is None else float(loss)}
     phase, error = report.get("phase"), report.get("error")
     if phase not in _PHASES or not isinstance(error, str):
         raise BadOutput(f"{name}: unknown failure report")
     return {"ok": False, "phase": phase, "error": error[:500]}
+
+
+def _finite_number(value: Any) -> bool:
+    """A JSON number that is a finite float (an int of 400 digits overflows math.isfinite)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 def accuracy(preds: np.ndarray, labels: np.ndarray) -> float:
@@ -289,6 +299,8 @@ def _one_epoch(runner: KernelRunner, folder: UntrustedDir, code: str, epoch: int
         preds = read_predictions(folder, f"pred_{epoch}.npy", len(labels))
     except BadOutput as exc:
         return None, "bad_output", str(exc)
+    except Exception as exc:  # noqa: BLE001 - whatever else the kernel's files make the checks raise
+        return None, "bad_output", f"{type(exc).__name__}: {exc}"[:300]
     return EpochPoint(epoch, report["loss"], accuracy(preds, labels)), "", ""
 
 

@@ -89,7 +89,7 @@ def _train_cells(nb) -> list[int]:
 
 def test_a_correct_loop_that_crashes_inside_the_model_still_passes():
     nb = read_notebook(REFERENCE_NOTEBOOK)
-    crash = CellRun("error", 'Cell In[12], line 9\n----> 9 logits = model(features)\nFile ..., in forward(self, x)\nRuntimeError: mat1 and mat2 shapes cannot be multiplied')
+    crash = CellRun("error", 'Cell In[12], line 9\n----> 9 logits = model(features)\nFile ..., in forward(self, x)\nRuntimeError: mat1 and mat2 shapes cannot be multiplied', model_frames=True)
     runs = {i: crash for i in _train_cells(nb)}
     assert _statuses(nb, runs)["loop.train"][0] is Status.PASSED
 
@@ -100,3 +100,13 @@ def test_a_loop_that_crashes_in_its_own_code_fails():
     runs = {i: crash for i in _train_cells(nb)}
     status, problems = _statuses(nb, runs)["loop.train"]
     assert status is Status.FAILED and problems == ["rnn:cell_error", "lstm:cell_error"]
+
+
+def test_only_traceback_frames_blame_the_model_never_the_message():
+    from grader.execute import _frames_in_forward
+
+    frame = "\x1b[0;31mFile\x1b[0m /tmp/x.py:3, in CustomLSTM.forward(self, x)\n      2 def forward(self, x):\n----> 3 ..."
+    assert _frames_in_forward(["Cell In[5], line 9\n----> 9 logits = model(x)", frame, "RuntimeError: shapes"])
+    assert not _frames_in_forward(["Cell In[5], line 3\n----> 3 optimiser.step()", "RuntimeError: in forward"])
+    assert not _frames_in_forward(["Cell In[5], line 3", "NameError: x\nFile a.py:1, in forward(self)"])
+    assert not _frames_in_forward("not a list")

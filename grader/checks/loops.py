@@ -32,6 +32,9 @@ class CellRun:
 
     status: str
     traceback: str = ""
+    # A frame of its traceback (never the exception's message) is in a `forward` method
+    # (grader/execute.py CellRecord.model_frames).
+    model_frames: bool = False
 
 
 # ---------------------------------------------------------------- helpers
@@ -75,7 +78,7 @@ def _loops_over(tree: ast.Module, loader: str) -> list[ast.For]:
 
 def _crash_is_models_fault(run: CellRun) -> bool:
     """A traceback that passes through a `forward` method blames the model, not the loop."""
-    return "in forward" in run.traceback or ".forward(" in run.traceback
+    return run.model_frames
 
 
 # ---------------------------------------------------------------- data.loaders

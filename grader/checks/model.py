@@ -61,10 +61,17 @@ def run_model_checks(
     for i, spec in enumerate(MODELS):
         source = class_sources.get(spec.class_name)
         elsewhere = (notebook_hits or {}).get(spec.prefix, [])
-        lab = check_model(runner, oracle, spec, source, seed + i, sizes, elsewhere=elsewhere)
+        try:
+            lab = check_model(runner, oracle, spec, source, seed + i, sizes, elsewhere=elsewhere)
+        except Exception as exc:  # noqa: BLE001 - a reply shaped to break a check costs that class, not the run
+            lab = _all(spec, Status.ERROR, "kernel.no_result", reason=f"{type(exc).__name__}: {exc}"[:300])
         results.extend(lab)
         if other_sizes:
-            results.append(check_other_sizes(runner, oracle, spec, source, seed + 100 + i, lab))
+            try:
+                results.append(check_other_sizes(runner, oracle, spec, source, seed + 100 + i, lab))
+            except Exception as exc:  # noqa: BLE001
+                results.append(result(f"{spec.prefix}.sizes", Status.ERROR, "kernel.no_result",
+                                      reason=f"{type(exc).__name__}: {exc}"[:300]))
     return results
 
 
