@@ -176,19 +176,34 @@ def choose_protections(mode: SandboxMode, lang: str = "zh") -> Protections:
     return protections
 
 
+WORK_FOLDER = "work"
+
+
 def prepare_workdir(notebook_path: Path, data_dir: Path, parent: Path | None = None) -> Path:
     """A fresh private folder with a copy of the notebook and the dataset at data/.
 
-    The caller owns the folder (remove it with untrusted_fs.remove_tree when done: the kernel writes there).
+    The folder is `grader-run-XXXX/work`: the kernel owns what is bound into its sandbox (its uid maps to the
+    grader's, root on most TA machines) and can chmod it, so the folder it gets sits inside a 0700 one it never
+    sees. Opening its own folder to everyone then exposes nothing: a set-uid root file planted there was
+    runnable by any local user before (measured). Remove it with remove_workdir.
     """
     notebook_path, data_dir = Path(notebook_path), Path(data_dir)
     if parent is not None:
         Path(parent).mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix="grader-run-", dir=parent))
+    root = Path(tempfile.mkdtemp(prefix="grader-run-", dir=parent))
+    workdir = root / WORK_FOLDER
+    workdir.mkdir(mode=0o700)
     shutil.copy2(notebook_path, workdir / notebook_path.name)
     # The TA's held-out split (grader/heldout.py) never enters the kernel's folder.
     shutil.copytree(data_dir, workdir / "data", symlinks=False, ignore=_hide_holdout(data_dir))
     return workdir
+
+
+def remove_workdir(workdir: Path) -> bool:
+    """Remove a folder made by prepare_workdir, with its private parent (no recursion, no links followed)."""
+    workdir = Path(workdir)
+    private = workdir.name == WORK_FOLDER and workdir.parent.name.startswith("grader-run-")
+    return untrusted_fs.remove_tree(workdir.parent if private else workdir)
 
 
 def _hide_holdout(data_dir: Path) -> Any:
@@ -489,6 +504,8 @@ class KernelSession:
             )
             self._client.start_new_kernel_client()
             self._watch_channels(monitor_prefix)
+            if self._ipc_dir is not None:  # its sockets are bound and no student code has run yet
+                sandbox.lock_socket_folder(self._ipc_dir)
         except Exception as exc:
             log.close()
             # The kernel's own last words say why it died (an import, a limit); the TA needs them. Read
@@ -533,7 +550,8 @@ class KernelSession:
         if self.workdir_dir is not None:
             self.workdir_dir.close()
             self.workdir_dir = None
-        for folder in (self._run_dir, self._ipc_dir, self._scratch_dir):
+        ipc_root = self._ipc_dir.parent if self._ipc_dir is not None else None
+        for folder in (self._run_dir, ipc_root, self._scratch_dir):
             if folder is not None:
                 untrusted_fs.remove_tree(folder)  # the kernel could write in each: no recursion, no links
         self._run_dir = self._ipc_dir = self._scratch_dir = None

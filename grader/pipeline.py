@@ -20,7 +20,7 @@ from grader.checks.loops import CellRun, check_loaders, check_loops
 from grader.default_data import dataset
 from grader.devices import DeviceChoice, resolve_device
 from grader.execute import (CellRecord, ExecutionLimits, ExecutionResult, KernelSession, SandboxMode,
-                            choose_protections, prepare_workdir)
+                            choose_protections, prepare_workdir, remove_workdir)
 from grader.messages import Msg
 from grader.notebook import find_class_sources, find_loader_workers, find_top_level_imports, read_notebook
 from grader.oracle import Oracle, load_oracle
@@ -33,7 +33,6 @@ from grader.seeds import derived, load_or_create_secret, notebook_seed, user_sec
 from grader.score import ScoredCheck, requirement_message, score_results, total, unmet_requirements
 from grader.student_curve import harvest_student_curve
 from grader.threads import limit_torch_threads
-from grader.untrusted_fs import remove_tree
 
 CLASS_NAMES = ["CustomRNN", "CustomLSTM"]
 
@@ -180,7 +179,7 @@ def _grade(path: Path, nb: nbformat.NotebookNode, rubric: Rubric, device: Device
     finally:
         for folder in (workdir, fallback_dir):
             if folder is not None:
-                remove_tree(folder)  # the kernel wrote there: no recursion, no links followed, bounded
+                remove_workdir(folder)  # the kernel wrote there: no recursion, no links followed, bounded
     return results, execution, timings, fallback, curve
 
 

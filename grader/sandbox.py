@@ -329,7 +329,33 @@ def make_ipc_dir() -> Path:
     base = tempfile.gettempdir()
     if len(base) > _IPC_PARENT_MAX_CHARS:
         base = "/tmp" if os.path.isdir("/tmp") else base
-    return Path(tempfile.mkdtemp(prefix="gk-", dir=base))
+    # The sockets go in gk-XXXX/s: the kernel owns the folder bound into its sandbox and could open it to
+    # everyone; gk-XXXX stays 0700 and unseen (remove the parent when done).
+    folder = Path(tempfile.mkdtemp(prefix="gk-", dir=base)) / "s"
+    folder.mkdir(mode=0o700)
+    return folder
+
+
+# A uid no kernel is mapped to: the socket folder is handed to it once the kernel's sockets exist.
+_NOBODY_UID = 65534
+
+
+def lock_socket_folder(folder: Path) -> bool:
+    """Make the kernel's socket folder unchangeable to the kernel, once its sockets are bound.
+
+    The grader's zmq client reconnects by path; a kernel that replaced a socket file by a link to a host
+    socket made the grader, as root, connect there (measured). The kernel's uid maps to the grader's, so it
+    owns the folder and could chmod it back; owned by a uid not mapped into its sandbox, with mode 0755, it
+    can neither add, remove nor rename an entry. Needs root (chown); True when done.
+    """
+    if os.geteuid() != 0:
+        return False
+    try:
+        os.chown(folder, _NOBODY_UID, _NOBODY_UID, follow_symlinks=False)
+        os.chmod(folder, 0o755)  # others: r-x. The parent stays 0700, so no local user reaches it either.
+    except OSError:
+        return False
+    return True
 
 
 def make_scratch_dir() -> Path:

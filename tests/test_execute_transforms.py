@@ -137,7 +137,7 @@ def test_prepare_workdir_copies_notebook_and_data(tmp_path) -> None:  # noqa: AN
     workdir = prepare_workdir(nb, data, parent=tmp_path / "runs")
     assert (workdir / "lab.ipynb").is_file()
     assert (workdir / "data" / "train.csv").is_file() and (workdir / "data" / "train").is_dir()
-    assert workdir.parent == tmp_path / "runs"
+    assert workdir.parent.parent == tmp_path / "runs" and workdir.parent.stat().st_mode & 0o777 == 0o700
 
 
 @pytest.mark.parametrize(("device", "backend"), [("cpu", "npu"), ("cuda:0", "privateuseone")])
