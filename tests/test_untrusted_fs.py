@@ -173,3 +173,18 @@ def test_usage_counts_without_following_links_and_flags_deep_trees(kernel: Path,
     deep = usage(kernel, max_entries=10_000, max_depth=64)
     assert deep.too_deep
     assert usage(kernel, max_entries=10, max_depth=1000).entries == 10
+
+
+def test_files_deleted_but_held_open_are_counted(tmp_path: Path) -> None:
+    from grader.execute import unlinked_open_bytes
+
+    before = unlinked_open_bytes([os.getpid()])
+    fd = os.open(tmp_path / "hidden", os.O_CREAT | os.O_WRONLY)
+    try:
+        os.unlink(tmp_path / "hidden")
+        os.write(fd, b"x" * 2**20)
+        os.fsync(fd)
+        assert unlinked_open_bytes([os.getpid()]) - before >= 2**20
+    finally:
+        os.close(fd)
+    assert unlinked_open_bytes([os.getpid(), 2**22 + 7]) == before  # a pid that is gone counts nothing
