@@ -420,6 +420,7 @@ class KernelSession:
         self._cgroup: sandbox.PidsCgroup | None = None
         self._disk_base = 0
         self._disk_checked_at = 0.0
+        self._shmem_checked_at = 0.0
         self._monitors: list[zmq.Socket] = []
         self._cut_since: float | None = None
         self._dead = False
@@ -481,7 +482,8 @@ class KernelSession:
         env = launch.kernel_env(self.workdir, ipython_dir, self.device.torch_device, not self.remap_npu)
         self._prepare_kernel_folders()
         self._disk_base = self._kernel_usage().bytes
-        self._watchdog = _Watchdog(self._kill_group, [("disk", self._over_disk_budget), ("flood", self._channel_cut)])
+        self._watchdog = _Watchdog(self._kill_group, [("disk", self._over_disk_budget), ("flood", self._channel_cut),
+                                                      ("shmem", self._over_shared_memory)])
         memory = self.limits.memory_bytes if self.device.kind in _MEMORY_LIMITED_DEVICES else None
         process_limits = launch.ProcessLimits(
             memory, self.limits.file_size_bytes, self.limits.open_files, self.limits.processes,
@@ -668,6 +670,17 @@ class KernelSession:
                 pass
         return used - self._disk_base > self.limits.disk_bytes or entries >= _DISK_MAX_ENTRIES
 
+    def _over_shared_memory(self) -> bool:
+        """Whether the kernel's processes hold more shared memory than its memory limit.
+
+        RLIMIT_DATA does not count shared mappings: a MAP_SHARED|MAP_ANONYMOUS block of 2 GiB was fully touched
+        under a 1 GiB limit (measured), in RAM that no limit of the kernel's saw. Checked with the disk budget.
+        """
+        if time.monotonic() - self._shmem_checked_at < _DISK_CHECK_EVERY_S:
+            return False
+        self._shmem_checked_at = time.monotonic()
+        return shared_memory_bytes(self._kernel_pids()) > self.limits.memory_bytes
+
     def _kernel_pids(self) -> list[int]:
         """The kernel's processes: its pids cgroup when it has one, else its process group."""
         if self._cgroup is not None:
@@ -732,6 +745,9 @@ class KernelSession:
         if tripped == "disk":
             msg = Msg("exec.disk_limit", {"mib": self.limits.disk_bytes // MIB})
             return _CellOutcome("error", duration, "DiskLimit", None, None, msg, died=True)
+        if tripped == "shmem":
+            msg = Msg("exec.shared_memory_limit", {"mib": self.limits.memory_bytes // MIB})
+            return _CellOutcome("error", duration, "MemoryLimit", None, None, msg, died=True)
         if tripped == "flood":
             msg = Msg("exec.output_flood", {"mib": self.limits.message_bytes // MIB})
             return _CellOutcome("error", duration, "OutputFlood", None, None, msg, died=True)
@@ -850,6 +866,23 @@ def unlinked_open_bytes(pids: list[int]) -> int:
                         total += getattr(info, "st_blocks", 0) * 512 or info.st_size
         except OSError:
             continue
+    return total
+
+
+def shared_memory_bytes(pids: list[int]) -> int:
+    """Shared memory resident in the processes (RssShmem of /proc/<pid>/status; shared pages count per process)."""
+    total = 0
+    for pid in pids[:4096]:
+        try:
+            with open(f"/proc/{int(pid)}/status", "rb") as fh:
+                status = fh.read(8192)
+        except OSError:
+            continue
+        at = status.find(b"RssShmem:")
+        if at >= 0:
+            digits = status[at + 9:at + 40].split(b"kB", 1)[0].strip()
+            if digits.isdigit():
+                total += int(digits) * 1024
     return total
 
 

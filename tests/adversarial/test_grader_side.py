@@ -223,3 +223,25 @@ def test_a_fallback_kernel_that_cannot_start_is_a_verdict_not_exit_3(contained, 
     assert checked.statuses["notebook.runs"] == "failed" and checked.statuses["loop.train"] == "passed"
     lstm = next(c for c in checked.result["checks"] if c["id"] == "lstm.forward")
     assert lstm["status"] == "error" and "made to fail" in lstm["message"]
+
+
+SHARED_MEMORY = """\
+import mmap
+block = mmap.mmap(-1, 3 * 2**30)      # shared and anonymous: RLIMIT_DATA does not count it
+for at in range(0, len(block), 4096):
+    block[at] = 1
+print("touched")"""
+
+
+def test_shared_memory_beyond_the_memory_limit_stops_the_kernel(contained, quick_rubric, monkeypatch):
+    """A shared anonymous mapping is RAM the data limit never sees; the watchdog counts it (limit here 1 GiB)."""
+    import grader.pipeline as pipeline
+    from dataclasses import replace
+
+    plain = pipeline.execution_limits
+    monkeypatch.setattr(pipeline, "execution_limits", lambda *a, **k: replace(plain(*a, **k), memory_bytes=2**30))
+    checked = _grade(with_cells(reference(), SHARED_MEMORY, at="end"), contained.parent, "attack_shared_memory",
+                     quick_rubric)
+    last = _last_cell(checked)
+    assert (last["status"], last["error_name"]) == ("error", "MemoryLimit"), last
+    assert all(checked.statuses[c] == "passed" for c in MODEL_CHECKS), checked.statuses
