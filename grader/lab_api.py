@@ -50,9 +50,6 @@ class ParamSpec:
     cols: Dim
     rows: Dim | None = None
     fixed_layout: bool = False
-    # The template's LSTM init_weights Xavier-initialises every parameter with
-    # dim > 1, so a (1, H) bias legitimately ends up Xavier-initialised.
-    xavier_if_2d_bias: bool = False
 
     @property
     def is_bias(self) -> bool:
@@ -95,7 +92,7 @@ def _gate(letter: str) -> tuple[ParamSpec, ParamSpec, ParamSpec]:
     return (
         ParamSpec(f"W_x{letter}", rows=Dim.INPUT, cols=Dim.HIDDEN),
         ParamSpec(f"W_h{letter}", rows=Dim.HIDDEN, cols=Dim.HIDDEN),
-        ParamSpec(f"b_{letter}", cols=Dim.HIDDEN, xavier_if_2d_bias=True),
+        ParamSpec(f"b_{letter}", cols=Dim.HIDDEN),
     )
 
 

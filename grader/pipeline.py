@@ -156,8 +156,7 @@ def _grade(path: Path, nb: nbformat.NotebookNode, rubric: Rubric, device: Device
             results.append(_notebook_runs(execution))
             runs = {c.index: CellRun(c.status, c.traceback or "", c.model_frames) for c in execution.cells}
             # Static reads of the notebook and its cell statuses; a hidden one is dropped unreported.
-            static = [check_loaders(nb, runs), *check_loops(nb, runs)]
-            results += [r for r in static if r.id not in hidden]
+            results += [r for r in [check_loaders(nb, runs)] if r.id not in hidden]
             if session.alive():
                 curve = harvest_student_curve(session)
             if not session.alive():
@@ -168,12 +167,14 @@ def _grade(path: Path, nb: nbformat.NotebookNode, rubric: Rubric, device: Device
                 try:
                     _start_fallback(session, nb, class_sources, limits)
                 except InternalError as exc:  # a verdict for the checks it would have run, not exit 3
+                    results += _loop_checks(nb, runs, results, hidden)
                     results += _not_probed(results, hidden, Msg("pipeline.fallback_failed", {"error": str(exc)[:300]}))
                     return results, execution, timings, fallback, curve
             builtin_hits = notebook_hits([c.source for c in nb.cells
                                           if c.get("cell_type") == "code" and isinstance(c.get("source"), str)])
             results += _probe_checks(session, class_sources, rubric, device, data_dir, seed, timings,
                                       oracle, hidden, synthetic_data=options.data is None, builtin_hits=builtin_hits)
+            results += _loop_checks(nb, runs, results, hidden)
         finally:
             session.close()
     finally:
@@ -194,6 +195,22 @@ def _notebook_runs(execution: ExecutionResult) -> CheckResult:
         Msg("pipeline.runs_failed", {"cell": first.index + 1, "error": what, "count": len(failing)}),
         details={"failing_cells": [c.index + 1 for c in failing], "kernel_died": execution.kernel_died},
     )
+
+
+# A class failing one of these is broken as a model: a crash it causes in a correct loop is its fault.
+_MODEL_FAULT_CHECKS = ("defined", "params", "forward", "grad")
+
+
+def _loop_checks(nb: nbformat.NotebookNode, runs: dict[int, CellRun], results: list[CheckResult],
+                 hidden: frozenset[str]) -> list[CheckResult]:
+    """loop.train and loop.eval, judged after the model checks: a correct loop that crashed because the model
+    returned the wrong shape or has no parameters passes; the model's own checks charge the mistake."""
+    by_id = {r.id: r for r in results}
+    faulty = frozenset(prefix for prefix in ("rnn", "lstm")
+                       if any(by_id.get(f"{prefix}.{name}") is not None
+                              and by_id[f"{prefix}.{name}"].status is not Status.PASSED
+                              for name in _MODEL_FAULT_CHECKS))
+    return [r for r in check_loops(nb, runs, faulty_models=faulty) if r.id not in hidden]
 
 
 def _not_probed(results: list[CheckResult], hidden: frozenset[str], why: Msg) -> list[CheckResult]:

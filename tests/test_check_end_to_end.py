@@ -113,6 +113,20 @@ def test_detached_hidden_fails_exactly_rnn_grad(capsys):
     assert "detach" in grad["diagnosis"].lower()
 
 
+@pytest.mark.parametrize(("fixture", "fails"), [
+    # the RNN returns every step's logits: criterion(logits, labels) raises in the (correct) training cell
+    ("fails_rnn_forward_grad_runs_all_steps_logits_loops_pass", {"rnn.forward", "rnn.grad", "notebook.runs"}),
+    # the RNN's weights are plain tensors: Adam(model.parameters()) raises "empty parameter list"
+    ("fails_rnn_params_grad_runs_plain_tensors_loops_pass", {"rnn.params", "rnn.grad", "notebook.runs"}),
+    # (1, H) LSTM biases Xavier-initialised by the template's dim() > 1 rule are not zero at initialisation
+    ("fails_lstm_init_only_2d_bias_xavier", {"lstm.init"}),
+])
+def test_a_model_mistake_is_charged_to_the_model_never_to_a_correct_loop(capsys, fixture, fails):
+    code, result = run_check(capsys, FIXTURES / f"{fixture}.ipynb")
+    assert code == 1
+    assert not_passed(result) == fails
+
+
 def test_a_cell_that_swallows_interrupts_is_killed_and_every_check_still_gets_a_verdict(capsys, quick_rubric):
     code, result = run_check(capsys, FIXTURES / "hangs_after_lstm_yet_every_check_graded.ipynb", "--rubric", str(quick_rubric))
     assert code == 1

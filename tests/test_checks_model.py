@@ -60,6 +60,7 @@ EXPECTED: dict[str, dict[str, str | None]] = {
     "lstm_all_steps_logits": {"forward": "all_steps_logits", "grad": "all_steps_logits"},
     "lstm_params_not_registered": {"params": "not_registered", "grad": "not_registered"},
     "lstm_uses_torch_vf": {"no_builtin": None},
+    "lstm_2d_bias_xavier_init": {"init": None},
 }
 
 

@@ -233,7 +233,7 @@ def _takes_argmax(loop: ast.For) -> bool:
 
 
 def _judge_loop(check_id: str, loader: str, nb: nbformat.NotebookNode, runs: dict[int, CellRun],
-                problems_of) -> CheckResult:
+                problems_of, faulty_models: frozenset[str] = frozenset()) -> CheckResult:
     cells, unparsed = _find_loop_cells(nb, loader)
     failures: list[tuple[str, str]] = []
     for kind in ("rnn", "lstm"):
@@ -243,7 +243,8 @@ def _judge_loop(check_id: str, loader: str, nb: nbformat.NotebookNode, runs: dic
         cell = cells[kind]
         problems = problems_of(cell.loop)
         run = runs.get(cell.cell_index)
-        if not problems and run is not None and run.status in ("error", "timeout") and not _crash_is_models_fault(run):
+        crashed = run is not None and run.status in ("error", "timeout")
+        if not problems and crashed and kind not in faulty_models and not _crash_is_models_fault(run):
             problems = [f"cell_{run.status}"]
         failures += [(kind, p) for p in problems]
     if len(failures) == 2 and all(p == "missing" for _, p in failures):
@@ -264,9 +265,16 @@ def _eval_problems(loop: ast.For) -> list[str]:
     return ([] if _permutes_to_seq_first(loop) else ["no_permute"]) + ([] if _takes_argmax(loop) else ["no_argmax"])
 
 
-def check_loops(nb: nbformat.NotebookNode, runs: dict[int, CellRun]) -> list[CheckResult]:
-    """loop.train and loop.eval, each judging both the RNN's and the LSTM's cell."""
+def check_loops(nb: nbformat.NotebookNode, runs: dict[int, CellRun],
+                faulty_models: frozenset[str] = frozenset()) -> list[CheckResult]:
+    """loop.train and loop.eval, each judging both the RNN's and the LSTM's cell.
+
+    The loops are judged from their code; a cell's crash counts against a loop whose code is right only when
+    the crash is not the model's: `faulty_models` ("rnn", "lstm") failed their model checks (a wrong output
+    shape breaks `criterion(logits, labels)`, plain tensors leave `Adam` an empty parameter list), or a frame
+    of the traceback is in a `forward` method.
+    """
     return [
-        _judge_loop("loop.train", "train_loader", nb, runs, _train_problems),
-        _judge_loop("loop.eval", "test_loader", nb, runs, _eval_problems),
+        _judge_loop("loop.train", "train_loader", nb, runs, _train_problems, faulty_models),
+        _judge_loop("loop.eval", "test_loader", nb, runs, _eval_problems, faulty_models),
     ]

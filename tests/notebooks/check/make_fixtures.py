@@ -69,6 +69,12 @@ FIXTURES = {
     "passes_all_with_mixed_orientation": lambda: with_classes("correct_mixed_orientation.py"),
     "fails_lstm_forward_grad_train_first_step_logits": lambda: with_classes("lstm_first_step_logits.py", ("CustomLSTM",)),
     "fails_rnn_grad_detached_hidden": lambda: with_classes("rnn_detached_hidden.py", ("CustomRNN",)),
+    # A correct loop crashes because of the model (issue 13 item 9): the model's checks charge it, not the loops.
+    "fails_rnn_forward_grad_runs_all_steps_logits_loops_pass":
+        lambda: with_classes("rnn_all_steps_logits.py", ("CustomRNN",)),
+    "fails_rnn_params_grad_runs_plain_tensors_loops_pass":
+        lambda: with_classes("rnn_params_not_registered.py", ("CustomRNN",)),
+    "fails_lstm_init_only_2d_bias_xavier": lambda: with_classes("lstm_2d_bias_xavier_init.py", ("CustomLSTM",)),
     "hangs_after_lstm_yet_every_check_graded": lambda: with_cell_after("CustomLSTM", HANG),
     "kills_kernel_after_lstm_yet_models_graded": lambda: with_cell_after("CustomLSTM", KILL),
 }
