@@ -670,6 +670,26 @@ class KernelSession:
                 pass
         return used - self._disk_base > self.limits.disk_bytes or entries >= _DISK_MAX_ENTRIES
 
+    def _over_a_budget_now(self) -> bool:
+        """The watchdog's disk and shared-memory checks, run at once; on a hit the kernel is stopped as it would
+        have been a tick later, with the same verdict."""
+        watchdog = self._watchdog
+        if watchdog is None:
+            return False
+        if watchdog.tripped is not None:
+            return True
+        for name, check in (("disk", self._over_disk_budget), ("shmem", self._over_shared_memory)):
+            self._disk_checked_at = self._shmem_checked_at = 0.0  # not throttled: this is the end of a cell
+            try:
+                hit = check()
+            except Exception:  # noqa: BLE001 - as in the watchdog: a failing check must not fail the cell
+                hit = False
+            if hit:
+                watchdog.tripped = name
+                self._kill_group()
+                return True
+        return False
+
     def _over_shared_memory(self) -> bool:
         """Whether the kernel's processes hold more shared memory than its memory limit.
 
@@ -717,6 +737,8 @@ class KernelSession:
             watchdog.disarm()
         _coalesce_streams(cell)
         duration = time.monotonic() - began
+        # A cell that went over a budget within a tick of ending is stopped now, not at a later probe.
+        died = died or (malformed is None and self._over_a_budget_now())
         if died or not self.alive():
             self._dead = True
             return self._death_outcome(duration, watchdog.fired, timeout_s)

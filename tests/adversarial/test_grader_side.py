@@ -75,6 +75,11 @@ def _grade(nb, folder: Path, name: str, rubric: Path) -> Checked:
     return checked
 
 
+def _socket_folder_locked() -> bool:
+    """Whether this grader locks the kernel's socket folder (sandbox.lock_socket_folder: root only)."""
+    return os.geteuid() == 0
+
+
 def _last_cell(checked: Checked) -> dict:
     """The record of the notebook's last cell (where with_cells(..., at="end") put the attack)."""
     return cell(checked, len(reference().cells))
@@ -125,6 +130,10 @@ def test_file_floods_are_counted_wherever_the_kernel_can_write(contained, quick_
     checked = _grade(with_cells(reference(), attacks.file_flood(where, files=40_000), at="end"), contained.parent,
                      f"attack_file_flood_{where}", quick_rubric)
     flood = _last_cell(checked)
+    if where == "socket" and _socket_folder_locked():
+        # A root grader locks the socket folder once the kernel's sockets exist: nothing can be written there.
+        assert (flood["status"], flood["error_name"]) == ("error", "PermissionError"), flood
+        return
     assert (flood["status"], flood["error_name"]) == ("error", "DiskLimit"), flood
     assert checked.result["fallback_kernel"]
     assert all(checked.statuses[c] == "passed" for c in MODEL_CHECKS), checked.statuses
@@ -143,7 +152,8 @@ def test_gigabytes_in_the_socket_folder_count_against_the_disk_budget(contained,
     checked = _grade(with_cells(reference(), attacks.file_flood("socket", files=0, mib=640), at="end"),
                      contained.parent, "attack_socket_folder_bytes", quick_rubric)
     flood = _last_cell(checked)
-    assert (flood["status"], flood["error_name"]) == ("error", "DiskLimit"), flood
+    expected = "PermissionError" if _socket_folder_locked() else "DiskLimit"
+    assert (flood["status"], flood["error_name"]) == ("error", expected), flood
 
 
 # -- a batch: every grader-side attack beside an honest student, and the class's outputs complete ------------
