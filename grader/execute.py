@@ -737,8 +737,10 @@ class KernelSession:
             watchdog.disarm()
         _coalesce_streams(cell)
         duration = time.monotonic() - began
-        # A cell that went over a budget within a tick of ending is stopped now, not at a later probe.
-        died = died or (malformed is None and self._over_a_budget_now())
+        # A notebook cell that went over a budget within a tick of ending is stopped now, not during a later
+        # probe (the grader's own calls are left to the watchdog's ticks: they write little, and each check
+        # walks every kernel folder).
+        died = died or (malformed is None and store_history and self._over_a_budget_now())
         if died or not self.alive():
             self._dead = True
             return self._death_outcome(duration, watchdog.fired, timeout_s)
