@@ -258,7 +258,9 @@ def _probe_checks(session: KernelSession, class_sources: dict[str, str], rubric:
     training = rubric.training  # calibrated in check_notebook, when a calibration applies to this data
     # Chosen now, after the notebook ran: clips the kernel never saw (grader/heldout.py).
     heldout = choose_heldout(data_dir, synthetic=synthetic_data, seed=derived(seed, "heldout"))
+    # In TA grading the predictions are recomputed from the trained weights with the reference's equations.
+    reference = getattr(oracle, "fn", None) if oracle.kind == "live" else None
     results.append(run_training_check(session, data_dir, training, device=device.torch_device, seed=seed,
-                                      heldout=heldout))
+                                      heldout=heldout, reference=reference))
     timings["train_check_s"] = time.monotonic() - mark
     return results

@@ -16,6 +16,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,7 @@ import numpy as np
 from grader.messages import Msg
 from grader.result import CheckResult, Status
 
+from grader.checks.lstm_predictions import WEIGHT_NAMES, compare, length_batches, read_weights
 from grader.harvest import KernelRunner
 from grader.untrusted_fs import UnsafeFile, UntrustedDir, held_workdir, remove_child
 
@@ -34,6 +36,7 @@ INPUT_SIZE, HIDDEN_SIZE, OUTPUT_SIZE = 13, 32, 3
 # Largest input file the probe accepts (the real data.zip's MFCCs are ~10 MB).
 MAX_INPUT_BYTES = 512 * 2**20
 MAX_REPORT_BYTES = 64 * 2**10
+MAX_WEIGHT_BYTES = 2 * 2**20  # one trained weight as .npy; the lab's largest is 32 x 32 float64
 _NPY_HEADER_SLACK = 4096
 
 
@@ -108,6 +111,9 @@ class TrainingRun:
     failed_epoch: int = 0
     # Where the held-out clips went in the order sent to the kernel (tests use it).
     heldout_order: np.ndarray | None = None
+    # The last epoch's predictions, and how they compare with the reference on the trained weights (TA grading).
+    last_predictions: np.ndarray | None = None
+    agreement: Any = None
 
     @property
     def best_accuracy(self) -> float:
@@ -270,17 +276,18 @@ def probe_code(config: dict[str, Any]) -> str:
     )
 
 
-def _config(protocol: TrainProtocol, token: str, kernel_dir: str, epoch: int) -> dict[str, Any]:
+def _config(protocol: TrainProtocol, token: str, kernel_dir: str, epoch: int, save_weights: bool) -> dict[str, Any]:
     return {
         "token": token, "dir": kernel_dir, "epoch": epoch, "seed": protocol.seed,
         "device": protocol.device, "learning_rate": protocol.learning_rate,
         "batch_size": protocol.batch_size, "input_size": INPUT_SIZE,
         "hidden_size": HIDDEN_SIZE, "output_size": OUTPUT_SIZE, "max_bytes": MAX_INPUT_BYTES,
+        "save_weights": list(WEIGHT_NAMES) if save_weights else None,
     }
 
 
 def _one_epoch(runner: KernelRunner, folder: UntrustedDir, code: str, epoch: int, labels: np.ndarray,
-               timeout_s: float) -> tuple[EpochPoint | None, str, str]:
+               timeout_s: float, run: TrainingRun) -> tuple[EpochPoint | None, str, str]:
     """Run one epoch in the kernel: (point, failure kind, error text); point None on failure."""
     result = runner.run_code(code, timeout_s)
     if result.timed_out:
@@ -297,6 +304,7 @@ def _one_epoch(runner: KernelRunner, folder: UntrustedDir, code: str, epoch: int
         if not report["ok"]:
             return None, report["phase"], report["error"]
         preds = read_predictions(folder, f"pred_{epoch}.npy", len(labels))
+        run.last_predictions = preds
     except BadOutput as exc:
         return None, "bad_output", str(exc)
     except Exception as exc:  # noqa: BLE001 - whatever else the kernel's files make the checks raise
@@ -304,7 +312,8 @@ def _one_epoch(runner: KernelRunner, folder: UntrustedDir, code: str, epoch: int
     return EpochPoint(epoch, report["loss"], accuracy(preds, labels)), "", ""
 
 
-def train_lstm(runner: KernelRunner, data: TrainingData, protocol: TrainProtocol) -> TrainingRun:
+def train_lstm(runner: KernelRunner, data: TrainingData, protocol: TrainProtocol,
+               reference: ModuleType | None = None) -> TrainingRun:
     """Train the kernel's CustomLSTM epoch by epoch until threshold, max_epochs or budget."""
     token = secrets.token_hex(8)
     name = f"grader-train-{token}"
@@ -315,7 +324,8 @@ def train_lstm(runner: KernelRunner, data: TrainingData, protocol: TrainProtocol
         with held_workdir(runner) as workdir:
             folder = workdir.make_dir(name)
             try:
-                _train_in(runner, folder, str(Path(kernel_root) / name), token, data, protocol, run, start)
+                _train_in(runner, folder, str(Path(kernel_root) / name), token, data, protocol, run, start,
+                          reference)
             finally:
                 folder.close()
                 remove_child(workdir, name)
@@ -327,7 +337,7 @@ def train_lstm(runner: KernelRunner, data: TrainingData, protocol: TrainProtocol
 
 
 def _train_in(runner: KernelRunner, folder: UntrustedDir, kernel_dir: str, token: str, data: TrainingData,
-              protocol: TrainProtocol, run: TrainingRun, start: float) -> None:
+              protocol: TrainProtocol, run: TrainingRun, start: float, reference: ModuleType | None) -> None:
     run.heldout_order = write_inputs(folder, data, protocol.seed)
     labels = np.asarray(data.heldout_y, dtype=np.int64)[run.heldout_order]
     for epoch in range(1, protocol.max_epochs + 1):
@@ -335,8 +345,8 @@ def _train_in(runner: KernelRunner, folder: UntrustedDir, kernel_dir: str, token
         if left <= 0:
             run.outcome = "budget"
             return
-        code = probe_code(_config(protocol, token, kernel_dir, epoch))
-        point, failure, error = _one_epoch(runner, folder, code, epoch, labels, left)
+        code = probe_code(_config(protocol, token, kernel_dir, epoch, reference is not None))
+        point, failure, error = _one_epoch(runner, folder, code, epoch, labels, left, run)
         if point is None:
             # A timeout is the budget running out mid-epoch: the curve so far stands.
             run.outcome = "budget" if failure == "timeout" and run.curve else failure
@@ -345,7 +355,22 @@ def _train_in(runner: KernelRunner, folder: UntrustedDir, kernel_dir: str, token
         run.curve.append(point)
         if protocol.early_stop and reached(point.accuracy, protocol.threshold):
             run.outcome = "passed"
+            if reference is not None:
+                _verify_predictions(folder, data, protocol, run, epoch, reference)
             return
+
+
+def _verify_predictions(folder: UntrustedDir, data: TrainingData, protocol: TrainProtocol, run: TrainingRun,
+                        epoch: int, reference: ModuleType) -> None:
+    """The passing epoch's predictions must be what the reference LSTM computes with the trained weights."""
+    assert run.heldout_order is not None and run.last_predictions is not None
+    clips = [np.asarray(data.heldout_x[i], dtype=np.float64) for i in run.heldout_order]
+    batches = length_batches(np.array([len(c) for c in clips]), protocol.batch_size)
+    weights = read_weights(folder, epoch, MAX_WEIGHT_BYTES)
+    run.agreement = compare(reference, weights, clips, batches, run.last_predictions,
+                            (INPUT_SIZE, HIDDEN_SIZE, OUTPUT_SIZE))
+    if not run.agreement.agrees:
+        run.outcome = "not_lstm"
 
 
 # --- the check --------------------------------------------------------------------
@@ -383,6 +408,13 @@ def to_check_result(run: TrainingRun) -> CheckResult:
               "error": run.error}
     if run.outcome == "missing":
         return CheckResult(CHECK_ID, Status.SKIPPED, Msg("training.missing_class"), details=details)
+    if run.agreement is not None:
+        details["predictions_recomputed"] = {"checked": run.agreement.checked,
+                                              "disagreement": round(run.agreement.disagreement, 4)}
+    if run.outcome == "not_lstm":
+        params["disagreement"] = run.agreement.disagreement
+        key = "training.not_lstm" if run.agreement.checked else "training.weights_unreadable"
+        return CheckResult(CHECK_ID, Status.FAILED, Msg(key, params), details=details)
     if run.outcome in _ERROR_KEYS:
         details["error"] = run.error
         return CheckResult(CHECK_ID, Status.ERROR, Msg(_ERROR_KEYS[run.outcome], params), details=details)
@@ -396,7 +428,8 @@ def to_check_result(run: TrainingRun) -> CheckResult:
 
 
 def run_training_check(runner: KernelRunner, data_dir: Path, training: Any, *, device: str,
-                       seed: int | None = None, cache: Any = None, heldout: Any = None) -> CheckResult:
+                       seed: int | None = None, cache: Any = None, heldout: Any = None,
+                       reference: ModuleType | None = None) -> CheckResult:
     """The `lstm.train` check on the dataset at `data_dir` with the rubric's [training].
 
     `seed` decides initial weights and batch order; None draws a fresh one (it
@@ -406,7 +439,7 @@ def run_training_check(runner: KernelRunner, data_dir: Path, training: Any, *, d
     seed = secrets.randbelow(2**31) if seed is None else int(seed)
     data = load_training_data(Path(data_dir), cache, heldout)
     protocol = TrainProtocol.from_rubric(training, device=device, seed=seed)
-    result = to_check_result(train_lstm(runner, data, protocol))
+    result = to_check_result(train_lstm(runner, data, protocol, reference))
     if heldout is not None:
         result.details["heldout"] = heldout.describe()
         if not heldout.hidden_from_kernel:

@@ -171,6 +171,21 @@ def _predict(state, n_out):
     return preds
 
 
+def _save_weights(model, cfg, epoch):
+    """The trained weights the predictions came from, one .npy each (the grader recomputes the predictions
+    with the reference equations from them). A tensor that is missing or not a tensor is simply not written."""
+    for name in cfg["save_weights"]:
+        value = model
+        try:
+            for part in name.split("."):
+                value = getattr(value, part)
+        except AttributeError:
+            continue
+        if isinstance(value, _Tensor) and value.numel() <= 100_000:
+            array = value.detach().to("cpu", dtype=_torch.float64).numpy()
+            _np_save(_os.path.join(cfg["dir"], "w_%d_%s.npy" % (epoch, name)), array, allow_pickle=False)
+
+
 def _write_report(folder, epoch, report):
     with open(_os.path.join(folder, "report_%d.json" % epoch), "w", encoding="utf-8") as fh:
         _json.dump(report, fh)
@@ -197,6 +212,8 @@ def _run(cfg, cls):
         raise ProbeFailure(phase, _describe(exc))
     _STATE["epoch"] = epoch
     _np_save(_os.path.join(cfg["dir"], "pred_%d.npy" % epoch), preds, allow_pickle=False)
+    if cfg.get("save_weights"):
+        _save_weights(_STATE["model"], cfg, epoch)
     return {"ok": True, "epoch": epoch, "loss": loss if _isfinite(loss) else None}
 
 

@@ -43,3 +43,27 @@ def test_a_shortcut_beside_a_broken_lstm_earns_no_training_points(contained, qui
     train = next(c for c in checked.result["checks"] if c["id"] == "lstm.train")
     assert train["status"] == "skipped" and train["score"] == 0, train
     assert "lstm.forward" in train["message"]
+
+
+def test_a_correct_lstm_that_switches_to_a_shortcut_in_training_earns_no_training_points(contained, quick_rubric):
+    """Its equations pass lstm.forward (the probe is not the training), so only the recomputed predictions can
+    tell: they are not what its LSTM computes with its trained weights."""
+    head, readout = STACK_SHORTCUT
+    nb = reference()
+    cell = nb.cells[_LSTM_CELL]
+    cell.source = cell.source.replace(_HEAD, head).replace(_READOUT, readout)
+    checked = check_in_process(write(nb, contained.parent, "shortcut_correct_lstm"), quick_rubric)
+    assert_graded(checked)
+    assert checked.statuses["lstm.forward"] == "passed"
+    train = next(c for c in checked.result["checks"] if c["id"] == "lstm.train")
+    assert train["status"] == "failed" and train["score"] == 0, train
+    if train["details"].get("predictions_recomputed"):  # it reached the threshold: the predictions gave it away
+        assert train["details"]["predictions_recomputed"]["disagreement"] > 0.02
+        assert "trained weights" in train["message"]
+
+
+def test_the_reference_s_predictions_are_recomputed_and_agree(contained, quick_rubric):
+    checked = check_in_process(write(reference(), contained.parent, "reference_recomputed"), quick_rubric)
+    train = next(c for c in checked.result["checks"] if c["id"] == "lstm.train")
+    assert train["status"] == "passed", train
+    assert train["details"]["predictions_recomputed"] == {"checked": True, "disagreement": 0.0}
