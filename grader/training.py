@@ -11,7 +11,6 @@ each choice: docs/training-check.md.
 from __future__ import annotations
 
 import json
-import math
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from grader.result import CheckResult, Status
 
 from grader.checks.lstm_predictions import WEIGHT_NAMES, compare, length_batches, read_weights
 from grader.harvest import KernelRunner
+from grader.plain_numbers import finite_float
 from grader.untrusted_fs import UnsafeFile, UntrustedDir, held_workdir, remove_child
 
 
@@ -222,7 +222,7 @@ def read_report(folder: UntrustedDir, name: str, epoch: int) -> dict[str, Any]:
         raise BadOutput(f"{name}: not a report for epoch {epoch}")
     if report["ok"]:
         loss = report.get("loss")
-        if loss is not None and not _finite_number(loss):
+        if loss is not None and finite_float(loss) is None:
             raise BadOutput(f"{name}: loss {str(loss)[:50]} is not a finite number")
         return {"ok": True, "loss": None if loss is None else float(loss)}
     phase, error = report.get("phase"), report.get("error")
@@ -231,14 +231,6 @@ def read_report(folder: UntrustedDir, name: str, epoch: int) -> dict[str, Any]:
     return {"ok": False, "phase": phase, "error": error[:500]}
 
 
-def _finite_number(value: Any) -> bool:
-    """A JSON number that is a finite float (an int of 400 digits overflows math.isfinite)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    try:
-        return math.isfinite(float(value))
-    except OverflowError:
-        return False
 
 
 def accuracy(preds: np.ndarray, labels: np.ndarray) -> float:

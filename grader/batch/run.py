@@ -14,7 +14,6 @@ write_outputs replaces a result a renderer cannot take with an error entry.
 from __future__ import annotations
 
 import contextlib
-import math
 import sys
 import tempfile
 import time
@@ -31,6 +30,7 @@ from grader.batch.progress import Progress, format_duration
 from grader.batch.store import REGRADE_REASONS, STORE_NAME, Store, VerdictKey
 from grader.errors import EXIT_CHECK_FAILED, EXIT_OK, BadInputError
 from grader.messages import text
+from grader.plain_numbers import finite_float
 from grader.rubric import Rubric, load_rubric
 from grader.seeds import SECRET_FILE, load_or_create_secret
 from grader.safe_text import safe_line
@@ -293,7 +293,7 @@ def _summarise(found: Discovery, results: list[dict[str, Any]], fresh: dict[str,
     mine = [r for r in results if r.get("submission_id") in current]
     outcomes = Counter(str(r.get("outcome") or "graded") for r in mine)
     scores = [score for r in mine if (r.get("outcome") or "graded") == "graded"
-              and (score := _finite(r.get("score"))) is not None]
+              and (score := finite_float(r.get("score"))) is not None]
     return GradeSummary(
         total=len(found.submissions),
         graded_now=sum(1 for o in fresh.values() if o == "graded"),
@@ -305,15 +305,6 @@ def _summarise(found: Discovery, results: list[dict[str, Any]], fresh: dict[str,
     )
 
 
-def _finite(value: Any) -> float | None:
-    """A stored score as a float, or None when it is not a plain finite number."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:
-        return None
-    return number if math.isfinite(number) else None
 
 
 def regrade_reasons_text(summary: GradeSummary, lang: str) -> str:

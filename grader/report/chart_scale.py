@@ -12,10 +12,11 @@ every label has a fixed maximum length.
 from __future__ import annotations
 
 import math
-import numbers
 import sys
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
+
+from grader.plain_numbers import finite_float
 
 Point = tuple[float, float]
 
@@ -40,21 +41,8 @@ MAX_LABEL_DIGITS = 16
 # ---------------------------------------------------------------- values
 
 
-def as_finite(value: Any) -> float | None:
-    """`value` as a finite float, or None when it is no number to plot.
-
-    Bools are not numbers here (True would plot as 1), and an integer beyond the
-    float range raises OverflowError in float(), so that is caught, not trusted.
-    """
-    if type(value) is float:  # the common case, checked first: a million points go through here
-        return value if math.isfinite(value) else None
-    if type(value) is not int and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
-        return None
-    try:
-        number = float(value)
-    except (OverflowError, TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
+# (kept under its chart name: svg_plot and html call it so)
+as_finite = finite_float
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import html
 import json
-import math
 import re
 import sys
 import unicodedata
@@ -44,6 +43,7 @@ from urllib.parse import quote
 
 from grader.messages import text
 from grader.report.gradescope import write_gradescope_json
+from grader.plain_numbers import finite_float
 from grader.report.grades_csv import grades_rows, write_csv_text, write_grades_csv
 from grader.report.junit import junit_xml, write_junit_xml
 from grader.report.results import OUTCOMES, SCHEMA, dumps, title
@@ -264,14 +264,6 @@ def _write_class_files(listed: list[dict[str, Any]], paths: OutputPaths, lang: s
 # ---------------------------------------------------------------- error entries
 
 
-def _plain_number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:
-        return None
-    return number if math.isfinite(number) else None
 
 
 def error_entry(result: Any, sid: str, lang: str, parts: Sequence[str] = ()) -> dict[str, Any]:
@@ -285,7 +277,7 @@ def error_entry(result: Any, sid: str, lang: str, parts: Sequence[str] = ()) -> 
     file = data.get("file")
     file = file if isinstance(file, str) else ""
     outcome = data.get("outcome")
-    score, max_score = _plain_number(data.get("score")), _plain_number(data.get("max_score"))
+    score, max_score = finite_float(data.get("score")), finite_float(data.get("max_score"))
     return {
         "schema": SCHEMA, "submission_id": sid, "file": file, "notebook": file,
         "outcome": outcome if outcome in OUTCOMES else "crashed",
