@@ -23,6 +23,8 @@ class BuildPyWithRubrics(build_py):
         target = Path(self.build_lib) / "grader" / "rubrics"
         target.mkdir(parents=True, exist_ok=True)
         for rubric in sorted((ROOT / "rubrics").glob("*.toml")):
+            if rubric.name.endswith(".calibration.toml"):
+                continue  # a TA's calibration of the course's data is theirs, never the students'
             shutil.copyfile(rubric, target / rubric.name)
 
 

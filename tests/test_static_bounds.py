@@ -16,7 +16,7 @@ import time
 
 import nbformat
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from grader import notebook
@@ -166,6 +166,9 @@ SHORT_LINES = st.lists(_PIECES, max_size=12).map("".join)
 @settings(max_examples=400, deadline=None)
 @given(SHORT_LINES)
 def test_string_scans_agree_with_the_old_patterns(line: str) -> None:
+    # The old patterns took a target of spaces alone (" = !x" was a shell line); the scans need a real target.
+    # Such a line is not Python either way, so that quirk is not kept (found by hypothesis).
+    assume(not line.lstrip().startswith("="))
     old = OLD_IPY_LINE.match(line)
     assert python_source(line) == (f"{old.group(1)}pass" if old else line)
     assert is_shell_line(line) == bool(OLD_SHELL_LINE.match(line))
