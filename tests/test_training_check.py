@@ -242,7 +242,7 @@ def test_fresh_heldout_clips_are_new_balanced_and_secret_per_run():
 def test_a_tas_holdout_split_is_used_and_never_copied_into_the_kernels_folder(tmp_path, small_synthetic_dataset):
     import shutil
 
-    from grader.execute import prepare_workdir
+    from grader.execute import prepare_workdir, remove_workdir
     from grader.heldout import choose_heldout
 
     data = tmp_path / "data"
@@ -255,9 +255,9 @@ def test_a_tas_holdout_split_is_used_and_never_copied_into_the_kernels_folder(tm
     assert chosen.source == "holdout_split" and chosen.hidden_from_kernel and len(chosen.labels) == 6
     notebook = tmp_path / "nb.ipynb"
     notebook.write_text("{}", encoding="utf-8")
-    workdir = prepare_workdir(notebook, data)
+    workdir = prepare_workdir(notebook, data, parent=tmp_path / "runs")
     try:
         assert (workdir / "data" / "test.csv").is_file() and (workdir / "data" / "test").is_dir()
         assert not (workdir / "data" / "holdout.csv").exists() and not (workdir / "data" / "holdout").exists()
     finally:
-        shutil.rmtree(workdir)
+        assert remove_workdir(workdir) and list((tmp_path / "runs").iterdir()) == []
