@@ -329,11 +329,30 @@ def make_ipc_dir() -> Path:
     base = tempfile.gettempdir()
     if len(base) > _IPC_PARENT_MAX_CHARS:
         base = "/tmp" if os.path.isdir("/tmp") else base
-    # The sockets go in gk-XXXX/s: the kernel owns the folder bound into its sandbox and could open it to
-    # everyone; gk-XXXX stays 0700 and unseen (remove the parent when done).
-    folder = Path(tempfile.mkdtemp(prefix="gk-", dir=base)) / "s"
+    _remove_stale_ipc_dirs(Path(base))
+    # The sockets go in gk-<pid>-XXXX/s: the kernel owns the folder bound into its sandbox and could open it to
+    # everyone; gk-<pid>-XXXX stays 0700 and unseen (remove the parent when done). The pid names the grader
+    # process, so a later grader can remove what one killed with SIGKILL left behind.
+    folder = Path(tempfile.mkdtemp(prefix=f"{_IPC_PREFIX}{os.getpid()}-", dir=base)) / "s"
     folder.mkdir(mode=0o700)
     return folder
+
+
+_IPC_PREFIX = "gk-"
+
+
+def _remove_stale_ipc_dirs(base: Path) -> None:
+    """Socket folders whose grader process is gone (killed before it could clean up)."""
+    from grader.untrusted_fs import remove_tree
+
+    try:
+        names = [n for n in os.listdir(base) if n.startswith(_IPC_PREFIX)][:1000]
+    except OSError:
+        return
+    for name in names:
+        owner = name[len(_IPC_PREFIX):].split("-", 1)[0]
+        if owner.isdigit() and not os.path.exists(f"/proc/{owner}"):
+            remove_tree(base / name, deadline_s=5)
 
 
 # A uid no kernel is mapped to: the socket folder is handed to it once the kernel's sockets exist.

@@ -188,3 +188,27 @@ def test_files_deleted_but_held_open_are_counted(tmp_path: Path) -> None:
     finally:
         os.close(fd)
     assert unlinked_open_bytes([os.getpid(), 2**22 + 7]) == before  # a pid that is gone counts nothing
+
+
+def test_socket_folders_of_a_grader_that_is_gone_are_removed_by_the_next(tmp_path: Path, monkeypatch) -> None:
+    import subprocess
+    import sys
+    import tempfile
+
+    from grader import sandbox
+
+    short = Path(tempfile.mkdtemp(prefix="gkt-", dir="/tmp"))  # short enough to hold socket folders itself
+    tmp_path = short
+    monkeypatch.setattr(tempfile, "tempdir", str(short))
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f"gk-{gone.stdout.strip()}-abcd" / "s"
+    stale.mkdir(parents=True)
+    (stale / "k-1").write_text("")
+    alive = tmp_path / f"gk-{os.getpid()}-efgh"
+    alive.mkdir()
+    unowned = tmp_path / "gk-oldstyle"
+    unowned.mkdir()
+    fresh = sandbox.make_ipc_dir()
+    assert not stale.parent.exists() and alive.exists() and unowned.exists()
+    assert fresh.parent.name.startswith(f"gk-{os.getpid()}-") and fresh.parent.stat().st_mode & 0o777 == 0o700
+    assert remove_tree(short)
