@@ -139,7 +139,10 @@ def test_file_floods_are_counted_wherever_the_kernel_can_write(contained, quick_
     assert all(checked.statuses[c] == "passed" for c in MODEL_CHECKS), checked.statuses
 
 
-def test_gigabytes_in_the_socket_folder_count_against_the_disk_budget(contained, quick_rubric, monkeypatch):
+@pytest.mark.parametrize("where", ["socket", "tmp", "shm"])
+def test_gigabytes_in_kernel_folders_count_against_the_disk_budget(contained, quick_rubric, monkeypatch, where):
+    """640 MiB in the socket folder, or in the sandbox's /tmp or /dev/shm (RAM when they were tmpfs; host folders
+    now), under a 300 MiB budget: the kernel is stopped (a root grader's locked socket folder refuses it first)."""
     import grader.pipeline as pipeline
 
     plain = pipeline.execution_limits
@@ -149,10 +152,10 @@ def test_gigabytes_in_the_socket_folder_count_against_the_disk_budget(contained,
         return replace(plain(*args, **kwargs), disk_bytes=300 * 2**20)
 
     monkeypatch.setattr(pipeline, "execution_limits", small_disk)
-    checked = _grade(with_cells(reference(), attacks.file_flood("socket", files=0, mib=640), at="end"),
-                     contained.parent, "attack_socket_folder_bytes", quick_rubric)
+    checked = _grade(with_cells(reference(), attacks.file_flood(where, files=0, mib=640), at="end"),
+                     contained.parent, f"attack_{where}_bytes", quick_rubric)
     flood = _last_cell(checked)
-    expected = "PermissionError" if _socket_folder_locked() else "DiskLimit"
+    expected = "PermissionError" if where == "socket" and _socket_folder_locked() else "DiskLimit"
     assert (flood["status"], flood["error_name"]) == ("error", expected), flood
 
 
