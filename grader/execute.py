@@ -902,9 +902,10 @@ def shared_memory_bytes(pids: list[int]) -> int:
                 status = fh.read(8192)
         except OSError:
             continue
-        at = status.find(b"RssShmem:")
+        # At a line's start: the first line is the process's name, which the student chooses.
+        at = status.find(b"\nRssShmem:")
         if at >= 0:
-            digits = status[at + 9:at + 40].split(b"kB", 1)[0].strip()
+            digits = status[at + 10:at + 40].split(b"kB", 1)[0].strip()
             if digits.isdigit():
                 total += int(digits) * 1024
     return total

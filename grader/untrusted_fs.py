@@ -199,17 +199,6 @@ class UntrustedDir:
                     dest.close()
         return copied
 
-    # -- walking ----------------------------------------------------------------------------
-
-    def entries(self, limit: int) -> list[os.DirEntry[str]]:
-        """At most `limit` entries of this folder (their stat is never followed through a link)."""
-        out: list[os.DirEntry[str]] = []
-        with os.scandir(self.fd) as it:
-            for entry in it:
-                out.append(entry)
-                if len(out) >= limit:
-                    break
-        return out
 
 
 @contextlib.contextmanager

@@ -212,3 +212,17 @@ def test_socket_folders_of_a_grader_that_is_gone_are_removed_by_the_next(tmp_pat
     assert not stale.parent.exists() and alive.exists() and unowned.exists()
     assert fresh.parent.name.startswith(f"gk-{os.getpid()}-") and fresh.parent.stat().st_mode & 0o777 == 0o700
     assert remove_tree(short)
+
+
+def test_shared_memory_is_read_from_its_own_line_not_from_a_process_name() -> None:
+    import ctypes
+
+    from grader.execute import shared_memory_bytes
+
+    libc = ctypes.CDLL(None)
+    before = open("/proc/self/comm").read().strip()
+    libc.prctl(15, b"RssShmem: 99999", 0, 0, 0)  # PR_SET_NAME: what a student's process can call itself
+    try:
+        assert shared_memory_bytes([os.getpid()]) < 90_000 * 1024
+    finally:
+        libc.prctl(15, before.encode(), 0, 0, 0)
