@@ -26,8 +26,10 @@ VISIBLE_POINTS = 96
 
 def run_check(capsys, notebook: Path, *extra: str) -> tuple[int, dict]:
     code = main(["check", str(notebook), "--format", "json", "--lang", "en", *extra])
-    out = capsys.readouterr().out
-    return code, json.loads(out)
+    captured = capsys.readouterr()
+    # No JSON means the CLI stopped with an error (exit 2 or 3): show what it said, not a JSONDecodeError.
+    assert captured.out.strip(), f"exit {code}, no JSON on stdout; stderr:\n{captured.err[-4000:]}"
+    return code, json.loads(captured.out)
 
 
 def statuses(result: dict) -> dict[str, str]:
