@@ -60,7 +60,8 @@ class Meter:
 
 
 def _instrument(meter: Meter) -> None:
-    import grader.execute as execute
+    import grader.hosting.budgets as budgets
+    import grader.hosting.session as session
     import grader.harvest as harvest
     import grader.notebook as notebook
     import grader.pipeline as pipeline
@@ -77,14 +78,14 @@ def _instrument(meter: Meter) -> None:
         for name in ("remove_child", "remove_tree"):
             if hasattr(module, name):
                 setattr(module, name, meter.wrap("untrusted_fs (removal)", getattr(module, name)))
-    execute.untrusted_fs.remove_tree = meter.wrap("untrusted_fs (removal)", ufs.remove_tree)
-    execute.untrusted_fs.remove_child = meter.wrap("untrusted_fs (removal)", ufs.remove_child)
-    execute.KernelSession._kernel_usage = meter.wrap("budget walks of kernel folders (thread + cell ends)",
-                                                     execute.KernelSession._kernel_usage)
-    execute.unlinked_open_bytes = meter.wrap("budget: deleted open files, shared memory (thread + cell ends)",
-                                             execute.unlinked_open_bytes)
-    execute.shared_memory_bytes = meter.wrap("budget: deleted open files, shared memory (thread + cell ends)",
-                                             execute.shared_memory_bytes)
+    session.untrusted_fs.remove_tree = meter.wrap("untrusted_fs (removal)", ufs.remove_tree)
+    session.untrusted_fs.remove_child = meter.wrap("untrusted_fs (removal)", ufs.remove_child)
+    budgets.KernelBudgets.usage = meter.wrap("budget walks of kernel folders (thread + cell ends)",
+                                             budgets.KernelBudgets.usage)
+    budgets.unlinked_open_bytes = meter.wrap("budget: deleted open files, shared memory (thread + cell ends)",
+                                             budgets.unlinked_open_bytes)
+    budgets.shared_memory_bytes = meter.wrap("budget: deleted open files, shared memory (thread + cell ends)",
+                                             budgets.shared_memory_bytes)
     notebook.parse_source = meter.wrap("parse_source", notebook.parse_source)
     for name in dir(safe_text):
         if name.startswith("safe") and callable(getattr(safe_text, name)):

@@ -1,7 +1,7 @@
 """What `num_workers=6` costs a graded notebook, beside the same notebook with 0 (issue 13, item 8).
 
 The lab tells students to set num_workers=6 on the NPU. The grader runs every DataLoader in the kernel's own
-process (grader/kernel/startup.py), so both notebooks should take about as long: target within 1.5x.
+process (grader/inkernel/startup.py), so both notebooks should take about as long: target within 1.5x.
 Prints, for `grader check --full` of the reference with num_workers=0 and with num_workers=6 in both
 DataLoaders, the median wall time over interleaved runs, side by side, and their ratio. (Before the shim, on a
 loaded machine, the same correct notebook took 283 s with num_workers=6 against 33 s with 0: issue 13.)

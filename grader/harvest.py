@@ -1,9 +1,9 @@
 """Ask the student's kernel how its classes behave on the grader's data.
 
 The only channel into the student's process is a runner's `run_code` (a
-grader.execute.KernelSession in production; any object with the same two
+grader.hosting.session.KernelSession in production; any object with the same two
 members in tests). We write a request (JSON + .npy) into a fresh, randomly
-named folder of the kernel's work dir, send the text of grader/kernel/probe.py
+named folder of the kernel's work dir, send the text of grader/inkernel/probe.py
 to run there, and read back a JSON manifest and plain .npy arrays, validated:
 no pickles, size caps, float dtypes only, shapes as the manifest says. Nothing
 the kernel returns is trusted beyond "these are the numbers it produced".
@@ -18,9 +18,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from grader.inkernel import PROBE_SOURCE
 from grader.untrusted_fs import UnsafeFile, UntrustedDir, held_workdir, remove_child
 
-PROBE_SOURCE_PATH = Path(__file__).resolve().parent / "kernel" / "probe.py"
+PROBE_SOURCE_PATH = PROBE_SOURCE
 MAX_MANIFEST_BYTES = 2 * 2**20
 MAX_ARRAY_BYTES = 8 * 2**20
 MAX_TOTAL_BYTES = 64 * 2**20

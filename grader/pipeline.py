@@ -19,8 +19,11 @@ from grader.checks.builtin import notebook_hits
 from grader.checks.loops import CellRun, check_loaders, check_loops
 from grader.default_data import dataset
 from grader.devices import DeviceChoice, resolve_device
-from grader.execute import (CellRecord, ExecutionLimits, ExecutionResult, KernelSession, SandboxMode,
-                            choose_protections, prepare_workdir, remove_workdir)
+from grader.hosting.limits import ExecutionLimits, SandboxMode
+from grader.hosting.records import CellRecord, ExecutionResult
+from grader.hosting.session import KernelSession
+from grader.hosting.workdir import prepare_workdir, remove_workdir
+from grader.sandbox import choose_protections
 from grader.messages import Msg
 from grader.notebook import find_class_sources, find_loader_workers, find_top_level_imports, read_notebook
 from grader.oracle import Oracle, load_oracle
@@ -79,7 +82,7 @@ class SubmissionReport:
     protections: Protections | None = None
     # self-checks only: {"hidden_count", "hidden_points", "reference"} (grader/report/results.py)
     self_check: dict[str, Any] | None = None
-    # num_workers=N > 0 the notebook asked for; its DataLoaders ran with 0 (grader/kernel/startup.py)
+    # num_workers=N > 0 the notebook asked for; its DataLoaders ran with 0 (grader/inkernel/startup.py)
     loader_workers: list[int] = field(default_factory=list)
     epoch_cap: int = 0                # the notebook's epoch loops ran at most this often (0: no cap)
 

@@ -13,8 +13,8 @@ Layers, from outside in:
 - `--unshare-user --uid/--gid`, `--cap-drop ALL`, `--unshare-pid/ipc/uts`,
   `--die-with-parent`, `--new-session`.
 - rlimits, a scrubbed environment and an output cap are applied by
-  grader/kernel/launch.py and grader/execute.py whether or not bwrap exists.
-- a process-count limit against fork bombs (`PidsCgroup`). RLIMIT_NPROC is not
+  grader/hosting/launch.py and grader/hosting/session.py whether or not bwrap exists.
+- a process-count limit against fork bombs (`PidsCgroup`, grader/pids_cgroup.py). RLIMIT_NPROC is not
   enough: the kernel never checks it for processes whose real uid is root, and
   a root grader's sandboxed kernel *is* root outside its user namespace
   (bwrap maps the inner uid to the caller's; measured here: 60 forks under
@@ -24,7 +24,7 @@ Layers, from outside in:
   `Protections.process_limit` is False.
 - /tmp and /dev/shm inside the sandbox are host folders (a tmpfs would be RAM
   that RLIMIT_DATA does not see, and bwrap cannot limit its inodes), counted
-  with the work folder by the kernel's disk and file budget (grader/execute.py).
+  with the work folder by the kernel's disk and file budget (grader/hosting/budgets.py).
 
 When bwrap or user namespaces are unavailable (not Linux, bwrap missing, a
 container that forbids namespaces), grading still works with the remaining
@@ -34,18 +34,19 @@ layers, and `Protections` says which ones were active so reports can show it;
 from __future__ import annotations
 
 import functools
-import itertools
 import os
-import signal
 import shutil
 import subprocess
 import sys
 import sysconfig
 import tempfile
-import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from grader.errors import SandboxUnavailableError
+from grader.hosting.limits import SandboxMode
+from grader.messages import Msg, render
+from grader.pids_cgroup import PidsCgroup
 
 BWRAP = "bwrap"
 # Read-only system paths a Python kernel needs; each is bound only if it exists.
@@ -67,9 +68,6 @@ SCRATCH_FOLDERS = ("tmp", "shm")
 # The socket folder's parent may be this long: "/<parent>/gk-XXXXXXXX/k-<port>-shell" stays under the 107
 # bytes a Unix socket path may hold.
 _IPC_PARENT_MAX_CHARS = 60
-_CGROUP_ROOT = Path("/sys/fs/cgroup")
-_CGROUP_PREFIX = "grader-kernel-"
-_cgroup_counter = itertools.count()
 
 
 @dataclass(frozen=True)
@@ -117,136 +115,6 @@ def process_limit_available() -> bool:
         return False
     probe.remove()
     return True
-
-
-class PidsCgroup:
-    """A pids cgroup holding one kernel and everything it starts: at most `limit` tasks (threads count).
-
-    The kernel joins it between fork and exec (`join`, from the preexec
-    function), so nothing it forks escapes. `kill` SIGKILLs every member;
-    `remove` kills and deletes the cgroup. Folders left by a grader that was
-    killed are removed by the next one (their names carry the creator's pid).
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    @classmethod
-    def create(cls, limit: int) -> PidsCgroup | None:
-        base = _pids_cgroup_base()
-        if base is None:
-            return None
-        _remove_stale_cgroups(base)
-        path = base / f"{_CGROUP_PREFIX}{os.getpid()}-{next(_cgroup_counter)}"
-        try:
-            path.mkdir()
-        except OSError:
-            return None
-        try:
-            (path / "pids.max").write_text(str(int(limit)), encoding="ascii")
-        except OSError:
-            _rmdir(path)
-            return None
-        return cls(path)
-
-    def join_function(self) -> Callable[[], None]:
-        """A function for the child between fork and exec: move itself into the cgroup."""
-        procs = str(self.path / "cgroup.procs")
-
-        def join() -> None:
-            fd = os.open(procs, os.O_WRONLY)
-            try:
-                os.write(fd, str(os.getpid()).encode("ascii"))
-            finally:
-                os.close(fd)
-
-        return join
-
-    def members(self) -> list[int]:
-        try:
-            text = (self.path / "cgroup.procs").read_text(encoding="ascii")
-        except OSError:
-            return []
-        return [int(x) for x in text.split()]
-
-    def peak(self) -> int | None:
-        try:
-            return int((self.path / "pids.peak").read_text(encoding="ascii"))
-        except (OSError, ValueError):
-            return None
-
-    def kill(self) -> None:
-        """SIGKILL every task in the cgroup, including forks that are still appearing."""
-        kill_file = self.path / "cgroup.kill"  # cgroup v2: atomic
-        if kill_file.exists():
-            try:
-                kill_file.write_text("1", encoding="ascii")
-            except OSError:
-                pass
-        for _ in range(50):  # v1: a fork bomb races us, but pids.max bounds it and each round kills all
-            members = self.members()
-            if not members:
-                return
-            for pid in members:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
-            time.sleep(0.02)
-
-    def remove(self) -> None:
-        self.kill()
-        for _ in range(100):  # dying tasks leave the cgroup asynchronously
-            if _rmdir(self.path) or not self.path.exists():
-                return
-            time.sleep(0.02)
-
-
-def _rmdir(path: Path) -> bool:
-    try:
-        os.rmdir(path)
-        return True
-    except OSError:
-        return False
-
-
-def _pids_cgroup_base() -> Path | None:
-    """Our own cgroup in a hierarchy with the pids controller, if we may create children in it."""
-    try:
-        lines = Path("/proc/self/cgroup").read_text(encoding="ascii").splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        _, controllers, rel = line.split(":", 2)
-        if "pids" in controllers.split(","):  # v1
-            base = _CGROUP_ROOT / "pids" / rel.lstrip("/")
-            if os.access(base, os.W_OK):
-                return base
-    for line in lines:
-        hierarchy, controllers, rel = line.split(":", 2)
-        if hierarchy == "0" and controllers == "":  # v2: children get pids.max only if delegated to them
-            for root in (_CGROUP_ROOT, _CGROUP_ROOT / "unified"):
-                base = root / rel.lstrip("/")
-                try:
-                    enabled = (base / "cgroup.subtree_control").read_text(encoding="ascii").split()
-                except OSError:
-                    continue
-                if "pids" in enabled and os.access(base, os.W_OK):
-                    return base
-    return None
-
-
-def _remove_stale_cgroups(base: Path) -> None:
-    try:
-        entries = [e for e in os.listdir(base) if e.startswith(_CGROUP_PREFIX)]
-    except OSError:
-        return
-    for name in entries:
-        owner = name[len(_CGROUP_PREFIX):].split("-", 1)[0]
-        if owner.isdigit() and not os.path.exists(f"/proc/{owner}"):
-            stale = PidsCgroup(base / name)
-            stale.kill()
-            _rmdir(stale.path)
 
 
 @functools.lru_cache(maxsize=None)
@@ -414,3 +282,19 @@ def wrap_command(argv: list[str], *, workdir: Path, run_dir: Path, ipc: Path, sc
     # bwrap's root is a tmpfs (in RAM) holding the mount points: read-only, or it is unbounded scratch space
     args += ["--remount-ro", "/"]
     return args + ["--", *argv]
+
+
+def choose_protections(mode: SandboxMode, lang: str = "zh") -> Protections:
+    """The protections a kernel gets: the bwrap layers when available (or required), else the rest.
+
+    "require" raises SandboxUnavailableError instead of grading with less.
+    """
+    if mode == "off":
+        return base_protections(False, "turned off")
+    reason = bwrap_unavailable()
+    protections = base_protections(not reason, reason)
+    if mode == "require" and not protections.complete:
+        if not reason:  # bwrap works, yet a layer outside it is missing: name it
+            reason = ", ".join(name for name, value in protections.to_json().items() if value is False)
+        raise SandboxUnavailableError(render(Msg("exec.sandbox_required", {"reason": reason}), lang))
+    return protections

@@ -12,6 +12,8 @@ THREAD_ENV = {
     "MKL_NUM_THREADS": "1",
     "OPENBLAS_NUM_THREADS": "1",
     "NUMEXPR_NUM_THREADS": "1",
+    # numba (librosa's MFCC) starts its own pool otherwise
+    "NUMBA_NUM_THREADS": "1",
 }
 
 

@@ -2,7 +2,7 @@
 
 Trusted side. The kernel only ever sees train features + labels and held-out
 features (no labels), as plain .npy files; it sends back held-out predictions
-and a mean loss per epoch (grader/kernel/train_probe.py). Accuracy, the curve
+and a mean loss per epoch (grader/inkernel/train_probe.py). Accuracy, the curve
 and the stop decision are computed here. Protocol and the measurements behind
 each choice: docs/training-check.md.
 
@@ -25,12 +25,13 @@ from grader.result import CheckResult, Status
 
 from grader.checks.lstm_predictions import WEIGHT_NAMES, compare, length_batches, read_weights
 from grader.harvest import KernelRunner
+from grader.inkernel import TRAIN_PROBE_SOURCE
 from grader.plain_numbers import finite_float
 from grader.untrusted_fs import UnsafeFile, UntrustedDir, held_workdir, remove_child
 
 
 CHECK_ID = "lstm.train"
-PROBE_SOURCE_PATH = Path(__file__).resolve().parent / "kernel" / "train_probe.py"
+PROBE_SOURCE_PATH = TRAIN_PROBE_SOURCE
 # The lab's sizes: 13 MFCCs in, hidden 32, cat/dog/bird out.
 INPUT_SIZE, HIDDEN_SIZE, OUTPUT_SIZE = 13, 32, 3
 # Largest input file the probe accepts (the real data.zip's MFCCs are ~10 MB).
@@ -257,7 +258,7 @@ def probe_code(config: dict[str, Any]) -> str:
         f"if __grader_mod is None or getattr(__grader_mod, '__grader_token__', None) != {config['token']!r}:\n"
         "    __grader_mod = __grader_types.ModuleType('__grader_train_probe__')\n"
         f"    __grader_mod.__grader_token__ = {config['token']!r}\n"
-        f"    exec(compile({probe_source()!r}, 'grader/kernel/train_probe.py', 'exec'), __grader_mod.__dict__)\n"
+        f"    exec(compile({probe_source()!r}, 'grader/inkernel/train_probe.py', 'exec'), __grader_mod.__dict__)\n"
         "    __grader_sys.modules['__grader_train_probe__'] = __grader_mod\n"
         "try:\n"
         "    __grader_cls = CustomLSTM\n"

@@ -3,7 +3,7 @@
 Calibration, the lstm.train benchmark and the training tests run the
 reference (never student code) through exactly the code path the check uses
 with a student's kernel. This runner speaks the same `run_code` protocol as
-grader.execute.KernelSession without Jupyter's start-up cost. It is not
+grader.hosting.session.KernelSession without Jupyter's start-up cost. It is not
 sandboxed, so it must never be given student code.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from grader.execute import CodeResult
+from grader.hosting.records import CodeResult
 from grader.threads import THREAD_ENV
 
 # The trusted child answers with the kernel's own result type, so train_lstm cannot tell them apart.

@@ -103,10 +103,10 @@ def test_a_loop_that_crashes_in_its_own_code_fails():
 
 
 def test_only_traceback_frames_blame_the_model_never_the_message():
-    from grader.execute import _frames_in_forward
+    from grader.hosting.records import frames_in_forward
 
     frame = "\x1b[0;31mFile\x1b[0m /tmp/x.py:3, in CustomLSTM.forward(self, x)\n      2 def forward(self, x):\n----> 3 ..."
-    assert _frames_in_forward(["Cell In[5], line 9\n----> 9 logits = model(x)", frame, "RuntimeError: shapes"])
-    assert not _frames_in_forward(["Cell In[5], line 3\n----> 3 optimiser.step()", "RuntimeError: in forward"])
-    assert not _frames_in_forward(["Cell In[5], line 3", "NameError: x\nFile a.py:1, in forward(self)"])
-    assert not _frames_in_forward("not a list")
+    assert frames_in_forward(["Cell In[5], line 9\n----> 9 logits = model(x)", frame, "RuntimeError: shapes"])
+    assert not frames_in_forward(["Cell In[5], line 3\n----> 3 optimiser.step()", "RuntimeError: in forward"])
+    assert not frames_in_forward(["Cell In[5], line 3", "NameError: x\nFile a.py:1, in forward(self)"])
+    assert not frames_in_forward("not a list")

@@ -8,7 +8,8 @@ import nbformat
 from grader.checks.model import run_model_checks
 from grader.oracle import load_oracle
 from grader.devices import resolve_device
-from grader.execute import ExecutionLimits, KernelSession
+from grader.hosting.limits import ExecutionLimits
+from grader.hosting.session import KernelSession
 from grader.notebook import find_class_sources
 from grader.result import Status
 

@@ -7,7 +7,9 @@ import nbformat
 import pytest
 
 from grader.devices import resolve_device
-from grader.execute import ExecutionLimits, ExecutionResult, KernelSession
+from grader.hosting.limits import ExecutionLimits
+from grader.hosting.records import ExecutionResult
+from grader.hosting.session import KernelSession
 
 FIXTURES = Path(__file__).parent / "notebooks" / "exec"
 FAST = ExecutionLimits(cell_timeout_s=3, notebook_timeout_s=60, kill_grace_s=1.5, output_bytes_per_cell=50_000)
@@ -158,10 +160,10 @@ def test_the_notebook_budget_stops_the_run(tmp_path: Path) -> None:
 
 
 def test_a_kernel_logs_last_lines_are_kept_for_a_start_failure(tmp_path: Path) -> None:
-    from grader.execute import _log_tail
+    from grader.hosting.session import log_tail
 
     log = tmp_path / "kernel.log"
     log.write_bytes(b"x" * 5000 + b"\n" + b"\n".join(f"line {i}".encode() for i in range(30)) + b"\n\n")
-    tail = _log_tail(log)
+    tail = log_tail(log)
     assert tail == [f"line {i}" for i in range(15, 30)]
-    assert _log_tail(tmp_path / "missing.log") == []
+    assert log_tail(tmp_path / "missing.log") == []

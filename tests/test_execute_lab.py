@@ -10,7 +10,10 @@ import pytest
 import soundfile
 
 from grader.devices import resolve_device
-from grader.execute import ExecutionLimits, ExecutionResult, KernelSession, prepare_workdir
+from grader.hosting.limits import ExecutionLimits
+from grader.hosting.records import ExecutionResult
+from grader.hosting.session import KernelSession
+from grader.hosting.workdir import prepare_workdir
 
 FIXTURES = Path(__file__).parent / "notebooks" / "exec"
 MINI_LAB = FIXTURES / "mini_lab_runs_with_npu_remapped_and_epochs_capped.ipynb"

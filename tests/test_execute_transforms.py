@@ -9,8 +9,10 @@ import pytest
 
 from grader.devices import resolve_device
 from grader.errors import BadInputError
-from grader.execute import ExecutionLimits, prepare_workdir, short_traceback
-from grader.kernel.transforms import PROBE_MARKER, EpochCap, NpuToDevice, Total, epoch_cap_transformer
+from grader.hosting.limits import ExecutionLimits
+from grader.hosting.records import short_traceback
+from grader.hosting.workdir import prepare_workdir
+from grader.inkernel.transforms import PROBE_MARKER, EpochCap, NpuToDevice, Total, epoch_cap_transformer
 from grader.notebook import ShellEscape, find_shell_escapes
 
 
@@ -151,5 +153,5 @@ def test_the_fake_torch_npu_renames_privateuse1_only_on_cpu(device: str, backend
     code = "import torch, torch_npu; print(torch._C._get_privateuse1_backend_name(), torch.npu.is_available())"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                           env={**os.environ, "GRADER_TORCH_DEVICE": device,
-                               "PYTHONPATH": str(PACKAGE_DIR / "kernel" / "fakes")})
+                               "PYTHONPATH": str(PACKAGE_DIR / "inkernel" / "fakes")})
     assert done.stdout.split() == [backend, "False"]

@@ -8,7 +8,7 @@ import nbformat
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from grader.kernel import startup
+from grader.inkernel import startup
 from grader.notebook import find_loader_workers
 
 

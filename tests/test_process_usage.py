@@ -1,4 +1,4 @@
-"""What a kernel's processes hold that no folder shows (grader/process_usage.py)."""
+"""What a kernel's processes hold that no folder shows (grader/hosting/process_usage.py)."""
 from __future__ import annotations
 
 import os
@@ -6,7 +6,7 @@ from pathlib import Path
 
 
 def test_files_deleted_but_held_open_are_counted(tmp_path: Path) -> None:
-    from grader.process_usage import unlinked_open_bytes
+    from grader.hosting.process_usage import unlinked_open_bytes
 
     before = unlinked_open_bytes([os.getpid()])
     fd = os.open(tmp_path / "hidden", os.O_CREAT | os.O_WRONLY)
@@ -23,7 +23,7 @@ def test_files_deleted_but_held_open_are_counted(tmp_path: Path) -> None:
 def test_shared_memory_is_read_from_its_own_line_not_from_a_process_name() -> None:
     import ctypes
 
-    from grader.process_usage import shared_memory_bytes
+    from grader.hosting.process_usage import shared_memory_bytes
 
     libc = ctypes.CDLL(None)
     before = open("/proc/self/comm").read().strip()

@@ -58,7 +58,7 @@ def test_require_sandbox_also_refuses_when_a_layer_outside_bubblewrap_is_missing
 
     from grader import sandbox
     from grader.errors import SandboxUnavailableError
-    from grader.execute import choose_protections
+    from grader.sandbox import choose_protections
 
     # e.g. a root grader in a container without a writable pids cgroup: no fork-bomb limit
     monkeypatch.setattr(sandbox, "process_limit_available", lambda: False)

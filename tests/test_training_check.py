@@ -242,7 +242,7 @@ def test_fresh_heldout_clips_are_new_balanced_and_secret_per_run():
 def test_a_tas_holdout_split_is_used_and_never_copied_into_the_kernels_folder(tmp_path, small_synthetic_dataset):
     import shutil
 
-    from grader.execute import prepare_workdir, remove_workdir
+    from grader.hosting.workdir import prepare_workdir, remove_workdir
     from grader.heldout import choose_heldout
 
     data = tmp_path / "data"

@@ -34,7 +34,7 @@ from typing import Any, Callable, Protocol, Sequence
 
 from grader.batch.jobs import GradeJob, failed_result, grade_job
 from grader.errors import InternalError
-from grader.kernel.launch import PR_SET_PDEATHSIG, load_prctl
+from grader.hosting.launch import PR_SET_PDEATHSIG, load_prctl
 from grader.messages import text
 from grader.untrusted_fs import remove_tree
 

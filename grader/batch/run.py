@@ -116,7 +116,7 @@ def grade(options: GradeOptions, *, out: TextIO | None = None, err: TextIO | Non
     if options.executor not in EXECUTORS:
         raise BadInputError(text("batch.unknown_executor", lang, name=options.executor))
     if options.require_sandbox:
-        from grader.execute import choose_protections
+        from grader.sandbox import choose_protections
 
         choose_protections("require", lang)  # refuse before any work, not once per submission
     from grader.oracle import load_oracle

@@ -73,7 +73,7 @@ def _last_name(node: ast.AST) -> str:
     return ""
 
 
-# What the probe may report it saw (grader/kernel/probe.py `_observe`): names are re-checked here, so a forged
+# What the probe may report it saw (grader/inkernel/probe.py `_observe`): names are re-checked here, so a forged
 # report can only ever cost its own notebook points.
 _RUNTIME_NAMES = ("lstm", "gru", "rnn_tanh", "rnn_relu", "cudnn_rnn", "miopen_rnn", "mkldnn_rnn", "rnn_layer")
 _MAX_EVIDENCE = 20

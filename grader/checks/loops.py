@@ -33,7 +33,7 @@ class CellRun:
     status: str
     traceback: str = ""
     # A frame of its traceback (never the exception's message) is in a `forward` method
-    # (grader/execute.py CellRecord.model_frames).
+    # (grader/hosting/records.py CellRecord.model_frames).
     model_frames: bool = False
 
 

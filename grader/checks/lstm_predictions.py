@@ -124,7 +124,7 @@ def _padded(clips: list[np.ndarray], idx: np.ndarray) -> np.ndarray:
 
 
 def length_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
-    """The kernel's batches of held-out clips (grader/kernel/train_probe.py `_length_batches`, the same rule)."""
+    """The kernel's batches of held-out clips (grader/inkernel/train_probe.py `_length_batches`, the same rule)."""
     order = np.argsort(lengths, kind="stable")
     return [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
 

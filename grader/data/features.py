@@ -36,7 +36,7 @@ def _ensure_numba_cache() -> None:
     # The grader (trusted) shares the warm cache that student kernels get
     # copies of, so a machine compiles librosa's kernels once, not twice.
     if "NUMBA_CACHE_DIR" not in os.environ:
-        from grader.kernel.numba_cache import warm_cache
+        from grader.hosting.numba_cache import warm_cache
 
         folder = warm_cache() or cache_root() / "numba"
         try:

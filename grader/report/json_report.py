@@ -13,7 +13,7 @@ import json
 import math
 from typing import Any
 
-from grader.execute import CellRecord
+from grader.hosting.records import CellRecord
 from grader.messages import render
 from grader.pipeline import SubmissionReport
 from grader.report.results import SCHEMA, submission_id_for

@@ -124,9 +124,9 @@ def test_file_floods_are_counted_wherever_the_kernel_can_write(contained, quick_
     (host folders, so no inode-less tmpfs), or the work folder: the kernel is stopped, a fallback kernel in a
     fresh folder grades the classes. The budget is 100,000 entries; 5,000 here, so that the flood outruns the
     quick rubric's 6 s cell limit on a slow machine (the same code path, fewer files)."""
-    import grader.execute as execute
+    import grader.hosting.budgets as budgets
 
-    monkeypatch.setattr(execute, "_DISK_MAX_ENTRIES", 5_000)
+    monkeypatch.setattr(budgets, "MAX_ENTRIES", 5_000)
     checked = _grade(with_cells(reference(), attacks.file_flood(where, files=40_000), at="end"), contained.parent,
                      f"attack_file_flood_{where}", quick_rubric)
     flood = _last_cell(checked)
@@ -218,7 +218,7 @@ def test_a_fallback_kernel_that_cannot_start_is_a_verdict_not_exit_3(contained, 
     """The notebook's kernel dies and the fresh one fails to start (here: made to fail): the checks it would
     have run get an error verdict that says why, the rest of the result stands."""
     from grader.errors import InternalError
-    from grader.execute import KernelSession
+    from grader.hosting.session import KernelSession
 
     starts = []
     real_start = KernelSession.start

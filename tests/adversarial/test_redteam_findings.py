@@ -266,7 +266,7 @@ class _ForgingRunner:
 
     def run_code(self, code: str, timeout_s: float):
         import numpy as np
-        from grader.execute import CodeResult
+        from grader.hosting.records import CodeResult
 
         probe = next(p for p in self.workdir.iterdir() if p.name.startswith(".grader-probe-"))
         (probe / "out").mkdir()

@@ -20,7 +20,7 @@ from grader.untrusted_fs import UntrustedDir
 
 from grader.cachedir import cache_root
 
-from grader.kernel.launch import THREAD_ENV
+from grader.threads import THREAD_ENV
 
 _WARM_UP = """
 import numpy as np, soundfile, librosa, sys

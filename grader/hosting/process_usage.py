@@ -1,7 +1,7 @@
 """What a kernel's processes hold that no folder shows: files deleted but kept open, shared memory.
 
 Read from /proc for the kernel's processes (its pids cgroup, or its process group), for the disk and memory
-budgets of grader/execute.py. Everything read is capped: the student names its processes and opens its files.
+budgets of grader/hosting/budgets.py. Everything read is capped: the student names its processes and opens its files.
 """
 from __future__ import annotations
 

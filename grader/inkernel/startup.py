@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from grader.kernel import shell_shims, transforms
+from . import shell_shims, transforms
 
 
 def _one_torch_thread() -> None:
@@ -61,7 +61,7 @@ def _no_loader_workers() -> None:
 def _cap_streams(shell: Any, budget: int) -> None:
     """At most `budget` characters of stdout+stderr per execution leave this process.
 
-    The first of two caps (the grader's is the other, in grader/execute.py): it
+    The first of two caps (the grader's is the other, in grader/hosting/client.py): it
     stops a huge print before ipykernel serialises it. The student can undo it,
     so the grader never relies on it alone.
     """

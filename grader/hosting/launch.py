@@ -21,17 +21,14 @@ from pathlib import Path
 
 from jupyter_client.kernelspec import KernelSpecManager
 
-from grader.kernel import FAKES_DIR, KERNEL_DIR
+from grader.inkernel import INKERNEL_DIR
+from grader.threads import THREAD_ENV
+
+# The package that runs in the student's process: the kernel gets a copy of it, never the grader's tree.
+FAKES_DIR = INKERNEL_DIR / "fakes"
 
 KERNEL_NAME = "grader-python"
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
-THREAD_ENV = {
-    "OMP_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-    "OPENBLAS_NUM_THREADS": "1",
-    "NUMEXPR_NUM_THREADS": "1",
-    "NUMBA_NUM_THREADS": "1",
-}
 # Passed through from the grader's environment when set: the libraries of a
 # CUDA or CANN (Ascend) installation are found through them. Everything else
 # (tokens, the grader's own settings) stays out of the student's process.
@@ -93,17 +90,17 @@ def copy_kernel_side(run_dir: Path) -> Path:
     and which the sandbox hides.
     """
     root = run_dir / "kernel_side"
-    package = root / "grader" / "kernel"
+    package = root / "grader" / "inkernel"
     package.mkdir(parents=True)
     (root / "grader" / "__init__.py").write_text("", encoding="utf-8")
     for name in _KERNEL_SIDE:
-        shutil.copy2(KERNEL_DIR / name, package / name)
+        shutil.copy2(INKERNEL_DIR / name, package / name)
     shutil.copytree(FAKES_DIR, package / "fakes", ignore=shutil.ignore_patterns("__pycache__"))
     return root
 
 
 def write_startup(ipython_dir: Path, config: dict[str, object], kernel_side: Path) -> Path:
-    """The IPython startup file that installs grader.kernel.startup in the kernel.
+    """The IPython startup file that installs grader.inkernel.startup in the kernel.
 
     It runs in the student's namespace, so it keeps to one function it deletes.
     """
@@ -116,7 +113,7 @@ def write_startup(ipython_dir: Path, config: dict[str, object], kernel_side: Pat
         "    import sys\n"
         f"    sys.path.insert(0, {project_root!r})\n"
         "    try:\n"
-        "        import grader.kernel.startup as boot\n"
+        "        import grader.inkernel.startup as boot\n"
         "    finally:\n"
         f"        sys.path.remove({project_root!r})\n"
         f"    boot.FAILED = boot.install(get_ipython(), {config!r})\n"
@@ -134,7 +131,7 @@ def startup_config(device: str, remap_npu: bool, epoch_cap: int, kernel_side: Pa
         "remap_npu": remap_npu,
         "epoch_cap": epoch_cap,
         "output_chars": output_chars,
-        "fakes_dir": str(kernel_side / "grader" / "kernel" / "fakes"),
+        "fakes_dir": str(kernel_side / "grader" / "inkernel" / "fakes"),
     }
 
 
