@@ -41,7 +41,7 @@ test: $(STAMP)
 
 # The student-safe wheel (no reference/, golden vectors instead), from the tracked files only.
 wheel: $(STAMP)
-	$(BIN)/python -c "from pathlib import Path; from grader.student_repo import build_wheel; print(build_wheel(Path('dist')))"
+	$(BIN)/python -c "from pathlib import Path; from grader.distribution.student_repo import build_wheel; print(build_wheel(Path('dist')))"
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache dist

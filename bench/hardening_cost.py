@@ -67,7 +67,7 @@ def _instrument(meter: Meter) -> None:
     import grader.pipeline as pipeline
     import grader.report.chart_scale as chart_scale
     import grader.safe_text as safe_text
-    import grader.training as training
+    import grader.checks.training as training
     import grader.untrusted_fs as ufs
 
     for name in ("read_bytes", "read_npy", "write_bytes", "save_npy", "make_dir", "make_dirs", "child", "exists",

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from grader.trusted_runner import ProcessRunner, reference_source  # noqa: E402
 from grader.rubric import load_rubric  # noqa: E402
-from grader.training import TrainProtocol, load_training_data, train_lstm  # noqa: E402
+from grader.checks.training import TrainProtocol, load_training_data, train_lstm  # noqa: E402
 
 _FORGET = "f_t = torch.sigmoid(x_t @ self.W_xf"
 _CELL = "c_t = f_t * c_t + i_t * c_hat_t"
@@ -92,8 +92,8 @@ def summarise(model: str, runs: list[SeedRun]) -> str:
 
 def with_fresh_heldout(data, seed: int):
     """`data` with a fresh synthetic held-out set, as grading on the default data draws one per run."""
-    from grader.heldout import fresh_synthetic
-    from grader.training import TrainingData
+    from grader.checks.heldout import fresh_synthetic
+    from grader.checks.training import TrainingData
 
     fresh = fresh_synthetic(1_000_000 + seed)  # reproducible here; grading uses a secret seed
     return TrainingData(data.train_x, data.train_y, fresh.features, fresh.labels)

@@ -20,10 +20,10 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _cmd_template(args: argparse.Namespace) -> int:
-    from grader.template import write_template
+    from grader.distribution.template import write_template
 
     if args.export is not None:
-        from grader.student_repo import export_student_repo
+        from grader.distribution.student_repo import export_student_repo
 
         if args.check or args.out or args.reference:
             raise BadInputError("--export 直接使用已提交的模板，不能与 --check/--out/--reference 同用 / --export takes the "
@@ -34,7 +34,7 @@ def _cmd_template(args: argparse.Namespace) -> int:
 
 
 def _cmd_golden(args: argparse.Namespace) -> int:
-    from grader.oracle.golden_build import check_report, write_golden
+    from grader.distribution.golden_build import check_report, write_golden
     from grader.paths import GOLDEN_DIR
 
     folder = args.out or GOLDEN_DIR
@@ -136,7 +136,7 @@ def _cmd_grade(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from grader.demo import run_demo
+    from grader.distribution.demo import run_demo
 
     return run_demo(args.out, lang=args.lang or DEFAULT_LANGUAGE)
 

@@ -14,7 +14,7 @@ from typing import Any
 import nbformat
 
 from grader import __version__
-from grader.calibrate import calibrated_rubric
+from grader.calibration import calibrated_rubric
 from grader.checks.builtin import notebook_hits
 from grader.checks.loops import CellRun, check_loaders, check_loops
 from grader.default_data import dataset
@@ -34,7 +34,7 @@ from grader.rubric import CHECK_IDS, Rubric, load_rubric
 from grader.sandbox import Protections
 from grader.seeds import derived, load_or_create_secret, notebook_seed, user_secret_path
 from grader.score import ScoredCheck, requirement_message, score_results, total, unmet_requirements
-from grader.student_curve import harvest_student_curve
+from grader.checks.student_curve import harvest_student_curve
 from grader.threads import limit_torch_threads
 
 CLASS_NAMES = ["CustomRNN", "CustomLSTM"]
@@ -237,8 +237,8 @@ def _probe_checks(session: KernelSession, class_sources: dict[str, str], rubric:
                   data_dir: Path, seed: int, timings: dict[str, float], oracle: Oracle, hidden: frozenset[str],
                   synthetic_data: bool, builtin_hits: dict[str, list[str]] | None = None) -> list[CheckResult]:
     from grader.checks.model import run_model_checks
-    from grader.heldout import choose_heldout
-    from grader.training import run_training_check
+    from grader.checks.heldout import choose_heldout
+    from grader.checks.training import run_training_check
 
     mark = time.monotonic()
     # *.sizes needs answers at other sizes, which only the live reference gives.
@@ -259,7 +259,7 @@ def _probe_checks(session: KernelSession, class_sources: dict[str, str], rubric:
         return results
     mark = time.monotonic()
     training = rubric.training  # calibrated in check_notebook, when a calibration applies to this data
-    # Chosen now, after the notebook ran: clips the kernel never saw (grader/heldout.py).
+    # Chosen now, after the notebook ran: clips the kernel never saw (grader/checks/heldout.py).
     heldout = choose_heldout(data_dir, synthetic=synthetic_data, seed=derived(seed, "heldout"))
     # In TA grading the predictions are recomputed from the trained weights with the reference's equations.
     reference = getattr(oracle, "fn", None) if oracle.kind == "live" else None

@@ -20,7 +20,7 @@ from grader.batch import run as batch_run
 from grader.batch.jobs import GradeJob, grade_job
 from grader.batch.run import GradeOptions, grade
 from grader.batch.store import SCHEMA_VERSION, STORE_NAME, Store, VerdictKey
-from grader.calibrate import Calibration, calibration_path, dataset_hash
+from grader.calibration import Calibration, calibration_path, dataset_hash
 from grader.cli import main
 from grader.paths import DEFAULT_RUBRIC
 from test_batch_store import result

@@ -9,18 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from grader.calibrate import (
-    CalibrationResult,
-    SeedResult,
-    _decide,
-    calibrate,
-    calibration_path,
-    dataset_hash,
-    effective_threshold,
-    effective_training,
-    floor_percent,
-    load_calibration,
-)
+from grader.calibrate import CalibrationResult, SeedResult, _decide, calibrate, floor_percent
+from grader.calibration import (calibration_path, dataset_hash, effective_threshold, effective_training,
+                                load_calibration)
 from grader.data.features import FeatureCache
 from grader.errors import RubricError
 from grader.paths import DEFAULT_RUBRIC
@@ -127,7 +118,7 @@ def test_a_reference_that_errors_is_reported() -> None:
 
 
 def _calibration_for(data: Path, path: Path, threshold: float, sha: str | None = None) -> Path:
-    from grader.calibrate import Calibration
+    from grader.calibration import Calibration
 
     cal = Calibration(threshold, 0.05, sha or dataset_hash(data), (0,), (threshold + 0.05,), 0.34, 3, 0.01, 16,
                       data=str(data))
@@ -146,7 +137,7 @@ def test_the_data_hash_covers_the_holdout_split(small_synthetic_dataset: Path, t
 
 def test_a_calibration_given_is_applied_on_its_own_data(rubric_path: Path, small_synthetic_dataset: Path,
                                                         tmp_path: Path) -> None:
-    from grader.calibrate import applied_calibration
+    from grader.calibration import applied_calibration
 
     given = _calibration_for(small_synthetic_dataset, tmp_path / "anywhere.toml", 0.61)
     applied = applied_calibration(load_rubric(rubric_path), small_synthetic_dataset, given)
@@ -155,7 +146,7 @@ def test_a_calibration_given_is_applied_on_its_own_data(rubric_path: Path, small
 
 def test_a_calibration_given_for_other_data_is_refused_with_the_command_to_recalibrate(
         rubric_path: Path, small_synthetic_dataset: Path, tmp_path: Path) -> None:
-    from grader.calibrate import CalibrationMismatchError, applied_calibration
+    from grader.calibration import CalibrationMismatchError, applied_calibration
 
     given = _calibration_for(small_synthetic_dataset, tmp_path / "real.toml", 0.64, sha="e" * 64)
     data = tmp_path / "class-data.zip"

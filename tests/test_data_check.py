@@ -402,7 +402,7 @@ def test_a_broken_holdout_met_while_grading_is_a_dataset_error(good_dataset: Pat
                                                                english: str) -> None:
     from grader.data.features import FeatureCache
     from grader.errors import DatasetError
-    from grader.heldout import choose_heldout
+    from grader.checks.heldout import choose_heldout
 
     with_holdout(good_dataset)
     if breakage == "unknown_class":

@@ -1,7 +1,7 @@
 """`make demo` (grader demo): a small class graded the TA's way, and the two facts the course depends on."""
 from __future__ import annotations
 
-from grader.demo import run_demo
+from grader.distribution.demo import run_demo
 
 
 def test_demo_grades_reference_full_and_template_zero_and_writes_every_output(tmp_path, capsys):

@@ -7,7 +7,7 @@ import torch
 
 from grader.checks.lstm_predictions import MAX_DISAGREEMENT, compare, length_batches
 from grader.oracle.live import load_functional
-from grader.training import PROBE_SOURCE_PATH
+from grader.checks.training import PROBE_SOURCE_PATH
 
 SIZES = (13, 32, 3)
 

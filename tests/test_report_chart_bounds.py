@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from grader.report import chart_scale, svg_plot
 from grader.report.html import render_submission_html
 from grader.report.summary import BINS, histogram
-from grader.student_curve import parse_curve
+from grader.checks.student_curve import parse_curve
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "results"
 MEASURED = {

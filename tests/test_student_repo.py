@@ -27,7 +27,7 @@ import yaml
 
 from grader.errors import BadInputError, InternalError
 from grader.paths import PROJECT_ROOT
-from grader.student_repo import WHEEL_DIR_NAME, build_wheel, copy_source_tree, export_student_repo
+from grader.distribution.student_repo import WHEEL_DIR_NAME, build_wheel, copy_source_tree, export_student_repo
 
 TEMPLATE_DIR = PROJECT_ROOT / "student_template"
 WORKFLOW = TEMPLATE_DIR / ".github" / "workflows" / "grader.yml"
@@ -228,7 +228,7 @@ def test_readme_is_in_chinese_and_english() -> None:
         assert needed in text, needed
 
 
-# --- grader/student_repo.py: fast parts --------------------------------------------------------------------
+# --- grader/distribution/student_repo.py: fast parts --------------------------------------------------------------------
 
 def _git(repo: Path, *args: str) -> None:
     subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,

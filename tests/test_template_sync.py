@@ -9,7 +9,7 @@ from grader.cli import main
 from grader.errors import BadInputError
 from grader.notebook import read_notebook
 from grader.paths import REFERENCE_NOTEBOOK, TEMPLATE_NOTEBOOK
-from grader.template import make_template, render, template_line
+from grader.distribution.template import make_template, render, template_line
 
 
 def test_committed_template_is_in_sync_with_reference():

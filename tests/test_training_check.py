@@ -18,7 +18,7 @@ from grader.data.features import FeatureCache
 from grader.messages import render
 from grader.result import Status
 from grader.rubric import Training
-from grader.training import (
+from grader.checks.training import (
     TrainingData,
     TrainProtocol,
     load_training_data,
@@ -230,7 +230,7 @@ def test_protocol_follows_the_rubric() -> None:
 
 
 def test_fresh_heldout_clips_are_new_balanced_and_secret_per_run():
-    from grader.heldout import fresh_synthetic
+    from grader.checks.heldout import fresh_synthetic
 
     a, b = fresh_synthetic(1, per_class=4), fresh_synthetic(2, per_class=4)
     assert a.source == "fresh_synthetic" and a.hidden_from_kernel
@@ -243,7 +243,7 @@ def test_a_tas_holdout_split_is_used_and_never_copied_into_the_kernels_folder(tm
     import shutil
 
     from grader.hosting.workdir import prepare_workdir, remove_workdir
-    from grader.heldout import choose_heldout
+    from grader.checks.heldout import choose_heldout
 
     data = tmp_path / "data"
     shutil.copytree(small_synthetic_dataset, data)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grader.training import (
+from grader.checks.training import (
     BadOutput,
     TrainingData,
     accuracy,
@@ -155,7 +155,7 @@ def test_a_deeply_nested_report_is_bad_output(tmp_path: Path) -> None:
 def test_accuracy_on_clips_the_notebook_could_see_is_said_in_plain_words() -> None:
     from grader.messages import Msg, render
     from grader.result import CheckResult, Status
-    from grader.training import _said_where_measured
+    from grader.checks.training import _said_where_measured
 
     params = {"accuracy": 0.9, "epochs": 3, "threshold": 0.8, "best": 0.9, "budget": 120}
     seen = _said_where_measured(CheckResult("lstm.train", Status.PASSED, Msg("training.passed", params), details={}))

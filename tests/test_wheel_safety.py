@@ -1,6 +1,6 @@
 """The wheel students install must not hand them the solution (issue #7).
 
-Students get the grader as a wheel in their template repository (grader/student_repo.py). Anything in it can
+Students get the grader as a wheel in their template repository (grader/distribution/student_repo.py). Anything in it can
 be unzipped and read, so it must hold neither the reference notebook nor the reference implementation of the
 gate equations: `grader check` compares against packaged golden vectors instead. Each assertion names the
 offending wheel member.
@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from grader.paths import PROJECT_ROOT
-from grader.student_repo import build_wheel
+from grader.distribution.student_repo import build_wheel
 
 REFERENCE_NOTEBOOK = PROJECT_ROOT / "reference" / "lab.ipynb"
 SOLUTION_MARKERS = ("# [solution] TODO:", "# [solution] OPTIONAL:")

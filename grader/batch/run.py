@@ -209,7 +209,7 @@ class _Context:
 
 
 def _grading_context(options: GradeOptions, rubric: Rubric, data: _Data) -> _Context:
-    from grader.calibrate import applied_calibration, data_sha256
+    from grader.calibration import applied_calibration, data_sha256
 
     applied = applied_calibration(rubric, data.folder, options.calibration, data=options.data)
     return _Context(rubric.sha256, applied.path, applied.sha256, data_sha256(data.folder))

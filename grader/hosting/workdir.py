@@ -26,7 +26,7 @@ def prepare_workdir(notebook_path: Path, data_dir: Path, parent: Path | None = N
     workdir = root / WORK_FOLDER
     workdir.mkdir(mode=0o700)
     shutil.copy2(notebook_path, workdir / notebook_path.name)
-    # The TA's held-out split (grader/heldout.py) never enters the kernel's folder.
+    # The TA's held-out split (grader/checks/heldout.py) never enters the kernel's folder.
     shutil.copytree(data_dir, workdir / "data", symlinks=False, ignore=_hide_holdout(data_dir))
     return workdir
 

@@ -1,6 +1,6 @@
 """The lstm.train probe: runs INSIDE the student's kernel, one epoch per call.
 
-This file is never imported by the grader. `grader.training` reads its text,
+This file is never imported by the grader. `grader.checks.training` reads its text,
 executes it into a fresh module object inside the kernel (so the student's
 global names cannot shadow ours) and calls `main(config, cls)` with the
 student's `CustomLSTM` (or None when it is undefined).
@@ -47,7 +47,7 @@ _np_argsort = _np.argsort
 _np_empty = _np.empty
 _np_cumsum = _np.cumsum
 
-# File names shared with grader.training (the trusted side writes the first five).
+# File names shared with grader.checks.training (the trusted side writes the first five).
 TRAIN_X, TRAIN_LEN, TRAIN_Y = "train_x.npy", "train_len.npy", "train_y.npy"
 HELDOUT_X, HELDOUT_LEN = "heldout_x.npy", "heldout_len.npy"
 

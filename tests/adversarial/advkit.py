@@ -292,7 +292,7 @@ def contained(monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(work))
     monkeypatch.setenv("TMPDIR", str(work))
     monkeypatch.chdir(root)
-    for name in ("torch", "grader.pipeline", "grader.checks.model", "grader.training"):
+    for name in ("torch", "grader.pipeline", "grader.checks.model", "grader.checks.training"):
         importlib.import_module(name)  # loaded before measuring: the first grading would load them
     kids, vitals = children(), health()
     try:

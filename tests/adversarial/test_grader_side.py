@@ -7,7 +7,6 @@ grader's memory well under 1 GiB. The batch test at the end grades them beside a
 from __future__ import annotations
 
 import io
-import json
 import os
 import subprocess
 import sys

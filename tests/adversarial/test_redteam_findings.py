@@ -8,7 +8,6 @@ import os
 import socket
 import stat
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -318,7 +317,7 @@ def test_a_training_report_with_a_huge_integer_loss_is_bad_output(tmp_path):
     """Found: read_report checks `math.isfinite(loss)` on a JSON integer; 10**400 (400 digits, under Python's
     4,300-digit limit) makes isfinite raise OverflowError, which _one_epoch does not catch (only BadOutput) and
     train_lstm does not either (only OSError): exit 3 from the lstm.train check."""
-    from grader.training import BadOutput, read_report
+    from grader.checks.training import BadOutput, read_report
     from grader.untrusted_fs import UntrustedDir
 
     (tmp_path / "report_1.json").write_text('{"epoch": 1, "ok": true, "loss": 1' + "0" * 400 + "}")

@@ -140,12 +140,12 @@ def reached(accuracy: float, threshold: float) -> bool:
 def load_training_data(data_dir: Path, cache: Any = None, heldout: Any = None) -> TrainingData:
     """The train split to learn from, and held-out clips to measure on.
 
-    `heldout` (a grader.heldout.HeldOut) is chosen by the caller after the
+    `heldout` (a grader.checks.heldout.HeldOut) is chosen by the caller after the
     notebook ran; without one, the dataset's holdout split if it has one, else
     its test split (what calibration measures on).
     """
     from grader.data.features import FeatureCache, load_split
-    from grader.heldout import choose_heldout
+    from grader.checks.heldout import choose_heldout
 
     cache = cache or FeatureCache()
     train = load_split(Path(data_dir), "train", cache)
