@@ -102,7 +102,7 @@ def call_probe(
     request: dict[str, Any],
     arrays: dict[str, np.ndarray],
     *,
-    timeout_s: float = 60.0,
+    timeout_s: float,
 ) -> ProbeReply:
     """Write `request` + `arrays` (name -> array; saved as <name>.npy), run the probe, read its reply.
 

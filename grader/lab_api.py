@@ -126,6 +126,8 @@ LSTM = ModelSpec(
 )
 
 MODELS: tuple[ModelSpec, ...] = (RNN, LSTM)
+# The names the notebook must define, in the lab's order.
+CLASS_NAMES: tuple[str, ...] = tuple(m.class_name for m in MODELS)
 
 CHECK_NAMES = ("defined", "params", "init", "forward", "grad", "no_builtin")
 

@@ -19,6 +19,7 @@ from grader.checks.builtin import notebook_hits
 from grader.checks.loops import CellRun, check_loaders, check_loops
 from grader.default_data import dataset
 from grader.devices import DeviceChoice, resolve_device
+from grader.lab_api import CLASS_NAMES
 from grader.hosting.limits import ExecutionLimits, SandboxMode
 from grader.hosting.records import CellRecord, ExecutionResult
 from grader.hosting.session import KernelSession
@@ -36,9 +37,6 @@ from grader.seeds import derived, load_or_create_secret, notebook_seed, user_sec
 from grader.score import ScoredCheck, requirement_message, score_results, total, unmet_requirements
 from grader.checks.student_curve import harvest_student_curve
 from grader.threads import limit_torch_threads
-
-CLASS_NAMES = ["CustomRNN", "CustomLSTM"]
-
 
 @dataclass(frozen=True)
 class CheckOptions:
@@ -130,12 +128,7 @@ def _notebook_seed(path: Path, secret: bytes | None) -> int:
 
 
 def execution_limits(rubric: Rubric, sandbox: SandboxMode = "auto") -> ExecutionLimits:
-    return ExecutionLimits(
-        cell_timeout_s=rubric.limits.cell_timeout_s,
-        notebook_timeout_s=rubric.limits.notebook_timeout_s,
-        epoch_cap=rubric.limits.epoch_cap,
-        sandbox=sandbox,
-    )
+    return ExecutionLimits.from_rubric(rubric.limits, sandbox)
 
 
 def _grade(path: Path, nb: nbformat.NotebookNode, rubric: Rubric, device: DeviceChoice, data_dir: Path,
@@ -244,6 +237,7 @@ def _probe_checks(session: KernelSession, class_sources: dict[str, str], rubric:
     # *.sizes needs answers at other sizes, which only the live reference gives.
     other_sizes = oracle.kind == "live" and not {"rnn.sizes", "lstm.sizes"} <= hidden
     results = run_model_checks(session, class_sources, oracle, rng_seed=seed, other_sizes=other_sizes,
+                               probe_timeout_s=rubric.limits.probe_timeout_s,
                                notebook_hits=builtin_hits)
     results = [r for r in results if r.id not in hidden]
     timings["model_checks_s"] = time.monotonic() - mark

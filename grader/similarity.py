@@ -44,12 +44,12 @@ from typing import Any, Iterable, Mapping
 import nbformat
 
 from grader.errors import GraderError
+from grader.lab_api import CLASS_NAMES
 from grader.messages import DEFAULT_LANGUAGE, Msg, render
 from grader.notebook import (MAX_PARSE_CHARS, class_block_end, class_header_name, code_cells, find_class_sources,
                              python_source, read_notebook)
 from grader.paths import TEMPLATE_NOTEBOOK
 
-CLASS_NAMES = ("CustomRNN", "CustomLSTM")
 
 # One gate line of the LSTM normalises to ~22 tokens (`V = V . V ( V @ V . V + ... ) ;`).
 # K = 15 is below one such statement, so a copied statement always yields k-grams, yet long

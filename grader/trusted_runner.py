@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from grader.hosting.records import CodeResult
+from grader.lab_api import CLASS_NAMES
 from grader.threads import THREAD_ENV
 
 # The trusted child answers with the kernel's own result type, so train_lstm cannot tell them apart.
@@ -118,5 +119,5 @@ def reference_source() -> str:
     from grader.paths import REFERENCE_NOTEBOOK
 
     require_reference(REFERENCE_NOTEBOOK)  # a student wheel has none: say so, exit 2
-    sources = find_class_sources(read_notebook(REFERENCE_NOTEBOOK), ["CustomRNN", "CustomLSTM"])
-    return "import torch\nimport torch.nn as nn\n\n" + sources["CustomRNN"] + "\n\n" + sources["CustomLSTM"] + "\n"
+    sources = find_class_sources(read_notebook(REFERENCE_NOTEBOOK), list(CLASS_NAMES))
+    return "import torch\nimport torch.nn as nn\n\n" + "\n\n".join(sources[name] for name in CLASS_NAMES) + "\n"

@@ -14,19 +14,14 @@ from grader.calibration import (calibration_path, dataset_hash, effective_thresh
                                 load_calibration)
 from grader.data.features import FeatureCache
 from grader.errors import RubricError
-from grader.paths import DEFAULT_RUBRIC
 from grader.rubric import load_rubric
+from rubric_edit import lab_rubric_with
 
 
 @pytest.fixture()
 def rubric_path(tmp_path: Path) -> Path:
     """The lab rubric with max_epochs 3, so a calibration takes seconds."""
-    text = DEFAULT_RUBRIC.read_text(encoding="utf-8")
-    assert "max_epochs = 20" in text
-    path = tmp_path / "rubrics" / "lab.toml"
-    path.parent.mkdir()
-    path.write_text(text.replace("max_epochs = 20", "max_epochs = 3"), encoding="utf-8")
-    return path
+    return lab_rubric_with(tmp_path / "rubrics" / "lab.toml", max_epochs=3)
 
 
 @pytest.fixture(scope="module")
@@ -224,9 +219,7 @@ def test_calibrate_beside_the_rubric_says_it_is_picked_up_automatically(rubric_p
 def test_a_seed_out_of_its_time_budget_is_an_error_not_a_data_point(rubric_path: Path, small_synthetic_dataset: Path,
                                                                    tmp_path: Path, feature_cache: FeatureCache,
                                                                    capsys) -> None:
-    text = rubric_path.read_text(encoding="utf-8")
-    assert "time_budget_s = 120" in text
-    rubric_path.write_text(text.replace("time_budget_s = 120", "time_budget_s = 0.001"), encoding="utf-8")
+    lab_rubric_with(rubric_path, max_epochs=3, time_budget_s=0.001)
     from grader.cli import main
 
     code = main(["--lang", "en", "calibrate", "--data", str(small_synthetic_dataset), "--seeds", "3",

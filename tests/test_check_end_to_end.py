@@ -17,6 +17,7 @@ import pytest
 
 from grader.cli import main
 from grader.paths import DEFAULT_RUBRIC, REFERENCE_NOTEBOOK, TEMPLATE_NOTEBOOK
+from rubric_edit import lab_rubric_with
 
 FIXTURES = Path(__file__).resolve().parent / "notebooks" / "check"
 ALL_CHECKS = 20
@@ -43,10 +44,7 @@ def not_passed(result: dict) -> set[str]:
 @pytest.fixture(scope="module")
 def quick_rubric(tmp_path_factory) -> Path:
     """The lab rubric with short cell limits, so hanging fixtures finish quickly."""
-    text = DEFAULT_RUBRIC.read_text(encoding="utf-8").replace("cell_timeout_s = 180", "cell_timeout_s = 8")
-    path = tmp_path_factory.mktemp("rubric") / "lab.toml"
-    path.write_text(text, encoding="utf-8")
-    return path
+    return lab_rubric_with(tmp_path_factory.mktemp("rubric") / "lab.toml", cell_timeout_s=8.0)
 
 
 def test_reference_scores_full_marks_in_ta_grading(capsys):

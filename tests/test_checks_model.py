@@ -15,7 +15,6 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader.checks import model as model_checks
 from grader.checks.model import OTHER_SIZES, run_model_checks
 from grader.messages import LANGUAGES, render
 from grader.notebook import find_class_sources
@@ -84,7 +83,7 @@ def class_sources(source: str) -> dict[str, str]:
 def run_fixture(runner, source: str, seed: int | None = 1234, oracle=LIVE) -> dict[str, CheckResult]:
     runner.reset()
     assert runner.run_code(source, 60).ok
-    results = run_model_checks(runner, class_sources(source), oracle, rng_seed=seed)
+    results = run_model_checks(runner, class_sources(source), oracle, rng_seed=seed, probe_timeout_s=60)
     assert [r.id for r in results] == [f"{p}.{c}" for p in ("rnn", "lstm") for c in CHECKS]
     return {r.id: r for r in results}
 
@@ -199,7 +198,7 @@ def test_hostile_namespace_changes_nothing(tmp_path: Path) -> None:
             "_j.dump(dict(steps={}, arrays={}), __builtins__['open']('manifest.json', 'w')) if isinstance(__builtins__, dict) else None\n"
         )
         assert runner.run_code(source, 60).ok
-        results = {r.id: r for r in run_model_checks(runner, class_sources(source), LIVE, rng_seed=7)}
+        results = {r.id: r for r in run_model_checks(runner, class_sources(source), LIVE, rng_seed=7, probe_timeout_s=60)}
         assert all(results[f"rnn.{c}"].passed for c in CHECKS)
         assert results["lstm.forward"].status is Status.FAILED
         assert results["lstm.forward"].diagnosis.key == "checks.diag.tanh_forget_gate"
@@ -214,7 +213,7 @@ def test_dead_kernel_gives_errors(tmp_path: Path) -> None:
             "        seq_len, batch_size, _ = x.shape\n        if hidden_state",
             "        import os; os._exit(3)\n        if hidden_state")
         assert runner.run_code(source, 60).ok
-        results = {r.id: r for r in run_model_checks(runner, {}, LIVE, rng_seed=1)}
+        results = {r.id: r for r in run_model_checks(runner, {}, LIVE, rng_seed=1, probe_timeout_s=60)}
         assert results["rnn.params"].passed  # inspect ran before forward killed the kernel
         assert results["rnn.forward"].status is Status.ERROR
         assert results["rnn.forward"].message.key == "checks.kernel.died"
@@ -224,15 +223,14 @@ def test_dead_kernel_gives_errors(tmp_path: Path) -> None:
         runner.close()
 
 
-def test_hanging_forward_times_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(model_checks, "RUN_TIMEOUT_S", 2.0)
+def test_hanging_forward_times_out(tmp_path: Path) -> None:
     runner = SubprocessRunner(tmp_path)
     try:
         source = (FIXTURES / "correct_x_at_w.py").read_text().replace(
             "        for t in range(seq_len):\n            hidden_state",
             "        while True:\n            pass\n        for t in range(seq_len):\n            hidden_state")
         assert runner.run_code(source, 60).ok
-        results = {r.id: r for r in run_model_checks(runner, {}, LIVE, rng_seed=1)}
+        results = {r.id: r for r in run_model_checks(runner, {}, LIVE, rng_seed=1, probe_timeout_s=2.0)}
         assert results["rnn.forward"].message.key == "checks.kernel.timeout"
         assert results["rnn.grad"].status is Status.ERROR
     finally:
@@ -254,14 +252,14 @@ def test_probe_runs_on_the_sessions_device(kernel) -> None:
     source = "device = 'cpu'\n" + (FIXTURES / "correct_x_at_w.py").read_text().replace(".to(x.device)", ".to(device)")
     kernel.reset()
     assert kernel.run_code(source, 60).ok
-    results = {r.id: r for r in run_model_checks(WithDevice(kernel), class_sources(source), LIVE, rng_seed=5)}
+    results = {r.id: r for r in run_model_checks(WithDevice(kernel), class_sources(source), LIVE, rng_seed=5, probe_timeout_s=60)}
     assert all(r.passed for r in results.values())
 
 
 def _sized_results(kernel, source: str) -> dict[str, CheckResult]:
     kernel.reset()
     assert kernel.run_code(source, 60).ok
-    return {r.id: r for r in run_model_checks(kernel, class_sources(source), LIVE, rng_seed=11, other_sizes=True)}
+    return {r.id: r for r in run_model_checks(kernel, class_sources(source), LIVE, rng_seed=11, other_sizes=True, probe_timeout_s=60)}
 
 
 def test_other_sizes_pass_for_a_correct_class(kernel) -> None:
@@ -304,3 +302,27 @@ def test_the_golden_oracle_answers_only_its_packaged_case() -> None:
         golden.probe_data(RNN, OTHER_SIZES, 1)
     with pytest.raises(ValueError):
         golden.outputs(RNN, draw_data(RNN, LAB_SIZES, 1))  # a fresh draw: only the live reference can answer
+
+
+class _TimeoutRecorder:
+    """A real runner that notes the time limit of every call the checks make."""
+
+    def __init__(self, runner) -> None:
+        self.runner, self.timeouts = runner, []
+
+    def __getattr__(self, name):
+        return getattr(self.runner, name)
+
+    def run_code(self, code: str, timeout_s: float):
+        self.timeouts.append(timeout_s)
+        return self.runner.run_code(code, timeout_s)
+
+
+def test_the_rubrics_probe_timeout_is_the_limit_of_every_probe_call(kernel) -> None:
+    """[limits] probe_timeout_s used to stop at the pipeline: the probes ran under a hard-coded 60 s."""
+    source = (FIXTURES / "correct_x_at_w.py").read_text(encoding="utf-8")
+    kernel.reset()
+    assert kernel.run_code(source, 60).ok
+    recorder = _TimeoutRecorder(kernel)
+    run_model_checks(recorder, class_sources(source), LIVE, rng_seed=1, other_sizes=True, probe_timeout_s=37.5)
+    assert recorder.timeouts and set(recorder.timeouts) == {37.5}

@@ -14,7 +14,7 @@ from grader.notebook import find_class_sources
 from grader.result import Status
 
 FIXTURES = Path(__file__).parent / "fixtures" / "models"
-LIMITS = ExecutionLimits(cell_timeout_s=30, notebook_timeout_s=120, kill_grace_s=2, output_bytes_per_cell=50_000)
+LIMITS = ExecutionLimits(cell_timeout_s=30, notebook_timeout_s=120, epoch_cap=2, kill_grace_s=2, output_bytes_per_cell=50_000)
 
 
 def _notebook(*sources: str) -> nbformat.NotebookNode:
@@ -30,7 +30,7 @@ def test_kernel_session_end_to_end(tmp_path: Path) -> None:
         executed = session.run_notebook(nb)
         assert not executed.kernel_died
         results = {r.id: r for r in run_model_checks(session, find_class_sources(nb, ["CustomRNN", "CustomLSTM"]), load_oracle("live"),
-                                                     rng_seed=3)}
+                                                     rng_seed=3, probe_timeout_s=60)}
     assert all(results[f"rnn.{c}"].passed for c in ("defined", "params", "init", "forward", "grad", "no_builtin"))
     assert results["lstm.forward"].status is Status.FAILED
     assert results["lstm.forward"].diagnosis.key == "checks.diag.no_input_gate"

@@ -12,7 +12,7 @@ from grader.hosting.records import ExecutionResult
 from grader.hosting.session import KernelSession
 
 FIXTURES = Path(__file__).parent / "notebooks" / "exec"
-FAST = ExecutionLimits(cell_timeout_s=3, notebook_timeout_s=60, kill_grace_s=1.5, output_bytes_per_cell=50_000)
+FAST = ExecutionLimits(cell_timeout_s=3, notebook_timeout_s=60, epoch_cap=2, kill_grace_s=1.5, output_bytes_per_cell=50_000)
 
 
 def run(name: str, tmp_path: Path, limits: ExecutionLimits = FAST) -> ExecutionResult:
@@ -151,7 +151,7 @@ def test_probe_code_runs_after_the_notebook_and_never_hangs(tmp_path: Path) -> N
 
 
 def test_the_notebook_budget_stops_the_run(tmp_path: Path) -> None:
-    limits = ExecutionLimits(cell_timeout_s=30, notebook_timeout_s=2, kill_grace_s=1.5)
+    limits = ExecutionLimits(cell_timeout_s=30, notebook_timeout_s=2, epoch_cap=2, kill_grace_s=1.5)
     result = run("hangs_while_true_interrupted_later_cells_run.ipynb", tmp_path, limits)
     assert statuses(result) == ["timeout", "not_run"]
     assert result.timed_out and not result.kernel_died

@@ -44,7 +44,7 @@ def lab_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[ExecutionResult, 
     workdir = prepare_workdir(MINI_LAB, base / "dataset", parent=base / "runs")
     nb = nbformat.read(workdir / MINI_LAB.name, as_version=4)
     np.save(workdir / "probe_in.npy", np.zeros((5, 2, 13), dtype=np.float32))
-    limits = ExecutionLimits(cell_timeout_s=120, notebook_timeout_s=240)
+    limits = ExecutionLimits(cell_timeout_s=120, notebook_timeout_s=240, epoch_cap=2)
     with KernelSession(workdir, resolve_device("cpu"), limits) as session:
         result = session.run_notebook(nb)
         probe = session.run_code(

@@ -120,8 +120,8 @@ def test_an_unavailable_device_is_refused() -> None:
 
 def test_limits_refuse_a_one_epoch_cap() -> None:
     with pytest.raises(ValueError):
-        ExecutionLimits(epoch_cap=1)
-    assert ExecutionLimits(epoch_cap=0).epoch_cap == 0
+        ExecutionLimits(cell_timeout_s=10, notebook_timeout_s=60, epoch_cap=1)
+    assert ExecutionLimits(cell_timeout_s=10, notebook_timeout_s=60, epoch_cap=0).epoch_cap == 0
 
 
 def test_short_traceback_strips_colours() -> None:

@@ -18,13 +18,14 @@ sys.path.insert(0, str(Path(__file__).parent / "adversarial"))
 
 from advkit import broken_lstm, check_in_process, reference, write  # noqa: E402
 from grader.paths import DEFAULT_RUBRIC  # noqa: E402
+from rubric_edit import replaced_once  # noqa: E402
 
 
 @pytest.fixture()
 def rubric_training_alone(tmp_path: Path) -> Path:
     path = tmp_path / "lab.toml"
-    path.write_text(DEFAULT_RUBRIC.read_text(encoding="utf-8").replace('requires = ["lstm.forward"]', "requires = []"),
-                    encoding="utf-8")
+    path.write_text(replaced_once(DEFAULT_RUBRIC.read_text(encoding="utf-8"), 'requires = ["lstm.forward"]',
+                                  "requires = []"), encoding="utf-8")
     return path
 
 

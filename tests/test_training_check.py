@@ -17,7 +17,7 @@ from grader.trusted_runner import ProcessRunner, reference_source
 from grader.data.features import FeatureCache
 from grader.messages import render
 from grader.result import Status
-from grader.rubric import Training
+from grader.rubric import Training, load_rubric
 from grader.checks.training import (
     TrainingData,
     TrainProtocol,
@@ -28,6 +28,13 @@ from grader.checks.training import (
 )
 
 FAST = Training(threshold=0.85, max_epochs=12, learning_rate=0.01, batch_size=16, time_budget_s=60)
+
+
+def lab_protocol(**overrides: object) -> TrainProtocol:
+    """The lab rubric's training protocol on the CPU, with `overrides` (seed, max_epochs, ...)."""
+    seed = int(overrides.pop("seed", 0))  # type: ignore[call-overload]
+    base = TrainProtocol.from_rubric(load_rubric(None).training, device="cpu", seed=seed)
+    return dataclasses.replace(base, **overrides)
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +81,7 @@ def test_reference_passes_and_reports_the_curve(child: ProcessRunner, default_sy
 
 
 def test_same_seed_same_curve(child: ProcessRunner, data: TrainingData) -> None:
-    protocol = TrainProtocol(max_epochs=2, early_stop=False, seed=7)
+    protocol = lab_protocol(max_epochs=2, early_stop=False, seed=7)
     with _runner(child, reference_source()) as runner:
         first, second = train_lstm(runner, data, protocol), train_lstm(runner, data, protocol)
     assert [p.accuracy for p in first.curve] == [p.accuracy for p in second.curve]
@@ -83,7 +90,7 @@ def test_same_seed_same_curve(child: ProcessRunner, data: TrainingData) -> None:
 
 def test_plain_rnn_fails_with_best_accuracy_and_curve(child: ProcessRunner, data: TrainingData) -> None:
     with _runner(child, reference_source() + "\nCustomLSTM = CustomRNN\n") as runner:
-        run = train_lstm(runner, data, TrainProtocol(max_epochs=3, seed=0))
+        run = train_lstm(runner, data, lab_protocol(max_epochs=3, seed=0))
     result = to_check_result(run)
     assert result.status is Status.FAILED
     assert result.details["epochs"] == 3 and len(result.details["curve"]) == 3
@@ -93,7 +100,7 @@ def test_plain_rnn_fails_with_best_accuracy_and_curve(child: ProcessRunner, data
 
 def test_missing_class_is_skipped(child: ProcessRunner, data: TrainingData) -> None:
     with _runner(child, "import torch\n") as runner:
-        result = to_check_result(train_lstm(runner, data, TrainProtocol(seed=0)))
+        result = to_check_result(train_lstm(runner, data, lab_protocol(seed=0)))
     assert result.status is Status.SKIPPED
     assert result.message is not None and result.message.key == "training.missing_class"
 
@@ -135,7 +142,7 @@ class CustomLSTM(nn.Module):
 def test_a_crashing_or_misshapen_class_is_an_error(child: ProcessRunner, data: TrainingData, source: str, key: str,
                                                    words: str) -> None:
     with _runner(child, source) as runner:
-        result = to_check_result(train_lstm(runner, data, TrainProtocol(seed=0)))
+        result = to_check_result(train_lstm(runner, data, lab_protocol(seed=0)))
     assert result.status is Status.ERROR
     assert result.message is not None and result.message.key == key
     assert words in render(result.message, "en") and words in render(result.message, "zh")
@@ -145,7 +152,7 @@ def test_a_model_too_slow_for_one_epoch_fails_in_budget(tmp_path: Path, data: Tr
     slow = reference_source() + "\nimport time\n_fwd = CustomLSTM.forward\nCustomLSTM.forward = lambda self, x: (time.sleep(5), _fwd(self, x))[1]\n"
     with ProcessRunner(tmp_path, slow) as runner:
         runner.run_code("pass", 60)  # start the child outside the budget
-        run = train_lstm(runner, data, TrainProtocol(seed=0, time_budget_s=1.0))
+        run = train_lstm(runner, data, lab_protocol(seed=0, time_budget_s=1.0))
     result = to_check_result(run)
     assert result.status is Status.FAILED and result.message is not None
     assert result.message.key == "training.too_slow" and run.duration_s < 4
@@ -173,7 +180,7 @@ class SnapshottingRunner(ProcessRunner):
 
 def test_heldout_labels_never_reach_the_workdir(tmp_path: Path, data: TrainingData) -> None:
     with SnapshottingRunner(tmp_path, reference_source()) as runner:
-        run = train_lstm(runner, data, TrainProtocol(max_epochs=2, early_stop=False, seed=3))
+        run = train_lstm(runner, data, lab_protocol(max_epochs=2, early_stop=False, seed=3))
     assert run.outcome == "completed" and run.heldout_order is not None
     names = {Path(n).name for n in runner.seen}
     assert {"train_x.npy", "train_len.npy", "train_y.npy", "heldout_x.npy", "heldout_len.npy"} <= names
@@ -196,7 +203,7 @@ def test_heldout_labels_never_reach_the_workdir(tmp_path: Path, data: TrainingDa
 def test_hostile_globals_do_not_disturb_the_probe(child: ProcessRunner, data: TrainingData) -> None:
     hostile = reference_source() + "\nnp = None\njson = 3\nmain = print\nos = None\n__grader_mod = 1\n"
     with _runner(child, hostile) as runner:
-        run = train_lstm(runner, data, TrainProtocol(max_epochs=1, early_stop=False, seed=0))
+        run = train_lstm(runner, data, lab_protocol(max_epochs=1, early_stop=False, seed=0))
         left = runner.run_code("assert np is None and json == 3 and main is print\n"
                                "assert not [k for k in globals() if k.startswith('__grader')]\n", 30)
     assert run.outcome == "completed", run.error
@@ -214,7 +221,7 @@ def test_forged_predictions_are_rejected(child: ProcessRunner, data: TrainingDat
     )
     with _runner(child, forger) as runner:
         try:
-            result = to_check_result(train_lstm(runner, data, TrainProtocol(seed=0)))
+            result = to_check_result(train_lstm(runner, data, lab_protocol(seed=0)))
         finally:
             runner.run_code("numpy.save = _save", 30)
     assert result.status is Status.ERROR

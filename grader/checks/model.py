@@ -15,6 +15,8 @@ made for the lab's sizes alone, so a self-check never runs it.
 """
 from __future__ import annotations
 
+import logging
+
 from grader.checks.builtin import check_no_builtin
 from grader.checks.common import result
 from grader.checks.equivalence import check_forward, check_grad, run_request, view_run
@@ -26,8 +28,8 @@ from grader.oracle import Oracle
 from grader.oracle.probe_data import new_seed
 from grader.result import CheckResult, Status
 
-INSPECT_TIMEOUT_S = 60.0  # builds the class 4 times; the lab's constructors take milliseconds
-RUN_TIMEOUT_S = 60.0  # a few forward passes of 6 steps, in up to two dtypes
+log = logging.getLogger(__name__)
+
 INIT_REPEATS = 3
 # For *.sizes: all three differ from each other and from the probe's batch (4) and
 # sequence length (6), so a transposed or permuted tensor cannot pass by coincidence.
@@ -47,6 +49,7 @@ def run_model_checks(
     sizes: Sizes = LAB_SIZES,
     other_sizes: bool = False,
     notebook_hits: dict[str, list[str]] | None = None,
+    probe_timeout_s: float,
 ) -> list[CheckResult]:
     """All rnn.* and lstm.* results, in the order of lab_api.CHECK_NAMES per class (+ `sizes` last).
 
@@ -54,7 +57,8 @@ def run_model_checks(
     classes' source from the static notebook extraction (for the no_builtin
     scan); `oracle`: where the expected answers come from; `rng_seed`: fixes
     the live oracle's random data (tests), None draws it from `secrets`, fresh
-    for this run; `other_sizes`: also run `*.sizes` (live oracle only).
+    for this run; `other_sizes`: also run `*.sizes` (live oracle only); `probe_timeout_s`:
+    the rubric's limit on one probe call (building the class, or its forward passes).
     """
     seed = new_seed() if rng_seed is None else rng_seed
     results: list[CheckResult] = []
@@ -62,21 +66,25 @@ def run_model_checks(
         source = class_sources.get(spec.class_name)
         elsewhere = (notebook_hits or {}).get(spec.prefix, [])
         try:
-            lab = check_model(runner, oracle, spec, source, seed + i, sizes, elsewhere=elsewhere)
-        except Exception as exc:  # noqa: BLE001 - a reply shaped to break a check costs that class, not the run
+            lab = check_model(runner, oracle, spec, source, seed + i, sizes, elsewhere=elsewhere,
+                              timeout_s=probe_timeout_s)
+        except Exception as exc:  # a reply shaped to break a check costs that class, not the run
+            log.warning("the model checks of %s stopped on the kernel's reply", spec.class_name, exc_info=True)
             lab = _all(spec, Status.ERROR, "kernel.no_result", reason=f"{type(exc).__name__}: {exc}"[:300])
         results.extend(lab)
         if other_sizes:
             try:
-                results.append(check_other_sizes(runner, oracle, spec, source, seed + 100 + i, lab))
-            except Exception as exc:  # noqa: BLE001
+                results.append(check_other_sizes(runner, oracle, spec, source, seed + 100 + i, lab,
+                                                 timeout_s=probe_timeout_s))
+            except Exception as exc:  # as above
+                log.warning("%s.sizes stopped on the kernel's reply", spec.prefix, exc_info=True)
                 results.append(result(f"{spec.prefix}.sizes", Status.ERROR, "kernel.no_result",
                                       reason=f"{type(exc).__name__}: {exc}"[:300]))
     return results
 
 
 def check_other_sizes(runner: KernelRunner, oracle: Oracle, spec: ModelSpec, source: str | None, seed: int,
-                      lab: list[CheckResult]) -> CheckResult:
+                      lab: list[CheckResult], *, timeout_s: float) -> CheckResult:
     """`*.sizes`: what holds at the lab's sizes holds at OTHER_SIZES too.
 
     Needs a working forward pass at the lab's sizes (else there is nothing to
@@ -90,7 +98,7 @@ def check_other_sizes(runner: KernelRunner, oracle: Oracle, spec: ModelSpec, sou
     if needed:
         return result(check_id, Status.SKIPPED, "sizes.needs_lab_sizes", names=", ".join(needed))
     judged = [part for part in _SIZES_PARTS if part in passed_here]
-    others = check_model(runner, oracle, spec, source, seed, OTHER_SIZES)
+    others = check_model(runner, oracle, spec, source, seed, OTHER_SIZES, timeout_s=timeout_s)
     bad = [r for r in others if r.id.split(".")[1] in judged and r.status is not Status.PASSED]
     if not bad:
         return result(check_id, Status.PASSED, "sizes.ok", details={"sizes": list(OTHER_SIZES.as_args()), "judged": judged},
@@ -114,7 +122,7 @@ def _transport_failure(spec: ModelSpec, reply: ProbeReply) -> list[CheckResult]:
 
 def check_model(
     runner: KernelRunner, oracle: Oracle, spec: ModelSpec, source: str | None, seed: int, sizes: Sizes = LAB_SIZES,
-    *, elsewhere: list[str] | None = None,
+    *, elsewhere: list[str] | None = None, timeout_s: float,
 ) -> list[CheckResult]:
     request = {
         "mode": "inspect",
@@ -124,7 +132,7 @@ def check_model(
         "linear_readout": spec.linear_readout,
         "init_repeats": INIT_REPEATS,
     }
-    inspect = call_probe(runner, request, {}, timeout_s=INSPECT_TIMEOUT_S)
+    inspect = call_probe(runner, request, {}, timeout_s=timeout_s)
     if not inspect.ok:
         return _transport_failure(spec, inspect)
 
@@ -147,7 +155,7 @@ def check_model(
 
     data = oracle.probe_data(spec, sizes, seed)
     run_req, arrays = run_request(spec, sizes, data, params.layouts, _device_of(runner))
-    run = call_probe(runner, run_req, arrays, timeout_s=RUN_TIMEOUT_S)
+    run = call_probe(runner, run_req, arrays, timeout_s=timeout_s)
     if not run.ok:
         failed = _transport_failure(spec, run)
         return [defined, params.result, init, failed[3], failed[4], no_builtin]

@@ -26,6 +26,8 @@ from grader.result import CheckResult, Status
 from grader.checks.lstm_predictions import WEIGHT_NAMES, compare, length_batches, read_weights
 from grader.harvest import KernelRunner
 from grader.inkernel import TRAIN_PROBE_SOURCE
+from grader.lab_api import LAB_SIZES
+from grader.rubric import Training
 from grader.plain_numbers import finite_float
 from grader.untrusted_fs import UnsafeFile, UntrustedDir, held_workdir, remove_child
 
@@ -33,7 +35,7 @@ from grader.untrusted_fs import UnsafeFile, UntrustedDir, held_workdir, remove_c
 CHECK_ID = "lstm.train"
 PROBE_SOURCE_PATH = TRAIN_PROBE_SOURCE
 # The lab's sizes: 13 MFCCs in, hidden 32, cat/dog/bird out.
-INPUT_SIZE, HIDDEN_SIZE, OUTPUT_SIZE = 13, 32, 3
+INPUT_SIZE, HIDDEN_SIZE, OUTPUT_SIZE = LAB_SIZES.as_args()
 # Largest input file the probe accepts (the real data.zip's MFCCs are ~10 MB).
 MAX_INPUT_BYTES = 512 * 2**20
 MAX_REPORT_BYTES = 64 * 2**10
@@ -45,17 +47,17 @@ _NPY_HEADER_SLACK = 4096
 class TrainProtocol:
     """Everything that decides a training run; the same for every student of a run."""
 
-    threshold: float = 0.80
-    max_epochs: int = 20
-    learning_rate: float = 0.01
-    batch_size: int = 16
-    time_budget_s: float = 120.0
-    device: str = "cpu"
-    seed: int = 0
+    threshold: float
+    max_epochs: int
+    learning_rate: float
+    batch_size: int
+    time_budget_s: float
+    device: str
+    seed: int
     early_stop: bool = True  # calibration turns it off to see the whole curve
 
     @classmethod
-    def from_rubric(cls, training: Any, *, device: str, seed: int, early_stop: bool = True) -> TrainProtocol:
+    def from_rubric(cls, training: Training, *, device: str, seed: int, early_stop: bool = True) -> TrainProtocol:
         return cls(
             threshold=float(training.threshold),
             max_epochs=int(training.max_epochs),

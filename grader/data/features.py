@@ -23,9 +23,10 @@ import numpy as np
 from grader.cachedir import cache_root
 from grader.data.layout import LABELS, csv_path, split_dir
 from grader.errors import DatasetError
+from grader.lab_api import LAB_SIZES
 from grader.messages import Msg
 
-N_MFCC = 13
+N_MFCC = LAB_SIZES.input  # the MFCCs per frame are the models' input size
 # Bump when the way features are computed or stored changes, to orphan old entries.
 CACHE_FORMAT = 1
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from grader import __version__
-from grader.lab_api import LAB_SIZES, MODELS, ModelSpec
+from grader.lab_api import CLASS_NAMES, LAB_SIZES, MODELS, ModelSpec
 from grader.checks.diagnosis import variants_for
 from grader.mistakes import Variant
 from grader.oracle.golden import FORMAT, MANIFEST_NAME, VECTORS_NAME, GoldenVectors, read_vectors, sha256_of, write_arrays
@@ -116,7 +116,7 @@ def _check_against_notebook(vectors: GoldenVectors, check: GoldenCheck) -> None:
     """The `correct` answers equal what reference/lab.ipynb's classes compute, forward and backward."""
     from grader.oracle.live import load_reference_classes
 
-    classes = dict(zip(("CustomRNN", "CustomLSTM"), load_reference_classes()))
+    classes = dict(zip(CLASS_NAMES, load_reference_classes()))
     previous = torch.get_default_dtype()
     # As the probe does: the lab's `torch.zeros(batch, hidden)` must come out float64 too.
     torch.set_default_dtype(torch.float64)

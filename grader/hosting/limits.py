@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from grader.rubric import Limits
+
 SandboxMode = Literal["auto", "require", "off"]
 
 GIB = 2**30
@@ -32,9 +34,10 @@ class ExecutionLimits:
     watchdog waits before killing the kernel's process group.
     """
 
-    cell_timeout_s: float = 300.0
-    notebook_timeout_s: float = 900.0
-    epoch_cap: int = 2
+    # The three a course sets ([limits] of its rubric: `from_rubric`); no default here, so none differs from it.
+    cell_timeout_s: float
+    notebook_timeout_s: float
+    epoch_cap: int
     memory_bytes: int = DEFAULT_MEMORY_BYTES
     output_bytes_per_cell: int = 2 * MIB
     file_size_bytes: int = 1 * GIB
@@ -46,13 +49,18 @@ class ExecutionLimits:
     # file, this bounds them all; the watchdog measures every half second and stops the kernel past it.
     disk_bytes: int = 2 * GIB
     # One message from the kernel (one zmq frame): bigger ones are dropped by libzmq before they are
-    # allocated here. See _CappedKernelClient.
+    # allocated here. See client.CappedKernelClient.
     message_bytes: int = 16 * MIB
     kill_grace_s: float = 5.0
     startup_timeout_s: float = 60.0
     # A backstop behind the wall-clock limits: CPU seconds over the kernel's whole life.
     cpu_time_s: float | None = 1800.0
     sandbox: SandboxMode = "auto"
+
+    @classmethod
+    def from_rubric(cls, limits: Limits, sandbox: SandboxMode = "auto") -> ExecutionLimits:
+        return cls(cell_timeout_s=limits.cell_timeout_s, notebook_timeout_s=limits.notebook_timeout_s,
+                   epoch_cap=limits.epoch_cap, sandbox=sandbox)
 
     def __post_init__(self) -> None:
         if self.epoch_cap == 1 or self.epoch_cap < 0:

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from grader.errors import BadInputError, InternalError
-from grader.lab_api import ModelSpec, Sizes
+from grader.lab_api import CLASS_NAMES, LSTM, RNN, ModelSpec, Sizes
 from grader.mistakes import Variant
 from grader.oracle.base import OracleKind
 from grader.oracle.probe_data import ProbeData, draw_data
@@ -32,7 +32,6 @@ from grader.notebook import find_class_sources, read_notebook
 from grader.paths import REFERENCE_FUNCTIONAL, REFERENCE_NOTEBOOK
 
 _MODULE_NAME = "grader_reference_functional"
-CLASS_NAMES = ("CustomRNN", "CustomLSTM")
 _PRELUDE = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
 
 
@@ -78,7 +77,7 @@ def load_reference_classes() -> tuple[type, type]:
     """(CustomRNN, CustomLSTM) of reference/lab.ipynb."""
     require_reference(REFERENCE_NOTEBOOK)
     classes = load_classes(REFERENCE_NOTEBOOK)
-    return classes["CustomRNN"], classes["CustomLSTM"]
+    return classes[RNN.class_name], classes[LSTM.class_name]
 
 
 def _t(a: np.ndarray) -> torch.Tensor:

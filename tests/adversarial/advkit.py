@@ -22,8 +22,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader.paths import DEFAULT_RUBRIC, PROJECT_ROOT, REFERENCE_NOTEBOOK, TEMPLATE_NOTEBOOK
+from grader.paths import PROJECT_ROOT, REFERENCE_NOTEBOOK, TEMPLATE_NOTEBOOK
 from proc_helpers import processes_mentioning
+from rubric_edit import lab_rubric_with
 
 # Points a notebook that is the reference with a tanh forget gate earns in TA grading (measured
 # with the real grader): every check but lstm.forward (12), lstm.grad (8) and the hidden lstm.sizes
@@ -80,12 +81,8 @@ def write(nb: nbformat.NotebookNode, folder: Path, name: str) -> Path:
 @pytest.fixture(scope="session")
 def quick_rubric(tmp_path_factory) -> Path:
     """The lab rubric with short cell and notebook limits, so hanging attacks finish quickly."""
-    text = DEFAULT_RUBRIC.read_text(encoding="utf-8")
-    text = text.replace("cell_timeout_s = 180", "cell_timeout_s = 6")
-    text = text.replace("notebook_timeout_s = 900", "notebook_timeout_s = 120")
-    path = tmp_path_factory.mktemp("adv-rubric") / "lab.toml"
-    path.write_text(text, encoding="utf-8")
-    return path
+    return lab_rubric_with(tmp_path_factory.mktemp("adv-rubric") / "lab.toml", cell_timeout_s=6.0,
+                           notebook_timeout_s=120.0)
 
 
 # -- running the grader ---------------------------------------------------------------------

@@ -287,7 +287,8 @@ def test_a_forged_manifest_is_a_verdict_not_a_crash(tmp_path, manifest):
     from grader.checks.model import run_model_checks
     from grader.oracle import load_oracle
 
-    results = run_model_checks(_ForgingRunner(tmp_path, manifest), {}, load_oracle("golden"), rng_seed=1)
+    results = run_model_checks(_ForgingRunner(tmp_path, manifest), {}, load_oracle("golden"), rng_seed=1,
+                               probe_timeout_s=60)
     assert results and all(r.status.value in ("error", "failed", "skipped") for r in results)
 
 
