@@ -1,12 +1,14 @@
-"""Grade one notebook end to end: load, execute, harvest, check, score.
+"""Grade one notebook end to end: load, execute, check, score.
 
 Student code runs only inside the KernelSession. Everything here runs in
 the trusted grader process: it sends data to the kernel, reads data back,
-and computes every verdict itself.
+and computes every verdict itself. The order of the checks is `STAGES`;
+each stage is a small function of the `GradingRun` it adds verdicts to.
 """
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,9 +105,11 @@ def check_notebook(path: Path, options: CheckOptions, *, lang: str = "zh") -> Su
     with dataset(options.data, lang=lang) as data_dir:
         # Before any kernel starts: a calibration made on other data is refused here (grader/calibrate.py).
         rubric = calibrated_rubric(rubric, data_dir, options.calibration, data=options.data)
-        graded = _grade(Path(path), nb, rubric, device, data_dir, options, seed, protections, oracle, hidden)
-    results, execution, timings, fallback, curve = graded
-    scored = score_results(results, rubric, include_hidden=not options.self_check)
+        run = GradingRun(Path(path), nb, rubric, device, data_dir, options, seed, protections, oracle, hidden,
+                         execution_limits(rubric, options.sandbox), find_class_sources(nb, list(CLASS_NAMES)))
+        _grade(run)
+    execution = run.execution
+    scored = score_results(run.results, rubric, include_hidden=not options.self_check)
     score, max_score = total(scored)
     return SubmissionReport(
         notebook=str(path), score=score, max_score=max_score, device=device.torch_device,
@@ -113,8 +117,8 @@ def check_notebook(path: Path, options: CheckOptions, *, lang: str = "zh") -> Su
         duration_s=time.monotonic() - began, checks=scored,
         cells=execution.cells if execution else [],
         shell_escapes=[{"cell": e.cell_index + 1, "command": e.command} for e in (execution.shell_escapes if execution else [])],
-        timings=timings, kernel_died=bool(execution and execution.kernel_died), fallback_kernel=fallback,
-        rubric_sha256=rubric.sha256, student_curve=curve, protections=protections,
+        timings=run.timings, kernel_died=bool(execution and execution.kernel_died), fallback_kernel=run.fallback,
+        rubric_sha256=rubric.sha256, student_curve=run.curve, protections=protections,
         self_check=self_check_summary(rubric, oracle.kind) if options.self_check else None,
         loader_workers=find_loader_workers(nb), epoch_cap=rubric.limits.epoch_cap,
     )
@@ -131,53 +135,167 @@ def execution_limits(rubric: Rubric, sandbox: SandboxMode = "auto") -> Execution
     return ExecutionLimits.from_rubric(rubric.limits, sandbox)
 
 
-def _grade(path: Path, nb: nbformat.NotebookNode, rubric: Rubric, device: DeviceChoice, data_dir: Path,
-           options: CheckOptions, seed: int, protections: Protections, oracle: Oracle, hidden: frozenset[str],
-           ) -> tuple[list[CheckResult], ExecutionResult | None, dict[str, float], bool, dict[str, Any] | None]:
-    results = [CheckResult("notebook.parses", Status.PASSED, Msg("pipeline.parses_ok"))]
-    timings: dict[str, float] = {}
-    class_sources = find_class_sources(nb, CLASS_NAMES)
-    limits = execution_limits(rubric, options.sandbox)
-    workdir = prepare_workdir(path, data_dir, parent=options.workdir_parent)
-    fallback_dir: Path | None = None
-    fallback = False
-    curve = None
+@dataclass
+class GradingRun:
+    """One notebook on its way through the stages: what they read, and the verdicts they add."""
+
+    path: Path
+    nb: nbformat.NotebookNode
+    rubric: Rubric
+    device: DeviceChoice
+    data_dir: Path
+    options: CheckOptions
+    seed: int
+    protections: Protections
+    oracle: Oracle
+    hidden: frozenset[str]                  # checks neither run nor listed (a self-check's hidden ones)
+    limits: ExecutionLimits
+    class_sources: dict[str, str]
+    results: list[CheckResult] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    session: KernelSession | None = None
+    execution: ExecutionResult | None = None
+    runs: dict[int, CellRun] = field(default_factory=dict)
+    fallback: bool = False                  # the notebook's kernel died: a fresh one answers the probes
+    kernel_lost: Msg | None = None          # why no kernel answers the probes (the fallback could not start)
+    curve: dict[str, Any] | None = None
+    folders: list[Path] = field(default_factory=list)  # work folders to remove at the end
+
+    def add(self, results: list[CheckResult]) -> None:
+        self.results += [r for r in results if r.id not in self.hidden]
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    run: Callable[[GradingRun], None]
+    needs_kernel: bool = False  # skipped when no kernel can answer (`not_probed` then gives the verdicts)
+
+
+def _execute(run: GradingRun) -> None:
+    """notebook.runs: every cell in order, in the student's own kernel."""
+    mark = time.monotonic()
+    run.session = KernelSession(run.folders[0], run.device, run.limits, run.protections)
+    run.session.start()
+    run.execution = run.session.run_notebook(run.nb)
+    run.timings["execute_s"] = time.monotonic() - mark
+    run.add([_notebook_runs(run.execution)])
+    run.runs = {c.index: CellRun(c.status, c.traceback or "", c.model_frames) for c in run.execution.cells}
+
+
+def _loaders(run: GradingRun) -> None:
+    """loop.loaders: the notebook's DataLoaders, from its code and its cells' statuses."""
+    run.add([check_loaders(run.nb, run.runs)])
+
+
+def _curve(run: GradingRun) -> None:
+    """The notebook's own `losses` list (display only, never scored)."""
+    if run.session is not None and run.session.alive():
+        run.curve = harvest_student_curve(run.session)
+
+
+def _fallback(run: GradingRun) -> None:
+    """The kernel died: a fresh one, in a fresh folder, holding the notebook's imports and its classes."""
+    if run.session is None or run.session.alive():
+        return
+    run.session.close()
+    # A fresh folder: the dead kernel's one holds whatever it left there (links, a million files).
+    run.folders.append(prepare_workdir(run.path, run.data_dir, parent=run.options.workdir_parent))
+    run.session, run.fallback = KernelSession(run.folders[-1], run.device, run.limits, run.protections), True
     try:
-        session = KernelSession(workdir, device, limits, protections)
-        try:
-            mark = time.monotonic()
-            session.start()
-            execution = session.run_notebook(nb)
-            timings["execute_s"] = time.monotonic() - mark
-            results.append(_notebook_runs(execution))
-            runs = {c.index: CellRun(c.status, c.traceback or "", c.model_frames) for c in execution.cells}
-            # Static reads of the notebook and its cell statuses; a hidden one is dropped unreported.
-            results += [r for r in [check_loaders(nb, runs)] if r.id not in hidden]
-            if session.alive():
-                curve = harvest_student_curve(session)
-            if not session.alive():
-                session.close()
-                # A fresh folder: the dead kernel's one holds whatever it left there (links, a million files).
-                fallback_dir = prepare_workdir(path, data_dir, parent=options.workdir_parent)
-                session, fallback = KernelSession(fallback_dir, device, limits, protections), True
-                try:
-                    _start_fallback(session, nb, class_sources, limits)
-                except InternalError as exc:  # a verdict for the checks it would have run, not exit 3
-                    results += _loop_checks(nb, runs, results, hidden)
-                    results += _not_probed(results, hidden, Msg("pipeline.fallback_failed", {"error": str(exc)[:300]}))
-                    return results, execution, timings, fallback, curve
-            builtin_hits = notebook_hits([c.source for c in nb.cells
-                                          if c.get("cell_type") == "code" and isinstance(c.get("source"), str)])
-            results += _probe_checks(session, class_sources, rubric, device, data_dir, seed, timings,
-                                      oracle, hidden, synthetic_data=options.data is None, builtin_hits=builtin_hits)
-            results += _loop_checks(nb, runs, results, hidden)
-        finally:
-            session.close()
+        _start_fallback(run.session, run.nb, run.class_sources, run.limits)
+    except InternalError as exc:  # a verdict for the checks it would have run, not exit 3
+        run.kernel_lost = Msg("pipeline.fallback_failed", {"error": str(exc)[:300]})
+
+
+def _model(run: GradingRun) -> None:
+    """rnn.* and lstm.*: the classes probed in the kernel, every verdict computed here against the oracle."""
+    from grader.checks.model import run_model_checks
+
+    assert run.session is not None
+    mark = time.monotonic()
+    hits = notebook_hits([c.source for c in run.nb.cells
+                          if c.get("cell_type") == "code" and isinstance(c.get("source"), str)])
+    # *.sizes needs answers at other sizes, which only the live reference gives.
+    other_sizes = run.oracle.kind == "live" and not {"rnn.sizes", "lstm.sizes"} <= run.hidden
+    run.add(run_model_checks(run.session, run.class_sources, run.oracle, rng_seed=run.seed, other_sizes=other_sizes,
+                             probe_timeout_s=run.rubric.limits.probe_timeout_s, notebook_hits=hits))
+    run.timings["model_checks_s"] = time.monotonic() - mark
+
+
+def _train(run: GradingRun) -> None:
+    """lstm.train: the grader trains the student's CustomLSTM with its own protocol (docs/training-check.md)."""
+    from grader.checks.heldout import choose_heldout
+    from grader.checks.training import run_training_check
+
+    assert run.session is not None
+    if "lstm.train" in run.hidden:
+        return
+    lstm_defined = next((r for r in run.results if r.id == "lstm.defined"), None)
+    if lstm_defined is None or lstm_defined.status is not Status.PASSED:
+        run.add([CheckResult("lstm.train", Status.SKIPPED, Msg("pipeline.train_needs_lstm"))])
+        return
+    unmet = unmet_requirements(run.rubric.checks["lstm.train"].requires, {r.id: r for r in run.results})
+    if unmet:  # it could not count: no need to spend the training's time
+        run.add([CheckResult("lstm.train", Status.SKIPPED, requirement_message(unmet))])
+        return
+    mark = time.monotonic()
+    # Chosen now, after the notebook ran: clips the kernel never saw (grader/checks/heldout.py).
+    heldout = choose_heldout(run.data_dir, synthetic=run.options.data is None, seed=derived(run.seed, "heldout"))
+    # In TA grading the predictions are recomputed from the trained weights with the reference's equations.
+    reference = getattr(run.oracle, "fn", None) if run.oracle.kind == "live" else None
+    # rubric.training is calibrated in check_notebook, when a calibration applies to this data
+    run.add([run_training_check(run.session, run.data_dir, run.rubric.training, device=run.device.torch_device,
+                                seed=run.seed, heldout=heldout, reference=reference)])
+    run.timings["train_check_s"] = time.monotonic() - mark
+
+
+def _loops(run: GradingRun) -> None:
+    """loop.train and loop.eval, judged after the model checks: a correct loop that crashed because the model
+    returned the wrong shape or has no parameters passes; the model's own checks charge the mistake."""
+    by_id = {r.id: r for r in run.results}
+    faulty = frozenset(prefix for prefix in ("rnn", "lstm")
+                       if any(by_id.get(f"{prefix}.{name}") is not None
+                              and by_id[f"{prefix}.{name}"].status is not Status.PASSED
+                              for name in _MODEL_FAULT_CHECKS))
+    run.add(check_loops(run.nb, run.runs, faulty_models=faulty))
+
+
+def _not_probed(run: GradingRun) -> None:
+    """An error verdict, saying why, for every check the probes would have run when no kernel could."""
+    if run.kernel_lost is None:
+        return
+    done = {r.id for r in run.results}
+    run.add([CheckResult(c, Status.ERROR, run.kernel_lost) for c in CHECK_IDS if c not in done])
+
+
+# The order of grading, as data. Each stage reads the run and adds its verdicts; the probe stages need a kernel
+# that answers and are skipped when none could be had (`_not_probed` then says why, check by check).
+STAGES: tuple[Stage, ...] = (
+    Stage("execute", _execute),
+    Stage("loaders", _loaders),
+    Stage("curve", _curve),
+    Stage("fallback", _fallback),
+    Stage("model", _model, needs_kernel=True),
+    Stage("train", _train, needs_kernel=True),
+    Stage("loops", _loops),
+    Stage("not_probed", _not_probed),
+)
+
+
+def _grade(run: GradingRun) -> None:
+    run.results.append(CheckResult("notebook.parses", Status.PASSED, Msg("pipeline.parses_ok")))
+    run.folders.append(prepare_workdir(run.path, run.data_dir, parent=run.options.workdir_parent))
+    try:
+        for stage in STAGES:
+            if stage.needs_kernel and run.kernel_lost is not None:
+                continue
+            stage.run(run)
     finally:
-        for folder in (workdir, fallback_dir):
-            if folder is not None:
-                remove_workdir(folder)  # the kernel wrote there: no recursion, no links followed, bounded
-    return results, execution, timings, fallback, curve
+        if run.session is not None:
+            run.session.close()
+        for folder in run.folders:
+            remove_workdir(folder)  # the kernel wrote there: no recursion, no links followed, bounded
 
 
 def _notebook_runs(execution: ExecutionResult) -> CheckResult:
@@ -197,24 +315,6 @@ def _notebook_runs(execution: ExecutionResult) -> CheckResult:
 _MODEL_FAULT_CHECKS = ("defined", "params", "forward", "grad")
 
 
-def _loop_checks(nb: nbformat.NotebookNode, runs: dict[int, CellRun], results: list[CheckResult],
-                 hidden: frozenset[str]) -> list[CheckResult]:
-    """loop.train and loop.eval, judged after the model checks: a correct loop that crashed because the model
-    returned the wrong shape or has no parameters passes; the model's own checks charge the mistake."""
-    by_id = {r.id: r for r in results}
-    faulty = frozenset(prefix for prefix in ("rnn", "lstm")
-                       if any(by_id.get(f"{prefix}.{name}") is not None
-                              and by_id[f"{prefix}.{name}"].status is not Status.PASSED
-                              for name in _MODEL_FAULT_CHECKS))
-    return [r for r in check_loops(nb, runs, faulty_models=faulty) if r.id not in hidden]
-
-
-def _not_probed(results: list[CheckResult], hidden: frozenset[str], why: Msg) -> list[CheckResult]:
-    """An error verdict, saying why, for every check that has none yet (the ones the probes would have run)."""
-    done = {r.id for r in results}
-    return [CheckResult(c, Status.ERROR, why) for c in CHECK_IDS if c not in done and c not in hidden]
-
-
 def _start_fallback(session: KernelSession, nb: nbformat.NotebookNode, class_sources: dict[str, str],
                     limits: ExecutionLimits) -> None:
     """The kernel died: a fresh one holding the notebook's imports and its class definitions only."""
@@ -224,40 +324,3 @@ def _start_fallback(session: KernelSession, nb: nbformat.NotebookNode, class_sou
     for statement in prelude + [class_sources[n] for n in CLASS_NAMES if n in class_sources]:
         # each piece alone, so one failing import cannot hide a class definition
         session.run_code(statement, timeout_s=limits.cell_timeout_s)
-
-
-def _probe_checks(session: KernelSession, class_sources: dict[str, str], rubric: Rubric, device: DeviceChoice,
-                  data_dir: Path, seed: int, timings: dict[str, float], oracle: Oracle, hidden: frozenset[str],
-                  synthetic_data: bool, builtin_hits: dict[str, list[str]] | None = None) -> list[CheckResult]:
-    from grader.checks.model import run_model_checks
-    from grader.checks.heldout import choose_heldout
-    from grader.checks.training import run_training_check
-
-    mark = time.monotonic()
-    # *.sizes needs answers at other sizes, which only the live reference gives.
-    other_sizes = oracle.kind == "live" and not {"rnn.sizes", "lstm.sizes"} <= hidden
-    results = run_model_checks(session, class_sources, oracle, rng_seed=seed, other_sizes=other_sizes,
-                               probe_timeout_s=rubric.limits.probe_timeout_s,
-                               notebook_hits=builtin_hits)
-    results = [r for r in results if r.id not in hidden]
-    timings["model_checks_s"] = time.monotonic() - mark
-    if "lstm.train" in hidden:
-        return results
-    lstm_defined = next((r for r in results if r.id == "lstm.defined"), None)
-    if lstm_defined is None or lstm_defined.status is not Status.PASSED:
-        results.append(CheckResult("lstm.train", Status.SKIPPED, Msg("pipeline.train_needs_lstm")))
-        return results
-    unmet = unmet_requirements(rubric.checks["lstm.train"].requires, {r.id: r for r in results})
-    if unmet:  # it could not count: no need to spend the training's time
-        results.append(CheckResult("lstm.train", Status.SKIPPED, requirement_message(unmet)))
-        return results
-    mark = time.monotonic()
-    training = rubric.training  # calibrated in check_notebook, when a calibration applies to this data
-    # Chosen now, after the notebook ran: clips the kernel never saw (grader/checks/heldout.py).
-    heldout = choose_heldout(data_dir, synthetic=synthetic_data, seed=derived(seed, "heldout"))
-    # In TA grading the predictions are recomputed from the trained weights with the reference's equations.
-    reference = getattr(oracle, "fn", None) if oracle.kind == "live" else None
-    results.append(run_training_check(session, data_dir, training, device=device.torch_device, seed=seed,
-                                      heldout=heldout, reference=reference))
-    timings["train_check_s"] = time.monotonic() - mark
-    return results
