@@ -15,7 +15,6 @@ from typing import Any
 
 import nbformat
 
-from grader import __version__
 from grader.calibration import calibrated_rubric
 from grader.checks.builtin import notebook_hits
 from grader.checks.loops import CellRun, check_loaders, check_loops
@@ -23,7 +22,7 @@ from grader.default_data import dataset
 from grader.devices import DeviceChoice, resolve_device
 from grader.lab_api import CLASS_NAMES
 from grader.hosting.limits import ExecutionLimits, SandboxMode
-from grader.hosting.records import CellRecord, ExecutionResult
+from grader.hosting.records import ExecutionResult
 from grader.hosting.session import KernelSession
 from grader.hosting.workdir import prepare_workdir, remove_workdir
 from grader.sandbox import choose_protections
@@ -36,7 +35,8 @@ from grader.errors import InternalError
 from grader.rubric import CHECK_IDS, Rubric, load_rubric
 from grader.sandbox import Protections
 from grader.seeds import derived, load_or_create_secret, notebook_seed, user_secret_path
-from grader.score import ScoredCheck, requirement_message, score_results, total, unmet_requirements
+from grader.score import requirement_message, score_results, total, unmet_requirements
+from grader.submission import SubmissionReport
 from grader.checks.student_curve import harvest_student_curve
 from grader.threads import limit_torch_threads
 
@@ -56,39 +56,6 @@ class CheckOptions:
     calibration: Path | None = None
     # The grading secret (grader/seeds.py): None reads the user's own, made on first use. Never reported.
     secret: bytes | None = field(default=None, repr=False)
-
-
-@dataclass
-class SubmissionReport:
-    """Everything a report needs about one graded notebook."""
-
-    notebook: str
-    score: float
-    max_score: float
-    device: str
-    npu_remapped: bool
-    duration_s: float
-    checks: list[ScoredCheck]
-    cells: list[CellRecord] = field(default_factory=list)
-    shell_escapes: list[dict[str, Any]] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
-    kernel_died: bool = False
-    fallback_kernel: bool = False
-    rubric_sha256: str = ""
-    grader_version: str = __version__
-    submission_id: str = ""
-    # the notebook's own `losses` list after it ran (display only, never scored)
-    student_curve: dict[str, Any] | None = None
-    protections: Protections | None = None
-    # self-checks only: {"hidden_count", "hidden_points", "reference"} (grader/report/results.py)
-    self_check: dict[str, Any] | None = None
-    # num_workers=N > 0 the notebook asked for; its DataLoaders ran with 0 (grader/inkernel/startup.py)
-    loader_workers: list[int] = field(default_factory=list)
-    epoch_cap: int = 0                # the notebook's epoch loops ran at most this often (0: no cap)
-
-    @property
-    def all_passed(self) -> bool:
-        return all(c.status is Status.PASSED for c in self.checks)
 
 
 def check_notebook(path: Path, options: CheckOptions, *, lang: str = "zh") -> SubmissionReport:

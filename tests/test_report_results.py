@@ -89,3 +89,33 @@ def test_old_results_without_the_new_keys_get_defaults():
     data = {"schema": 1, "notebook": "dir/alice.ipynb", "score": 1, "max_score": 2, "checks": []}
     result = validate_result(data, "x")
     assert result["submission_id"] == "alice" and result["outcome"] == "graded" and result["error"] is None
+
+
+def test_graded_and_ungraded_results_have_the_same_keys_from_one_builder():
+    """They were built in two places and drifted (an ungraded result had no `protections`)."""
+    from grader.report.json_report import report_to_json
+    from grader.report.results import StoredCheck, StoredResult, ungraded_result
+    from grader.rubric import load_rubric
+    from grader.sandbox import base_protections
+    from grader.submission import SubmissionReport
+
+    rubric = load_rubric()
+    report = SubmissionReport(notebook="a.ipynb", score=0.0, max_score=100.0, device="cpu", npu_remapped=False,
+                              duration_s=1.0, checks=[], protections=base_protections(False, "test"))
+    graded = report_to_json(report, rubric, "en")
+    ungraded = ungraded_result(submission_id="b", file="b.ipynb", outcome="crashed", error="x", rubric=rubric,
+                               lang="en")
+    assert set(graded) == set(ungraded) == set(StoredResult.__required_keys__)
+    assert set(ungraded["checks"][0]) == set(StoredCheck.__required_keys__)
+    assert graded["protections"] and ungraded["protections"] is None
+
+
+def test_a_result_stored_before_a_key_existed_reads_back_with_every_key(tmp_path):
+    from grader.report.results import StoredResult, load_results
+
+    old = {"schema": 1, "notebook": "old.ipynb", "score": 1.0, "max_score": 2.0,
+           "checks": [{"id": "rnn.defined", "status": "passed", "score": 1.0, "max_score": 2.0}]}
+    (tmp_path / "old.json").write_text(json.dumps(old), encoding="utf-8")
+    [result] = load_results(tmp_path / "old.json", "en")
+    assert set(StoredResult.__required_keys__) <= set(result)
+    assert result["loader_workers"] == [] and result["protections"] is None and result["outcome"] == "graded"

@@ -15,7 +15,6 @@ import re
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -297,10 +296,11 @@ def test_report_to_json_copies_the_reports_self_check():
     from grader.report import json_report
 
     rubric = load_rubric()
-    report = SimpleNamespace(
-        checks=[], submission_id="s", notebook="s.ipynb", score=0.0, max_score=0.0, device="cpu", duration_s=1.0,
-        npu_remapped=False, shell_escapes=[], loader_workers=[], epoch_cap=2, kernel_died=False, fallback_kernel=False, cells=[],
-        student_curve=None, protections=None, timings={}, rubric_sha256=rubric.sha256, grader_version="x")
+    from grader.submission import SubmissionReport
+
+    report = SubmissionReport(notebook="s.ipynb", score=0.0, max_score=0.0, device="cpu", npu_remapped=False,
+                              duration_s=1.0, checks=[], submission_id="s", epoch_cap=2, rubric_sha256=rubric.sha256,
+                              grader_version="x")
     assert "self_check" not in json_report.report_to_json(report, rubric, "en")
     report.self_check = {"hidden_count": 2, "hidden_points": 4.0, "reference": "golden"}
     result = json_report.report_to_json(report, rubric, "en")

@@ -42,6 +42,7 @@ from typing import Any, Iterable, Sequence
 
 from grader.messages import LANGUAGES
 from grader.rubric import CHECK_IDS
+from grader.report.results import StoredResult
 
 MAX_ROW_ID = "POINTS_POSSIBLE"
 LEADING_COLUMNS = ("id", "file")
@@ -79,7 +80,7 @@ def safe_cell(value: Any) -> str:
     return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
-def check_columns(results: Iterable[dict[str, Any]]) -> list[str]:
+def check_columns(results: Iterable[StoredResult]) -> list[str]:
     """The rubric's checks in their stable order, then any other id seen (sorted)."""
     seen = {str(c["id"]) for r in results for c in r["checks"]}
     return list(CHECK_IDS) + sorted(seen - set(CHECK_IDS))
@@ -89,7 +90,7 @@ def header(columns: Sequence[str]) -> list[str]:
     return [*LEADING_COLUMNS, *columns, *TRAILING_COLUMNS]
 
 
-def max_row(results: Sequence[dict[str, Any]], columns: Sequence[str]) -> list[str]:
+def max_row(results: Sequence[StoredResult], columns: Sequence[str]) -> list[str]:
     """Each check's maximum points: from the first result that has that check."""
     maxima: dict[str, Any] = {}
     for result in results:
@@ -100,7 +101,7 @@ def max_row(results: Sequence[dict[str, Any]], columns: Sequence[str]) -> list[s
     return [MAX_ROW_ID, "", *cells, format_number(total), "100", "", ""]
 
 
-def submission_row(result: dict[str, Any], columns: Sequence[str]) -> list[str]:
+def submission_row(result: StoredResult, columns: Sequence[str]) -> list[str]:
     points = {str(c["id"]): c["score"] for c in result["checks"]}
     percent = percent_of(result["score"], result["max_score"])
     return [
@@ -111,13 +112,13 @@ def submission_row(result: dict[str, Any], columns: Sequence[str]) -> list[str]:
     ]
 
 
-def grades_rows(results: Sequence[dict[str, Any]]) -> list[list[str]]:
+def grades_rows(results: Sequence[StoredResult]) -> list[list[str]]:
     """Header, the max row, then one row per submission in the given order."""
     columns = check_columns(results)
     return [header(columns), max_row(results, columns), *(submission_row(r, columns) for r in results)]
 
 
-def grades_csv(results: Sequence[dict[str, Any]], lang: str) -> str:
+def grades_csv(results: Sequence[StoredResult], lang: str) -> str:
     """The CSV text (no BOM). `lang` is checked but changes nothing: the file has no prose of its own."""
     if lang not in LANGUAGES:
         raise ValueError(f"unknown language {lang!r}")
@@ -137,5 +138,5 @@ def write_csv_text(text: str, path: Path) -> Path:
     return path
 
 
-def write_grades_csv(results: Sequence[dict[str, Any]], path: Path, lang: str) -> Path:
+def write_grades_csv(results: Sequence[StoredResult], path: Path, lang: str) -> Path:
     return write_csv_text(grades_csv(results, lang), path)

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.messages import text
-from grader.report.results import localise, self_check_notice, self_check_of, title
+from grader.report.results import StoredCheck, StoredResult, localise, self_check_notice, self_check_of, title
 from grader.safe_text import json_safe
 
 PASSED = "passed"
@@ -47,7 +47,7 @@ def _number(value: Any) -> float:
         return 0.0
 
 
-def check_output(check: dict[str, Any], lang: str) -> str:
+def check_output(check: StoredCheck, lang: str) -> str:
     """The check's message, likely cause and hint, one per line (a localised check)."""
     lines = [str(check.get("message") or "")]
     if check.get("diagnosis"):
@@ -57,7 +57,7 @@ def check_output(check: dict[str, Any], lang: str) -> str:
     return "\n".join(line for line in lines if line)
 
 
-def gradescope_test(check: dict[str, Any], lang: str) -> dict[str, Any]:
+def gradescope_test(check: StoredCheck, lang: str) -> dict[str, Any]:
     return {
         "name": str(check["id"]),
         "score": _number(check["score"]),
@@ -69,7 +69,7 @@ def gradescope_test(check: dict[str, Any], lang: str) -> dict[str, Any]:
     }
 
 
-def overall_output(result: dict[str, Any], lang: str) -> str:
+def overall_output(result: StoredResult, lang: str) -> str:
     score_key = "report.score_line_self_check" if self_check_of(result) is not None else "report.score_line"
     lines = [title(result, lang),
              text(score_key, lang, score=_number(result["score"]), max_score=_number(result["max_score"]))]
@@ -83,7 +83,7 @@ def overall_output(result: dict[str, Any], lang: str) -> str:
     return "\n".join(lines)
 
 
-def gradescope_json(result: dict[str, Any], lang: str) -> dict[str, Any]:
+def gradescope_json(result: StoredResult, lang: str) -> dict[str, Any]:
     """The results.json object for one stored result, its prose in `lang`."""
     local = localise(result, lang)
     return {
@@ -94,7 +94,7 @@ def gradescope_json(result: dict[str, Any], lang: str) -> dict[str, Any]:
     }
 
 
-def write_gradescope_json(result: dict[str, Any], path: Path, lang: str) -> Path:
+def write_gradescope_json(result: StoredResult, path: Path, lang: str) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     body = json_safe(json.dumps(gradescope_json(result, lang), ensure_ascii=False, indent=2))

@@ -25,7 +25,7 @@ import jinja2
 
 from grader.messages import catalogue, text
 from grader.report import chart_scale, svg_plot
-from grader.report.results import localise, self_check_notice, self_check_of, title, validate_result
+from grader.report.results import StoredCheck, StoredResult, localise, self_check_notice, self_check_of, title, validate_result
 from grader.safe_text import html_safe
 
 STATUSES = ("passed", "failed", "error", "skipped")
@@ -72,7 +72,7 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def render_submission_html(result: dict[str, Any], lang: str) -> str:
+def render_submission_html(result: StoredResult, lang: str) -> str:
     """The report page for one stored result, in `lang` ("zh" or "en")."""
     source = str(result.get("file") or "result") if isinstance(result, dict) else "result"
     checked = validate_result(copy.deepcopy(result), source, lang)
@@ -81,7 +81,7 @@ def render_submission_html(result: dict[str, Any], lang: str) -> str:
     return _environment().get_template("submission.html.j2").render(**context)
 
 
-def write_submission_html(result: dict[str, Any], path: Path, lang: str) -> Path:
+def write_submission_html(result: StoredResult, path: Path, lang: str) -> Path:
     """Render and write the page (parent folders created); returns the path written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -89,7 +89,7 @@ def write_submission_html(result: dict[str, Any], path: Path, lang: str) -> Path
     return path
 
 
-def _page_context(data: dict[str, Any], lang: str) -> dict[str, Any]:
+def _page_context(data: StoredResult, lang: str) -> dict[str, Any]:
     t = Translate(lang)
     checks = [_check_view(c, t) for c in data["checks"] if isinstance(c, dict)]
     counts = {s: sum(1 for c in checks if c["status"] == s) for s in STATUSES}
@@ -130,7 +130,7 @@ def _plain(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _self_check_view(data: dict[str, Any], lang: str) -> dict[str, str] | None:
+def _self_check_view(data: StoredResult, lang: str) -> dict[str, str] | None:
     """The banner of a self-check result (next to the score); None for a fully graded one."""
     if self_check_of(data) is None:
         return None
@@ -174,7 +174,7 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _score_view(data: dict[str, Any], t: Translate) -> dict[str, Any]:
+def _score_view(data: StoredResult, t: Translate) -> dict[str, Any]:
     score, max_score = data.get("score"), data.get("max_score")
     percent = score / max_score * 100 if _is_number(score) and _is_number(max_score) and max_score > 0 else 0.0
     percent = min(100.0, max(0.0, percent)) if math.isfinite(percent) else 0.0
@@ -189,7 +189,7 @@ def _score_view(data: dict[str, Any], t: Translate) -> dict[str, Any]:
 # ---------------------------------------------------------------- checks
 
 
-def _check_view(check: dict[str, Any], t: Translate) -> dict[str, Any]:
+def _check_view(check: StoredCheck, t: Translate) -> dict[str, Any]:
     status = str(check.get("status"))
     details = check.get("details") if isinstance(check.get("details"), dict) else {}
     return {
@@ -487,12 +487,12 @@ def _protections_text(protections: dict[str, Any], t: Translate) -> str:
     return text
 
 
-def _epoch_cap_text(data: dict[str, Any]) -> str:
+def _epoch_cap_text(data: StoredResult) -> str:
     cap = data.get("epoch_cap")
     return str(cap) if isinstance(cap, int) and not isinstance(cap, bool) and 0 < cap < 10**6 else "—"
 
 
-def _run_rows(data: dict[str, Any], t: Translate) -> list[tuple[str, str]]:
+def _run_rows(data: StoredResult, t: Translate) -> list[tuple[str, str]]:
     rows = [(t("device"), _plain(data.get("device")) or t("none")),
             (t("npu_remapped"), t("yes") if data.get("npu_remapped") else t("no")),
             (t("execution_caps"), t("execution_caps_value", epochs=_epoch_cap_text(data), workers=0))]

@@ -1,4 +1,4 @@
-"""`--format json`: one versioned object per submission (schema 1).
+"""`--format json`: a graded notebook's SubmissionReport as its stored result (schema 1, grader/report/results.py).
 
 The keys design.md fixes (schema, notebook, score, max_score, device,
 duration_s, checks[id, status, score, max_score, message, hint]) are always
@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, cast
 
 from grader.hosting.records import CellRecord
 from grader.messages import render
-from grader.pipeline import SubmissionReport
-from grader.report.results import SCHEMA, submission_id_for
+from grader.report.results import (RunFacts, SelfCheck, StoredCell, StoredCheck, StoredResult, build_result,
+                                   submission_id_for)
+from grader.score import ScoredCheck
+from grader.submission import SubmissionReport
 from grader.result import Status
 from grader.rubric import Rubric
 
@@ -39,65 +41,47 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def report_to_json(report: SubmissionReport, rubric: Rubric, lang: str) -> dict[str, Any]:
-    result = _result(report, rubric, lang)
-    self_check = getattr(report, "self_check", None)
-    if self_check is not None:
-        result["self_check"] = _plain(dict(self_check))
-    return result
+def report_to_json(report: SubmissionReport, rubric: Rubric, lang: str) -> StoredResult:
+    """The stored result of a graded notebook, built by the same builder as an ungraded one."""
+    run = RunFacts(
+        device=report.device, duration_s=report.duration_s, npu_remapped=report.npu_remapped,
+        shell_escapes=report.shell_escapes, loader_workers=report.loader_workers, epoch_cap=report.epoch_cap,
+        kernel_died=report.kernel_died, fallback_kernel=report.fallback_kernel,
+        cells=[_cell(c, lang) for c in report.cells], student_curve=report.student_curve,
+        protections=report.protections.to_json() if report.protections else None, timings=report.timings,
+        grader_version=report.grader_version,
+    )
+    self_check = cast(SelfCheck, _plain(dict(report.self_check))) if report.self_check is not None else None
+    return build_result(
+        submission_id=report.submission_id or submission_id_for(report.notebook), file=report.notebook,
+        outcome="graded", error=None, rubric=rubric, lang=lang,
+        checks=[_check(c, rubric, lang) for c in report.checks], score=report.score, max_score=report.max_score,
+        run=run, self_check=self_check,
+    )
 
 
-def _result(report: SubmissionReport, rubric: Rubric, lang: str) -> dict[str, Any]:
-    checks = []
-    for c in report.checks:
-        spec = rubric.checks[c.id]
-        show_hint = c.status is not Status.PASSED
-        checks.append({
-            "id": c.id,
-            "status": c.status.value,
-            "score": c.score,
-            "max_score": c.max_score,
-            "message": render(c.message, lang),
-            "hint": spec.hint(lang) if show_hint else "",
-            "diagnosis": render(c.diagnosis, lang) if c.diagnosis else None,
-            "visibility": c.visibility,
-            "details": _plain(c.details),
-            "i18n": {
-                "message": _plain(c.message.to_json()) if c.message else None,
-                "diagnosis": _plain(c.diagnosis.to_json()) if c.diagnosis else None,
-                "hint": {"zh": spec.hint_zh, "en": spec.hint_en} if show_hint else None,
-            },
-        })
+def _check(c: ScoredCheck, rubric: Rubric, lang: str) -> StoredCheck:
+    spec = rubric.checks[c.id]
+    show_hint = c.status is not Status.PASSED
     return {
-        "schema": SCHEMA,
-        "submission_id": report.submission_id or submission_id_for(report.notebook),
-        "file": report.notebook,
-        "outcome": "graded",
-        "error": None,
-        "title": {"zh": rubric.meta.title_zh, "en": rubric.meta.title_en},
-        "notebook": report.notebook,
-        "score": report.score,
-        "max_score": report.max_score,
-        "device": report.device,
-        "duration_s": round(report.duration_s, 3),
-        "checks": checks,
-        "lang": lang,
-        "npu_remapped": report.npu_remapped,
-        "shell_escapes": report.shell_escapes,
-        "loader_workers": report.loader_workers,
-        "epoch_cap": report.epoch_cap,
-        "kernel_died": report.kernel_died,
-        "fallback_kernel": report.fallback_kernel,
-        "cells": [_cell(c, lang) for c in report.cells],
-        "student_curve": report.student_curve,
-        "protections": report.protections.to_json() if report.protections else None,
-        "timings": {k: round(v, 3) for k, v in report.timings.items()},
-        "rubric_sha256": report.rubric_sha256,
-        "grader_version": report.grader_version,
+        "id": c.id,
+        "status": c.status.value,
+        "score": c.score,
+        "max_score": c.max_score,
+        "message": render(c.message, lang) if c.message else "",
+        "hint": spec.hint(lang) if show_hint else "",
+        "diagnosis": render(c.diagnosis, lang) if c.diagnosis else None,
+        "visibility": c.visibility,
+        "details": _plain(c.details),
+        "i18n": {
+            "message": _plain(c.message.to_json()) if c.message else None,
+            "diagnosis": _plain(c.diagnosis.to_json()) if c.diagnosis else None,
+            "hint": {"zh": spec.hint_zh, "en": spec.hint_en} if show_hint else None,
+        },
     }
 
 
-def _cell(cell: CellRecord, lang: str) -> dict[str, Any]:
+def _cell(cell: CellRecord, lang: str) -> StoredCell:
     """A cell's record; the source only for a cell that did not run cleanly (the report shows it)."""
     source = None
     if cell.status != "ok":

@@ -39,7 +39,7 @@ from typing import Any, Iterable
 
 from grader.messages import text
 from grader.report.grades_csv import format_number, percent_of
-from grader.report.results import localise, self_check_notice, self_check_of
+from grader.report.results import StoredCheck, StoredResult, localise, self_check_notice, self_check_of
 
 # Everything outside XML 1.0's Char production.
 _ILLEGAL_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -76,7 +76,7 @@ def details_summary(details: Any) -> list[str]:
     return lines
 
 
-def failure_text(check: dict[str, Any], lang: str) -> str:
+def failure_text(check: StoredCheck, lang: str) -> str:
     lines = [str(check.get("message") or "")]
     if check.get("diagnosis"):
         lines.append(text("report.diagnosis", lang, text=check["diagnosis"]))
@@ -86,13 +86,13 @@ def failure_text(check: dict[str, Any], lang: str) -> str:
     return "\n".join(line for line in lines if line)
 
 
-def _counts(checks: list[dict[str, Any]]) -> dict[str, int]:
+def _counts(checks: list[StoredCheck]) -> dict[str, int]:
     statuses = [c.get("status") for c in checks]
     return {"tests": len(checks), "failures": statuses.count("failed"),
             "errors": statuses.count("error"), "skipped": statuses.count("skipped")}
 
 
-def _testcase(suite: ET.Element, submission: str, check: dict[str, Any], lang: str) -> None:
+def _testcase(suite: ET.Element, submission: str, check: StoredCheck, lang: str) -> None:
     case = _element(suite, "testcase", classname=f"grader.{submission}", name=check["id"], time="0")
     status = check.get("status")
     message = str(check.get("message") or "")
@@ -106,7 +106,7 @@ def _testcase(suite: ET.Element, submission: str, check: dict[str, Any], lang: s
         _element(case, "skipped", message=message)
 
 
-def _testsuite(root: ET.Element, result: dict[str, Any], lang: str) -> dict[str, int]:
+def _testsuite(root: ET.Element, result: StoredResult, lang: str) -> dict[str, int]:
     local = localise(result, lang)
     submission = str(local["submission_id"])
     counts = _counts(local["checks"])
@@ -139,7 +139,7 @@ def _testsuite(root: ET.Element, result: dict[str, Any], lang: str) -> dict[str,
     return counts
 
 
-def junit_element(results: Iterable[dict[str, Any]], lang: str) -> ET.Element:
+def junit_element(results: Iterable[StoredResult], lang: str) -> ET.Element:
     root = ET.Element("testsuites", {"name": "grader"})
     totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     seconds = 0.0
@@ -153,14 +153,14 @@ def junit_element(results: Iterable[dict[str, Any]], lang: str) -> ET.Element:
     return root
 
 
-def junit_xml(results: Iterable[dict[str, Any]], lang: str) -> str:
+def junit_xml(results: Iterable[StoredResult], lang: str) -> str:
     """The whole document, XML declaration included (UTF-8 when written)."""
     root = junit_element(results, lang)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-def write_junit_xml(results: Iterable[dict[str, Any]], path: Path, lang: str) -> Path:
+def write_junit_xml(results: Iterable[StoredResult], path: Path, lang: str) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Strict UTF-8 is safe here: xml_safe already removed lone surrogates.

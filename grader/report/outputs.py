@@ -46,7 +46,7 @@ from grader.report.gradescope import write_gradescope_json
 from grader.plain_numbers import finite_float
 from grader.report.grades_csv import grades_rows, write_csv_text, write_grades_csv
 from grader.report.junit import junit_xml, write_junit_xml
-from grader.report.results import OUTCOMES, SCHEMA, dumps, title
+from grader.report.results import OUTCOMES, SCHEMA, StoredResult, dumps, title
 from grader.report.summary import summarise, summary_csv, summary_rows
 from grader.report.summary_html import summary_html, write_summary_html
 from grader.safe_text import safe_line
@@ -130,7 +130,7 @@ def _write_text(path: Path, content: str) -> Path:
     return path
 
 
-def write_outputs(results: list[dict[str, Any]], out_dir: Path, lang: str, *,
+def write_outputs(results: list[StoredResult], out_dir: Path, lang: str, *,
                   similar_pairs: list[dict[str, Any]] | None = None,
                   similarity_left_out: Sequence[dict[str, Any]] = (),
                   log: TextIO | None = None) -> OutputPaths:
@@ -194,7 +194,7 @@ def submission_id_of(result: Any, index: int) -> str:
     return str(value) if value is not None and value != "" else f"{FALLBACK_NAME}-{index + 1}"
 
 
-def _write_submission_files(result: dict[str, Any], sid: str, name: str, paths: OutputPaths, lang: str,
+def _write_submission_files(result: StoredResult, sid: str, name: str, paths: OutputPaths, lang: str,
                             guard: _Guard) -> dict[str, Any]:
     """results/, gradescope/ and reports/ for one submission, each in isolation; the result as
     the class files should list it (its error entry when it makes a class-level renderer raise)."""
@@ -226,7 +226,7 @@ def _write_submission_files(result: dict[str, Any], sid: str, name: str, paths: 
     return {**result, "render_error": failed} if failed else result
 
 
-def _render_class_level_alone(result: dict[str, Any], lang: str) -> None:
+def _render_class_level_alone(result: StoredResult, lang: str) -> None:
     """Every class-level renderer on this result alone: what would raise for the whole class."""
     grades_rows([result])
     junit_xml([result], lang)
@@ -235,7 +235,7 @@ def _render_class_level_alone(result: dict[str, Any], lang: str) -> None:
     summary_html(summary, lang, [None])
 
 
-def _write_class_files(listed: list[dict[str, Any]], paths: OutputPaths, lang: str, guard: _Guard,
+def _write_class_files(listed: list[StoredResult], paths: OutputPaths, lang: str, guard: _Guard,
                        similar_pairs: list[dict[str, Any]] | None, similarity_left_out: Sequence[dict[str, Any]]) -> None:
     """summary.html, summary.csv, grades.csv, junit.xml. Each result already renders alone, so
     these should not fail; if one still does (a bug of ours), it is logged and written again in

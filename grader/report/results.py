@@ -33,10 +33,13 @@ Fields beyond design.md's fixed set:
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, TypedDict, cast
 
 from grader.errors import BadInputError
 from grader.messages import LANGUAGES, Msg, render, text
@@ -49,12 +52,148 @@ REQUIRED_CHECK_KEYS = ("id", "status", "score", "max_score")
 MAX_RESULT_BYTES = 64 * 2**20
 
 
+# --- the contract: what a stored result holds -----------------------------------------------------------------
+
+
+class StoredMsg(TypedDict):
+    """A message as keys and parameters (grader.messages.Msg.to_json), so it renders in either language."""
+
+    key: str
+    params: dict[str, Any]
+
+
+class CheckI18n(TypedDict):
+    message: StoredMsg | None
+    diagnosis: StoredMsg | None
+    hint: dict[str, str] | None       # {"zh": ..., "en": ...}, only where the hint is shown (not passed)
+
+
+class StoredCheck(TypedDict):
+    id: str
+    status: str                       # a grader.result.Status value
+    score: float
+    max_score: float
+    message: str                      # in the result's `lang`
+    hint: str                         # "" for a passed check
+    diagnosis: str | None
+    visibility: str                   # "visible" or "hidden"
+    details: dict[str, Any]           # what the check measured; keys per check (docs/architecture.md)
+    i18n: CheckI18n
+
+
+class StoredCell(TypedDict):
+    index: int                        # counts every cell, markdown included
+    status: str                       # "ok", "error", "timeout", "not_run"
+    duration_s: float
+    error_name: str | None
+    error_value: str | None
+    traceback: str | None
+    source: str | None                # only for a cell that did not run cleanly
+    output_truncated: bool
+    message: str | None
+    message_i18n: StoredMsg | None
+
+
+class SelfCheck(TypedDict):
+    hidden_count: int
+    hidden_points: float
+    reference: str                    # "golden" (packaged vectors) or "live"
+
+
+class _StoredResultKeys(TypedDict):
+    """Every key of a stored result but `self_check` (StoredResult)."""
+
+    schema: int
+    submission_id: str
+    file: str
+    notebook: str
+    outcome: str                      # one of OUTCOMES
+    error: str | None                 # why it was not graded, in `lang`
+    title: dict[str, str]
+    score: float
+    max_score: float
+    device: str
+    duration_s: float
+    checks: list[StoredCheck]
+    lang: str
+    npu_remapped: bool
+    shell_escapes: list[dict[str, Any]]
+    loader_workers: list[int]
+    epoch_cap: int
+    kernel_died: bool
+    fallback_kernel: bool
+    cells: list[StoredCell]
+    student_curve: dict[str, Any] | None
+    protections: dict[str, Any] | None
+    timings: dict[str, float]
+    rubric_sha256: str
+    grader_version: str
+
+
+# total=False for the one optional key: NotRequired[...] is not seen under `from __future__ import annotations`
+# on Python 3.10 and 3.11 (it made `self_check` a required key).
+class StoredResult(_StoredResultKeys, total=False):
+    """One submission's result: what `grader check --format json` prints and every renderer reads."""
+
+    self_check: SelfCheck             # a self-check's result only (see the module docstring)
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What a run says about itself beyond its checks; the defaults are what an ungraded result says."""
+
+    device: str = ""
+    duration_s: float = 0.0
+    npu_remapped: bool = False
+    shell_escapes: list[dict[str, Any]] = field(default_factory=list)
+    loader_workers: list[int] = field(default_factory=list)
+    epoch_cap: int = 0
+    kernel_died: bool = False
+    fallback_kernel: bool = False
+    cells: list[StoredCell] = field(default_factory=list)
+    student_curve: dict[str, Any] | None = None
+    protections: dict[str, Any] | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    grader_version: str = ""
+
+
+def build_result(*, submission_id: str, file: str, outcome: str, error: str | None, rubric: Rubric, lang: str,
+                 checks: list[StoredCheck], score: float, max_score: float, run: RunFacts,
+                 self_check: SelfCheck | None = None) -> StoredResult:
+    """The one builder of a stored result, graded or not: every result has every key."""
+    result: StoredResult = {
+        "schema": SCHEMA, "submission_id": submission_id, "file": file, "notebook": file,
+        "outcome": outcome, "error": error,
+        "title": {"zh": rubric.meta.title_zh, "en": rubric.meta.title_en},
+        "score": score, "max_score": max_score, "device": run.device, "duration_s": round(run.duration_s, 3),
+        "checks": checks, "lang": lang,
+        "npu_remapped": run.npu_remapped, "shell_escapes": list(run.shell_escapes),
+        "loader_workers": list(run.loader_workers), "epoch_cap": run.epoch_cap,
+        "kernel_died": run.kernel_died, "fallback_kernel": run.fallback_kernel, "cells": list(run.cells),
+        "student_curve": run.student_curve, "protections": run.protections,
+        "timings": {k: round(v, 3) for k, v in run.timings.items()},
+        "rubric_sha256": rubric.sha256, "grader_version": run.grader_version or _version(),
+    }
+    if self_check is not None:
+        result["self_check"] = cast(SelfCheck, dict(self_check))
+    return result
+
+
+def to_json(result: StoredResult) -> str:
+    return dumps(result)
+
+
+def from_json(data: Any, source: str, lang: str = "zh") -> StoredResult:
+    """A stored result read back (validate_result): its shape checked, every key present."""
+    return validate_result(data, source, lang)
+
+
 def submission_id_for(notebook: str | Path) -> str:
     """The id `grader check` gives a lone notebook: its file name without suffix."""
     return Path(notebook).stem
 
 
-def self_check_summary(rubric: Rubric, reference: str = "golden") -> dict[str, Any]:
+def self_check_summary(rubric: Rubric, reference: str = "golden") -> SelfCheck:
     """The `self_check` field for a self-check run under `rubric`: its hidden checks, which were not run."""
     hidden = [spec for spec in rubric.checks.values() if spec.visibility == "hidden"]
     return {"hidden_count": len(hidden), "hidden_points": float(sum(spec.points for spec in hidden)),
@@ -63,7 +202,7 @@ def self_check_summary(rubric: Rubric, reference: str = "golden") -> dict[str, A
 
 def ungraded_result(*, submission_id: str, file: str, outcome: str, error: str, rubric: Rubric,
                     lang: str, duration_s: float = 0.0, device: str = "",
-                    self_check: dict[str, Any] | None = None) -> dict[str, Any]:
+                    self_check: SelfCheck | None = None) -> StoredResult:
     """The result of a submission the pipeline could not grade: every check 0 points, status error.
 
     `error` is the user-facing reason, already in `lang` (a GraderError's message
@@ -75,29 +214,17 @@ def ungraded_result(*, submission_id: str, file: str, outcome: str, error: str, 
         raise ValueError(f"not an ungraded outcome: {outcome!r}")
     reason = Msg("report.ungraded", {"outcome": Msg(f"report.outcome_{outcome}"), "error": error})
     specs = [spec for spec in rubric.checks.values() if self_check is None or spec.visibility != "hidden"]
-    checks = []
-    for spec in specs:
-        checks.append({
-            "id": spec.id, "status": "error", "score": 0.0, "max_score": spec.points,
-            "message": render(reason, lang), "hint": spec.hint(lang), "diagnosis": None,
-            "visibility": spec.visibility, "details": {},
-            "i18n": {"message": reason.to_json(), "diagnosis": None,
-                     "hint": {"zh": spec.hint_zh, "en": spec.hint_en}},
-        })
-    result = {
-        "schema": SCHEMA, "submission_id": submission_id, "file": file, "notebook": file,
-        "outcome": outcome, "error": error,
-        "score": 0.0, "max_score": rubric.max_score if self_check is None else float(sum(spec.points for spec in specs)),
-        "device": device,
-        "duration_s": round(duration_s, 3), "checks": checks, "lang": lang,
-        "title": {"zh": rubric.meta.title_zh, "en": rubric.meta.title_en},
-        "npu_remapped": False, "shell_escapes": [], "loader_workers": [], "kernel_died": False, "fallback_kernel": False,
-        "cells": [], "timings": {}, "student_curve": None,
-        "rubric_sha256": rubric.sha256, "grader_version": _version(),
-    }
-    if self_check is not None:
-        result["self_check"] = dict(self_check)
-    return result
+    checks: list[StoredCheck] = [{
+        "id": spec.id, "status": "error", "score": 0.0, "max_score": spec.points,
+        "message": render(reason, lang), "hint": spec.hint(lang), "diagnosis": None,
+        "visibility": spec.visibility, "details": {},
+        "i18n": {"message": cast(StoredMsg, reason.to_json()), "diagnosis": None,
+                 "hint": {"zh": spec.hint_zh, "en": spec.hint_en}},
+    } for spec in specs]
+    max_score = rubric.max_score if self_check is None else float(sum(spec.points for spec in specs))
+    return build_result(submission_id=submission_id, file=file, outcome=outcome, error=error, rubric=rubric,
+                        lang=lang, checks=checks, score=0.0, max_score=max_score,
+                        run=RunFacts(device=device, duration_s=duration_s), self_check=self_check)
 
 
 def _version() -> str:
@@ -106,7 +233,7 @@ def _version() -> str:
     return __version__
 
 
-def validate_result(data: Any, source: str, lang: str = "zh") -> dict[str, Any]:
+def validate_result(data: Any, source: str, lang: str = "zh") -> StoredResult:
     """The result if it has the shape every renderer relies on; BadInputError naming the problem."""
     if not isinstance(data, dict):
         raise BadInputError(text("report.bad_result", lang, source=source, problem="not a JSON object"))
@@ -127,7 +254,17 @@ def validate_result(data: Any, source: str, lang: str = "zh") -> dict[str, Any]:
     data.setdefault("file", str(data["notebook"]))
     data.setdefault("outcome", "graded")
     data.setdefault("error", None)
-    return data
+    # A result stored by an older grader lacks the keys added since: they get what an ungraded result says.
+    for key, value in _NEUTRAL.items():
+        data.setdefault(key, copy.deepcopy(value))
+    return cast(StoredResult, data)
+
+
+def _neutral() -> dict[str, Any]:
+    return {**dataclasses.asdict(RunFacts()), "title": {}, "lang": "zh", "rubric_sha256": ""}
+
+
+_NEUTRAL = _neutral()
 
 
 def _is_count(value: Any) -> bool:
@@ -154,13 +291,13 @@ def _self_check_problem(value: Any) -> str | None:
     return None
 
 
-def self_check_of(result: dict[str, Any]) -> dict[str, Any] | None:
+def self_check_of(result: StoredResult) -> SelfCheck | None:
     """The result's `self_check` field when it is a well-formed one, else None (full grading)."""
     value = result.get("self_check")
     return value if isinstance(value, dict) and _self_check_problem(value) is None else None
 
 
-def self_check_notice(result: dict[str, Any], lang: str) -> str:
+def self_check_notice(result: StoredResult, lang: str) -> str:
     """What every renderer shows next to a self-check's score; "" for a fully graded result.
 
     Names the visible checks passed, the hidden checks (and their points) that only
@@ -190,14 +327,14 @@ def _points(value: Any) -> str:
     return str(value)
 
 
-def load_results(path: Path, lang: str = "zh") -> list[dict[str, Any]]:
+def load_results(path: Path, lang: str = "zh") -> list[StoredResult]:
     """Results from a JSON file (one object or a list of them) or a folder of *.json files (recursive)."""
     path = Path(path)
     if path.is_dir():
         files = sorted(p for p in path.rglob("*.json") if p.is_file())
         if not files:
             raise BadInputError(text("report.no_results", lang, path=str(path)))
-        results: list[dict[str, Any]] = []
+        results: list[StoredResult] = []
         for f in files:
             results += _load_file(f, lang)
         return results
@@ -206,7 +343,7 @@ def load_results(path: Path, lang: str = "zh") -> list[dict[str, Any]]:
     return _load_file(path, lang)
 
 
-def _load_file(path: Path, lang: str) -> list[dict[str, Any]]:
+def _load_file(path: Path, lang: str) -> list[StoredResult]:
     if path.stat().st_size > MAX_RESULT_BYTES:
         raise BadInputError(text("report.bad_result", lang, source=str(path), problem="file too large"))
     try:
@@ -217,7 +354,7 @@ def _load_file(path: Path, lang: str) -> list[dict[str, Any]]:
     return [validate_result(item, str(path), lang) for item in items]
 
 
-def localise(result: dict[str, Any], lang: str) -> dict[str, Any]:
+def localise(result: StoredResult, lang: str) -> StoredResult:
     """A copy whose messages, diagnoses and hints are in `lang` (where the result stored their keys)."""
     if lang not in LANGUAGES:
         raise ValueError(f"unknown language {lang!r}")
@@ -241,14 +378,14 @@ def localise(result: dict[str, Any], lang: str) -> dict[str, Any]:
     return out
 
 
-def title(result: dict[str, Any], lang: str) -> str:
+def title(result: StoredResult, lang: str) -> str:
     titles = result.get("title")
     if isinstance(titles, dict) and isinstance(titles.get(lang), str):
         return titles[lang]
     return text("report.default_title", lang)
 
 
-def dumps(result: dict[str, Any]) -> str:
+def dumps(result: StoredResult) -> str:
     """The result as JSON text; C1/bidi controls and lone surrogates as \\u escapes (json_safe: lossless),
     so printing it (`grader check --format json`, `cat results/x.json`) cannot drive a terminal."""
     from grader.safe_text import json_safe

@@ -8,9 +8,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from grader.report.results import dumps
+from grader.report.results import StoredResult, dumps
 from grader.safe_text import json_safe
 
 
@@ -22,7 +21,7 @@ class SingleExports:
     json: Path | None = None
 
 
-def write_single_exports(result: dict[str, Any], exports: SingleExports, lang: str) -> list[Path]:
+def write_single_exports(result: StoredResult, exports: SingleExports, lang: str) -> list[Path]:
     """Write every requested file; the paths written, in option order."""
     written: list[Path] = []
     if exports.html is not None:

@@ -54,6 +54,7 @@ from typing import Any, Iterable, Sequence
 from grader.messages import Msg, render, text
 from grader.report.grades_csv import format_number, percent_of, safe_cell
 from grader.rubric import CHECK_IDS
+from grader.report.results import StoredResult
 
 BINS = 10
 SLOWEST = 10
@@ -179,7 +180,7 @@ class ClassSummary:
         return len(self.submissions)
 
 
-def _row(index: int, result: dict[str, Any]) -> SubmissionRow:
+def _row(index: int, result: StoredResult) -> SubmissionRow:
     score = float(result.get("score") or 0.0)
     max_score = float(result.get("max_score") or 0.0)
     return SubmissionRow(
@@ -233,7 +234,7 @@ def mistakes(graded: Sequence[dict[str, Any]]) -> tuple[Mistake, ...]:
     return tuple(out)
 
 
-def problem(row: SubmissionRow, result: dict[str, Any]) -> Problem | None:
+def problem(row: SubmissionRow, result: StoredResult) -> Problem | None:
     kinds: list[str] = [] if row.outcome == "graded" else [row.outcome]
     if result.get("kernel_died"):
         kinds.append("kernel_died")
@@ -287,7 +288,7 @@ def _mean_median(values: Sequence[float]) -> tuple[float | None, float | None]:
     return statistics.fmean(values), statistics.median(values)
 
 
-def summarise(results: Sequence[dict[str, Any]], similar_pairs: Sequence[dict[str, Any]] | None = None,
+def summarise(results: Sequence[StoredResult], similar_pairs: Sequence[dict[str, Any]] | None = None,
               similarity_left_out: Sequence[dict[str, Any]] = ()) -> ClassSummary:
     """The class summary of stored (validated) results, in the order given.
 

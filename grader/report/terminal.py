@@ -22,7 +22,7 @@ import unicodedata
 from typing import Any, Sequence, TextIO, Union
 
 from grader.messages import text
-from grader.report.results import localise, self_check_notice, self_check_of, title
+from grader.report.results import StoredResult, localise, self_check_notice, self_check_of, title
 from grader.result import Status
 from grader.safe_text import safe_line, write_control
 
@@ -53,7 +53,7 @@ def _write_line(out: TextIO, segments: Sequence[Segment], colour: bool) -> None:
     out.write("\n")
 
 
-def print_report(result: dict[str, Any], lang: str, out: TextIO | None = None) -> None:
+def print_report(result: StoredResult, lang: str, out: TextIO | None = None) -> None:
     out = out if out is not None else sys.stdout  # looked up now: the CLI may have wrapped it
     result = localise(result, lang)
     colour = out.isatty() and "NO_COLOR" not in os.environ
@@ -96,7 +96,7 @@ def _worker_counts(value: Any) -> str:
     return ", ".join(str(v) for v in value[:20] if isinstance(v, int) and not isinstance(v, bool) and 0 < v < 10**6)
 
 
-def _write_footer(out: TextIO, result: dict[str, Any], lang: str, colour: bool) -> None:
+def _write_footer(out: TextIO, result: StoredResult, lang: str, colour: bool) -> None:
     remap = text("report.npu_remapped", lang) if result.get("npu_remapped") else ""
     _write_line(out, [text("report.device_line", lang, device=result.get("device", ""), remap=remap,
                            duration=result.get("duration_s", 0.0))], colour)
