@@ -169,7 +169,7 @@ class Sampler:
 def _rss(proc) -> int:
     try:
         return proc.memory_info().rss
-    except Exception:  # noqa: BLE001 - a kernel that ended between listing and reading
+    except Exception:
         return 0
 
 

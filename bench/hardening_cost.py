@@ -23,8 +23,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -60,14 +61,14 @@ class Meter:
 
 
 def _instrument(meter: Meter) -> None:
+    import grader.checks.training as training
+    import grader.harvest as harvest
     import grader.hosting.budgets as budgets
     import grader.hosting.session as session
-    import grader.harvest as harvest
     import grader.notebook as notebook
     import grader.pipeline as pipeline
     import grader.report.chart_scale as chart_scale
     import grader.safe_text as safe_text
-    import grader.checks.training as training
     import grader.untrusted_fs as ufs
 
     for name in ("read_bytes", "read_npy", "write_bytes", "save_npy", "make_dir", "make_dirs", "child", "exists",

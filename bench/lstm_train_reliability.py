@@ -30,9 +30,9 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from grader.trusted_runner import ProcessRunner, reference_source  # noqa: E402
-from grader.rubric import load_rubric  # noqa: E402
-from grader.checks.training import TrainProtocol, load_training_data, train_lstm  # noqa: E402
+from grader.checks.training import TrainProtocol, load_training_data, train_lstm
+from grader.rubric import load_rubric
+from grader.trusted_runner import ProcessRunner, reference_source
 
 _FORGET = "f_t = torch.sigmoid(x_t @ self.W_xf"
 _CELL = "c_t = f_t * c_t + i_t * c_hat_t"

@@ -20,9 +20,9 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from grader.data.features import FeatureCache, compute_mfcc, load_split  # noqa: E402
-from grader.data.layout import SPLITS  # noqa: E402
-from grader.data.synth import generate  # noqa: E402
+from grader.data.features import FeatureCache, compute_mfcc, load_split
+from grader.data.layout import SPLITS
+from grader.data.synth import generate
 
 
 def _load_all(data_dir: Path, cache: FeatureCache) -> int:

@@ -26,8 +26,8 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from grader.data.features import FeatureCache, load_split  # noqa: E402
-from grader.data.synth import generate  # noqa: E402
+from grader.data.features import FeatureCache, load_split
+from grader.data.synth import generate
 
 INPUT, HIDDEN, OUTPUT = 13, 32, 3
 LR, BATCH = 0.005, 16

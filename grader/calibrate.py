@@ -19,12 +19,13 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
-from grader.errors import EXIT_CHECK_FAILED, EXIT_OK, DatasetError
 from grader.calibration import Calibration, calibration_path, dataset_hash
+from grader.errors import EXIT_CHECK_FAILED, EXIT_OK, DatasetError
 from grader.messages import DEFAULT_LANGUAGE, Msg, render
 
 if TYPE_CHECKING:
@@ -166,11 +167,11 @@ def calibrate(data: Path | None, seeds: int, rubric_path: Path | None, out: Path
     first seed trains, each seed's line as it is measured, then the conclusion. A seed
     that errs or runs out of its time budget stops the run: nothing is written.
     """
+    from grader.checks.training import TrainProtocol, load_training_data, train_lstm
     from grader.data.layout import open_dataset
     from grader.default_data import default_dataset_dir
     from grader.paths import DEFAULT_RUBRIC
     from grader.rubric import load_rubric
-    from grader.checks.training import TrainProtocol, load_training_data, train_lstm
     from grader.trusted_runner import ProcessRunner, reference_source
 
     if seeds < 1:

@@ -12,10 +12,11 @@ import dataclasses
 import functools
 import hashlib
 import math
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from grader.errors import BadInputError, DatasetError, RubricError
 from grader.messages import Msg

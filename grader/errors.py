@@ -6,7 +6,8 @@ is the only place that catches them (see grader.cli.main).
 """
 from __future__ import annotations
 
-from typing import Sequence, TypeVar
+from collections.abc import Sequence
+from typing import TypeVar
 
 from grader.messages import DEFAULT_LANGUAGE, Msg, render
 

@@ -8,11 +8,12 @@ JSON result, the terminal and the HTML report can each choose a language.
 """
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 LANGUAGES = ("en", "zh")
@@ -37,7 +38,7 @@ class Msg:
         return {"key": self.key, "params": {k: plain(v) for k, v in self.params.items()}}
 
     @classmethod
-    def from_json(cls, data: Any) -> "Msg | None":
+    def from_json(cls, data: Any) -> Msg | None:
         """The inverse of to_json; None for anything that is not a stored message."""
         if not isinstance(data, dict) or not isinstance(data.get("key"), str):
             return None
@@ -54,7 +55,7 @@ class Msg:
         return cls(data["key"], {str(k): revive(v) for k, v in params.items()})
 
 
-@lru_cache(maxsize=None)
+@cache
 def catalogue(lang: str) -> dict[str, str]:
     """All messages of one language, keyed `<file stem>.<key>`."""
     if lang not in LANGUAGES:

@@ -216,7 +216,7 @@ def parse_source(source: str, budget: ParseBudget | None = None) -> ParseOutcome
         return ParseOutcome(None, NOT_PYTHON)
     except (MemoryError, RecursionError, OverflowError):
         return ParseOutcome(None, TOO_COMPLEX)
-    except Exception:  # noqa: BLE001 - whatever else the parser raises, the cell is just not analysable
+    except Exception:
         return ParseOutcome(None, FAILED)
 
 

@@ -18,27 +18,27 @@ import nbformat
 from grader.calibration import calibrated_rubric
 from grader.checks.builtin import notebook_hits
 from grader.checks.loops import CellRun, check_loaders, check_loops
+from grader.checks.student_curve import harvest_student_curve
 from grader.default_data import dataset
 from grader.devices import DeviceChoice, resolve_device
-from grader.lab_api import CLASS_NAMES
+from grader.errors import InternalError
 from grader.hosting.limits import ExecutionLimits, SandboxMode
 from grader.hosting.records import ExecutionResult
 from grader.hosting.session import KernelSession
 from grader.hosting.workdir import prepare_workdir, remove_workdir
-from grader.sandbox import choose_protections
+from grader.lab_api import CLASS_NAMES
 from grader.messages import Msg
 from grader.notebook import find_class_sources, find_loader_workers, find_top_level_imports, read_notebook
 from grader.oracle import Oracle, load_oracle
 from grader.report.results import self_check_summary
 from grader.result import CheckResult, Status
-from grader.errors import InternalError
 from grader.rubric import CHECK_IDS, Rubric, load_rubric
-from grader.sandbox import Protections
-from grader.seeds import derived, load_or_create_secret, notebook_seed, user_secret_path
+from grader.sandbox import Protections, choose_protections
 from grader.score import requirement_message, score_results, total, unmet_requirements
+from grader.seeds import derived, load_or_create_secret, notebook_seed, user_secret_path
 from grader.submission import SubmissionReport
-from grader.checks.student_curve import harvest_student_curve
 from grader.threads import limit_torch_threads
+
 
 @dataclass(frozen=True)
 class CheckOptions:

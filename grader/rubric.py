@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from grader.errors import RubricError
 from grader.paths import DEFAULT_RUBRIC

@@ -41,7 +41,8 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from typing import Any, Iterator, TextIO
+from collections.abc import Iterator
+from typing import Any, TextIO
 
 _C0 = range(0x00, 0x20)
 _DEL = 0x7F

@@ -105,7 +105,7 @@ def nproc_rlimit_effective() -> bool:
     return os.name == "posix" and hasattr(os, "getuid") and os.getuid() != 0
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def process_limit_available() -> bool:
     """Whether a kernel's process count can be bounded here (tried once per process)."""
     if nproc_rlimit_effective():
@@ -117,7 +117,7 @@ def process_limit_available() -> bool:
     return True
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def bwrap_unavailable() -> str:
     """Why the bwrap sandbox cannot be used here ("" when it can); tried once per process."""
     if not sys.platform.startswith("linux"):

@@ -37,19 +37,26 @@ import math
 import time
 import tokenize
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import nbformat
 
 from grader.errors import GraderError
 from grader.lab_api import CLASS_NAMES
 from grader.messages import DEFAULT_LANGUAGE, Msg, render
-from grader.notebook import (MAX_PARSE_CHARS, class_block_end, class_header_name, code_cells, find_class_sources,
-                             python_source, read_notebook)
+from grader.notebook import (
+    MAX_PARSE_CHARS,
+    class_block_end,
+    class_header_name,
+    code_cells,
+    find_class_sources,
+    python_source,
+    read_notebook,
+)
 from grader.paths import TEMPLATE_NOTEBOOK
-
 
 # One gate line of the LSTM normalises to ~22 tokens (`V = V . V ( V @ V . V + ... ) ;`).
 # K = 15 is below one such statement, so a copied statement always yields k-grams, yet long
@@ -198,7 +205,7 @@ class _Deadline:
     at: float
 
     @classmethod
-    def after(cls, seconds: float) -> "_Deadline":
+    def after(cls, seconds: float) -> _Deadline:
         return cls(time.monotonic() + seconds)
 
     def check(self) -> None:
@@ -458,7 +465,7 @@ def _try_fingerprint(sid: str, nb: nbformat.NotebookNode, ignore: set[int], name
         return _fingerprint_submission(sid, nb, ignore, names, _Deadline.after(deadline_s))
     except _Unanalysable as exc:
         return LeftOut(sid, exc.reason, left_out_note(exc.reason))
-    except Exception as exc:  # noqa: BLE001 - MemoryError, RecursionError, ...: this one is left out
+    except Exception as exc:
         return LeftOut(sid, FAILED, left_out_note(FAILED, type(exc).__name__))
 
 
@@ -571,7 +578,7 @@ def similarity_for_files(files: Mapping[str, Path], *, template: Path = TEMPLATE
             notebooks[sid] = read_notebook(Path(path))
         except GraderError:
             left_out.append(LeftOut(sid, NOT_A_NOTEBOOK, left_out_note(NOT_A_NOTEBOOK)))
-        except Exception as exc:  # noqa: BLE001 - one unreadable file must not stop the comparison
+        except Exception as exc:
             left_out.append(LeftOut(sid, FAILED, left_out_note(FAILED, type(exc).__name__)))
     report = compare(notebooks, read_notebook(template), lang=lang)
     everyone_left_out = sorted(left_out + report.left_out, key=lambda item: item.id)

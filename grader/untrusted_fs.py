@@ -24,9 +24,9 @@ import logging
 import os
 import stat
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -208,7 +208,7 @@ def held_workdir(runner: object) -> Iterator[UntrustedDir]:
     if held is not None:
         yield held
         return
-    with UntrustedDir.open(Path(getattr(runner, "workdir"))) as folder:
+    with UntrustedDir.open(Path(runner.workdir)) as folder:
         yield folder
 
 

@@ -8,15 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+# A dev dependency (pyproject's [dev]): a missing install fails here instead of skipping the Dask tests.
+import dask
+import distributed
 import pytest
 
 from grader.batch.dask_executor import DaskExecutor, grade_on_worker, task_key
 from grader.batch.jobs import GradeJob, JobOptions, make_job
 from grader.paths import REFERENCE_NOTEBOOK, TEMPLATE_NOTEBOOK
-
-# A dev dependency (pyproject's [dev]): a missing install fails here instead of skipping the Dask tests.
-import dask  # noqa: E402
-import distributed  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 OPTIONS = JobOptions(data=None, device="cpu", rubric=None, lang="en")

@@ -11,10 +11,11 @@ from __future__ import annotations
 import io
 import shutil
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import pytest
+from test_batch_store import result
 
 from grader.batch import run as batch_run
 from grader.batch.jobs import GradeJob, grade_job
@@ -23,7 +24,6 @@ from grader.batch.store import SCHEMA_VERSION, STORE_NAME, Store, VerdictKey
 from grader.calibration import Calibration, calibration_path, dataset_hash
 from grader.cli import main
 from grader.paths import DEFAULT_RUBRIC
-from test_batch_store import result
 
 NOT_A_NOTEBOOK = b"this is not a notebook {"
 

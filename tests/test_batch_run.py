@@ -21,6 +21,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from proc_helpers import processes_mentioning
 
 from grader.batch.executors import LocalExecutor
 from grader.batch.jobs import JobOptions, make_job
@@ -28,7 +29,6 @@ from grader.batch.run import GradeOptions, grade
 from grader.batch.store import STORE_NAME
 from grader.cli import main
 from grader.paths import PROJECT_ROOT, REFERENCE_NOTEBOOK, TEMPLATE_NOTEBOOK
-from proc_helpers import processes_mentioning
 
 NOT_JSON = b"this is not a notebook {"
 

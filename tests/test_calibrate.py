@@ -8,14 +8,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from rubric_edit import lab_rubric_with
 
 from grader.calibrate import CalibrationResult, SeedResult, _decide, calibrate, floor_percent
-from grader.calibration import (calibration_path, dataset_hash, effective_threshold, effective_training,
-                                load_calibration)
+from grader.calibration import calibration_path, dataset_hash, effective_threshold, effective_training, load_calibration
 from grader.data.features import FeatureCache
 from grader.errors import RubricError
 from grader.rubric import load_rubric
-from rubric_edit import lab_rubric_with
 
 
 @pytest.fixture()

@@ -14,10 +14,10 @@ import json
 from pathlib import Path
 
 import pytest
+from rubric_edit import lab_rubric_with
 
 from grader.cli import main
 from grader.paths import DEFAULT_RUBRIC, REFERENCE_NOTEBOOK, TEMPLATE_NOTEBOOK
-from rubric_edit import lab_rubric_with
 
 FIXTURES = Path(__file__).resolve().parent / "notebooks" / "check"
 ALL_CHECKS = 20

@@ -6,11 +6,11 @@ from pathlib import Path
 import nbformat
 
 from grader.checks.model import run_model_checks
-from grader.oracle import load_oracle
 from grader.devices import resolve_device
 from grader.hosting.limits import ExecutionLimits
 from grader.hosting.session import KernelSession
 from grader.notebook import find_class_sources
+from grader.oracle import load_oracle
 from grader.result import Status
 
 FIXTURES = Path(__file__).parent / "fixtures" / "models"

@@ -400,9 +400,9 @@ def test_named_files_are_found_in_a_notebooks_code(tmp_path: Path) -> None:
 ])
 def test_a_broken_holdout_met_while_grading_is_a_dataset_error(good_dataset: Path, tmp_path: Path, breakage: str,
                                                                english: str) -> None:
+    from grader.checks.heldout import choose_heldout
     from grader.data.features import FeatureCache
     from grader.errors import DatasetError
-    from grader.checks.heldout import choose_heldout
 
     with_holdout(good_dataset)
     if breakage == "unknown_class":

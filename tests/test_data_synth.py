@@ -52,7 +52,7 @@ def test_default_clips_are_pcm16_at_two_rates_and_2_to_4_seconds(default_synthet
     assert all(2.0 <= i.frames / i.samplerate <= 4.0 for i in infos)
     # librosa's default hop is 512 with centring: 1 + n // 512 MFCC frames; the design keeps them in 63-173.
     frames = [1 + i.frames // 512 for i in infos]
-    assert 63 <= min(frames) and max(frames) <= 173
+    assert min(frames) >= 63 and max(frames) <= 173
 
 
 def test_default_dataset_passes_the_checker(default_synthetic_dataset: Path) -> None:

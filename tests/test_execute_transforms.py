@@ -62,7 +62,7 @@ def test_capped_loop_runs_two_epochs_and_keeps_the_division_quirk_working() -> N
     code = "n = 0\nfor epoch in range(50):\n    n += 1\nrate = 10 / epoch\n"
     namespace: dict[str, object] = {}
     tree = epoch_cap_transformer(2).visit(ast.parse(code))
-    exec(compile(tree, "<cell>", "exec"), namespace)  # noqa: S102 - our own test code
+    exec(compile(tree, "<cell>", "exec"), namespace)
     assert namespace["n"] == 2 and namespace["rate"] == 10.0
 
 
@@ -130,7 +130,7 @@ def test_short_traceback_strips_colours() -> None:
     )
 
 
-def test_prepare_workdir_copies_notebook_and_data(tmp_path) -> None:  # noqa: ANN001
+def test_prepare_workdir_copies_notebook_and_data(tmp_path) -> None:
     nb = tmp_path / "lab.ipynb"
     nb.write_text("{}")
     data = tmp_path / "dataset"

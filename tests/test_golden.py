@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 
 from grader.cli import main
+from grader.distribution.golden_build import check_golden, write_golden
 from grader.errors import InternalError
 from grader.lab_api import LSTM, MODELS, RNN
 from grader.mistakes import LSTM_VARIANTS, RNN_VARIANTS
 from grader.oracle.golden import MANIFEST_NAME, VECTORS_NAME, read_vectors, sha256_of, write_arrays
-from grader.distribution.golden_build import check_golden, write_golden
 from grader.oracle.live import ReferenceUnavailableError, load_functional
 from grader.paths import GOLDEN_DIR
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from grader.checks.lstm_predictions import MAX_DISAGREEMENT, compare, length_batches
-from grader.oracle.live import load_functional
 from grader.checks.training import PROBE_SOURCE_PATH
+from grader.oracle.live import load_functional
 
 SIZES = (13, 32, 3)
 

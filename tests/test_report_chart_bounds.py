@@ -18,17 +18,18 @@ import signal
 import sys
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from grader.checks.student_curve import parse_curve
 from grader.report import chart_scale, svg_plot
 from grader.report.html import render_submission_html
 from grader.report.summary import BINS, histogram
-from grader.checks.student_curve import parse_curve
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "results"
 MEASURED = {

@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from grader.report.gradescope import gradescope_json, write_gradescope_json
 from grader.report.grades_csv import MAX_ROW_ID, format_number, grades_csv, write_grades_csv
+from grader.report.gradescope import gradescope_json, write_gradescope_json
 from grader.report.junit import junit_xml, write_junit_xml, xml_safe
 from grader.report.results import load_results
 from grader.rubric import CHECK_IDS

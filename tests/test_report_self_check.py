@@ -22,8 +22,15 @@ from grader.errors import BadInputError
 from grader.report.gradescope import gradescope_json
 from grader.report.html import render_submission_html
 from grader.report.junit import PROPERTY_NAMES, junit_xml
-from grader.report.results import (load_results, localise, self_check_notice, self_check_of, self_check_summary,
-                                   ungraded_result, validate_result)
+from grader.report.results import (
+    load_results,
+    localise,
+    self_check_notice,
+    self_check_of,
+    self_check_summary,
+    ungraded_result,
+    validate_result,
+)
 from grader.report.terminal import print_report
 from grader.rubric import load_rubric
 

@@ -15,8 +15,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from markupsafe import Markup
 
-from grader.safe_text import (BIDI_CONTROLS, SafeStream, html_safe, json_safe, safe_block, safe_line, safe_std_streams,
-                              safe_text, terminal_stream, write_control)
+from grader.safe_text import (
+    BIDI_CONTROLS,
+    SafeStream,
+    html_safe,
+    json_safe,
+    safe_block,
+    safe_line,
+    safe_std_streams,
+    safe_text,
+    terminal_stream,
+    write_control,
+)
 
 ESC = "\x1b"
 BEL = "\x07"

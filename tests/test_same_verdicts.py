@@ -16,9 +16,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "adversarial"))
 
-from advkit import broken_lstm, check_in_process, reference, write  # noqa: E402
-from grader.paths import DEFAULT_RUBRIC  # noqa: E402
-from rubric_edit import replaced_once  # noqa: E402
+from advkit import broken_lstm, check_in_process, reference, write
+from rubric_edit import replaced_once
+
+from grader.paths import DEFAULT_RUBRIC
 
 
 @pytest.fixture()

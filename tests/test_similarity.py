@@ -15,8 +15,8 @@ from grader.similarity import (
     W,
     class_sources,
     find_similar,
-    similar_pairs_for_files,
     normalise,
+    similar_pairs_for_files,
     winnow,
 )
 

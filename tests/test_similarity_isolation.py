@@ -14,8 +14,17 @@ import pytest
 from grader import similarity
 from grader.messages import LANGUAGES, render
 from grader.paths import REFERENCE_NOTEBOOK, TEMPLATE_NOTEBOOK
-from grader.similarity import (DEADLINE, FAILED, MAX_CLASS_CHARS, MAX_TOKENS, NOT_A_NOTEBOOK, TOO_LARGE, compare,
-                               find_similar, similarity_for_files)
+from grader.similarity import (
+    DEADLINE,
+    FAILED,
+    MAX_CLASS_CHARS,
+    MAX_TOKENS,
+    NOT_A_NOTEBOOK,
+    TOO_LARGE,
+    compare,
+    find_similar,
+    similarity_for_files,
+)
 
 HANG_GUARD_S = 5.0
 

@@ -22,9 +22,23 @@ from hypothesis import strategies as st
 from grader import notebook
 from grader.checks.builtin import scan_source
 from grader.checks.loops import CellRun, _mentions_loop_over, check_loaders, check_loops
-from grader.notebook import (MAX_PARSE_CHARS, NOT_PYTHON, OUT_OF_BUDGET, TOO_COMPLEX, TOO_LARGE, ParseBudget,
-                             class_header_name, find_class_sources, find_shell_escapes, find_top_level_imports,
-                             is_shell_cell_magic, is_shell_line, parse_source, python_source, read_notebook)
+from grader.notebook import (
+    MAX_PARSE_CHARS,
+    NOT_PYTHON,
+    OUT_OF_BUDGET,
+    TOO_COMPLEX,
+    TOO_LARGE,
+    ParseBudget,
+    class_header_name,
+    find_class_sources,
+    find_shell_escapes,
+    find_top_level_imports,
+    is_shell_cell_magic,
+    is_shell_line,
+    parse_source,
+    python_source,
+    read_notebook,
+)
 from grader.paths import REFERENCE_NOTEBOOK
 
 HANG_GUARD_S = 5.0

@@ -25,9 +25,9 @@ from typing import Any
 import pytest
 import yaml
 
+from grader.distribution.student_repo import WHEEL_DIR_NAME, build_wheel, copy_source_tree, export_student_repo
 from grader.errors import BadInputError, InternalError
 from grader.paths import PROJECT_ROOT
-from grader.distribution.student_repo import WHEEL_DIR_NAME, build_wheel, copy_source_tree, export_student_repo
 
 TEMPLATE_DIR = PROJECT_ROOT / "student_template"
 WORKFLOW = TEMPLATE_DIR / ".github" / "workflows" / "grader.yml"

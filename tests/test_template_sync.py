@@ -6,10 +6,10 @@ import ast
 import pytest
 
 from grader.cli import main
+from grader.distribution.template import make_template, render, template_line
 from grader.errors import BadInputError
 from grader.notebook import read_notebook
 from grader.paths import REFERENCE_NOTEBOOK, TEMPLATE_NOTEBOOK
-from grader.distribution.template import make_template, render, template_line
 
 
 def test_committed_template_is_in_sync_with_reference():

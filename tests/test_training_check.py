@@ -13,11 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grader.trusted_runner import ProcessRunner, reference_source
-from grader.data.features import FeatureCache
-from grader.messages import render
-from grader.result import Status
-from grader.rubric import Training, load_rubric
 from grader.checks.training import (
     TrainingData,
     TrainProtocol,
@@ -26,6 +21,11 @@ from grader.checks.training import (
     to_check_result,
     train_lstm,
 )
+from grader.data.features import FeatureCache
+from grader.messages import render
+from grader.result import Status
+from grader.rubric import Training, load_rubric
+from grader.trusted_runner import ProcessRunner, reference_source
 
 FAST = Training(threshold=0.85, max_epochs=12, learning_rate=0.01, batch_size=16, time_budget_s=60)
 
@@ -249,8 +249,8 @@ def test_fresh_heldout_clips_are_new_balanced_and_secret_per_run():
 def test_a_tas_holdout_split_is_used_and_never_copied_into_the_kernels_folder(tmp_path, small_synthetic_dataset):
     import shutil
 
-    from grader.hosting.workdir import prepare_workdir, remove_workdir
     from grader.checks.heldout import choose_heldout
+    from grader.hosting.workdir import prepare_workdir, remove_workdir
 
     data = tmp_path / "data"
     shutil.copytree(small_synthetic_dataset, data)

@@ -13,9 +13,9 @@ from grader.checks.training import (
     TrainingData,
     accuracy,
     probe_code,
+    reached,
     read_predictions,
     read_report,
-    reached,
     write_inputs,
 )
 from grader.untrusted_fs import UntrustedDir
@@ -153,9 +153,9 @@ def test_a_deeply_nested_report_is_bad_output(tmp_path: Path) -> None:
 
 
 def test_accuracy_on_clips_the_notebook_could_see_is_said_in_plain_words() -> None:
+    from grader.checks.training import _said_where_measured
     from grader.messages import Msg, render
     from grader.result import CheckResult, Status
-    from grader.checks.training import _said_where_measured
 
     params = {"accuracy": 0.9, "epochs": 3, "threshold": 0.8, "best": 0.9, "budget": 120}
     seen = _said_where_measured(CheckResult("lstm.train", Status.PASSED, Msg("training.passed", params), details={}))

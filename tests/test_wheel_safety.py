@@ -15,8 +15,8 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from grader.paths import PROJECT_ROOT
 from grader.distribution.student_repo import build_wheel
+from grader.paths import PROJECT_ROOT
 
 REFERENCE_NOTEBOOK = PROJECT_ROOT / "reference" / "lab.ipynb"
 SOLUTION_MARKERS = ("# [solution] TODO:", "# [solution] OPTIONAL:")

@@ -19,8 +19,9 @@ from __future__ import annotations
 import re
 import uuid
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from grader.batch.jobs import GradeJob, failed_result, grade_job, short_reason
 from grader.messages import text
@@ -104,7 +105,7 @@ def _result_of(future: Any, job: GradeJob) -> dict[str, Any]:
     """The task's result, or a "crashed" verdict naming why the cluster could not give one."""
     try:
         result = future.result()
-    except Exception as exc:  # noqa: BLE001 - KilledWorker, CancelledError, comm errors: all one verdict
+    except Exception as exc:
         reason = text("cluster.task_failed", job.options.lang, reason=short_reason(exc))
         return failed_result(job, "crashed", reason)
     if not isinstance(result, dict):

@@ -27,10 +27,11 @@ import signal
 import tempfile
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol
 
 from grader.batch.jobs import GradeJob, failed_result, grade_job
 from grader.errors import InternalError

@@ -18,9 +18,10 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from grader import __version__
 from grader.batch.discover import Discovery, Problem, Submission, discover
@@ -32,8 +33,8 @@ from grader.errors import EXIT_CHECK_FAILED, EXIT_OK, BadInputError
 from grader.messages import text
 from grader.plain_numbers import finite_float
 from grader.rubric import Rubric, load_rubric
-from grader.seeds import SECRET_FILE, load_or_create_secret
 from grader.safe_text import safe_line
+from grader.seeds import SECRET_FILE, load_or_create_secret
 
 if TYPE_CHECKING:
     from grader.similarity import BatchSimilarity
@@ -271,7 +272,7 @@ def _similarity(found: Discovery, lang: str, err: TextIO) -> BatchSimilarity | N
 
     try:
         return similarity_for_files({s.id: s.path for s in found.submissions}, lang=lang)
-    except Exception as exc:  # noqa: BLE001 - logged; every other output is still written
+    except Exception as exc:
         print(text("similarity.pass_failed", lang, error=f"{type(exc).__name__}: {safe_line(str(exc))[:200]}"),
               file=err, flush=True)
         return None

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from grader.batch.discover import Problem
 from grader.errors import BadInputError
@@ -109,7 +110,7 @@ class Store:
         self.path = path
 
     @classmethod
-    def open(cls, out_dir: Path, lang: str = "zh") -> "Store":
+    def open(cls, out_dir: Path, lang: str = "zh") -> Store:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / STORE_NAME
@@ -125,7 +126,7 @@ class Store:
             raise BadInputError(text("batch.store_unreadable", lang, path=str(path), reason=str(exc))) from None
         return store
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: object) -> None:

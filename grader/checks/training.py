@@ -20,17 +20,15 @@ from typing import Any
 
 import numpy as np
 
-from grader.messages import Msg
-from grader.result import CheckResult, Status
-
 from grader.checks.lstm_predictions import WEIGHT_NAMES, compare, length_batches, read_weights
 from grader.harvest import KernelRunner
 from grader.inkernel import TRAIN_PROBE_SOURCE
 from grader.lab_api import LAB_SIZES
-from grader.rubric import Training
+from grader.messages import Msg
 from grader.plain_numbers import finite_float
+from grader.result import CheckResult, Status
+from grader.rubric import Training
 from grader.untrusted_fs import UnsafeFile, UntrustedDir, held_workdir, remove_child
-
 
 CHECK_ID = "lstm.train"
 PROBE_SOURCE_PATH = TRAIN_PROBE_SOURCE
@@ -146,8 +144,8 @@ def load_training_data(data_dir: Path, cache: Any = None, heldout: Any = None) -
     notebook ran; without one, the dataset's holdout split if it has one, else
     its test split (what calibration measures on).
     """
-    from grader.data.features import FeatureCache, load_split
     from grader.checks.heldout import choose_heldout
+    from grader.data.features import FeatureCache, load_split
 
     cache = cache or FeatureCache()
     train = load_split(Path(data_dir), "train", cache)
@@ -302,7 +300,7 @@ def _one_epoch(runner: KernelRunner, folder: UntrustedDir, code: str, epoch: int
         run.last_predictions = preds
     except BadOutput as exc:
         return None, "bad_output", str(exc)
-    except Exception as exc:  # noqa: BLE001 - whatever else the kernel's files make the checks raise
+    except Exception as exc:
         return None, "bad_output", f"{type(exc).__name__}: {exc}"[:300]
     return EpochPoint(epoch, report["loss"], accuracy(preds, labels)), "", ""
 

@@ -182,6 +182,6 @@ def _clip_features(cache: FeatureCache, path: Path, label: str, split: str) -> n
         return cache.get(path)
     except FileNotFoundError:
         raise DatasetError.of(Msg("data.wav_missing_at_grading", {"file": label, "csv": f"{split}.csv"})) from None
-    except Exception as exc:  # noqa: BLE001 - librosa/soundfile raise many kinds for a bad file
+    except Exception as exc:
         reason = " ".join(str(exc).split())[:200] or type(exc).__name__
         raise DatasetError.of(Msg("data.wav_unreadable_at_grading", {"file": label, "reason": reason})) from None

@@ -15,8 +15,8 @@ import contextlib
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from typing import Iterator
 
 from grader.errors import DatasetError
 from grader.messages import DEFAULT_LANGUAGE, Msg, render

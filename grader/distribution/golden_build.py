@@ -17,10 +17,18 @@ import numpy as np
 import torch
 
 from grader import __version__
-from grader.lab_api import CLASS_NAMES, LAB_SIZES, MODELS, ModelSpec
 from grader.checks.diagnosis import variants_for
+from grader.lab_api import CLASS_NAMES, LAB_SIZES, MODELS, ModelSpec
 from grader.mistakes import Variant
-from grader.oracle.golden import FORMAT, MANIFEST_NAME, VECTORS_NAME, GoldenVectors, read_vectors, sha256_of, write_arrays
+from grader.oracle.golden import (
+    FORMAT,
+    MANIFEST_NAME,
+    VECTORS_NAME,
+    GoldenVectors,
+    read_vectors,
+    sha256_of,
+    write_arrays,
+)
 from grader.oracle.live import LiveOracle
 from grader.oracle.probe_data import BATCH, SEQ_LEN, ProbeData
 from grader.paths import GOLDEN_DIR, REFERENCE_FUNCTIONAL, REFERENCE_NOTEBOOK

@@ -16,11 +16,9 @@ import tempfile
 from importlib import metadata
 from pathlib import Path
 
-from grader.untrusted_fs import UntrustedDir
-
 from grader.cachedir import cache_root
-
 from grader.threads import THREAD_ENV
+from grader.untrusted_fs import UntrustedDir
 
 _WARM_UP = """
 import numpy as np, soundfile, librosa, sys

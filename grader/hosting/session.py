@@ -33,11 +33,19 @@ from grader.devices import DeviceChoice
 from grader.errors import InternalError
 from grader.hosting import launch, numba_cache
 from grader.hosting.budgets import KernelBudgets
-from grader.hosting.process_usage import process_group_members
 from grader.hosting.client import CappedClient, CappedKernelClient, ChannelMonitor, reply_content, text_field
 from grader.hosting.limits import MEMORY_LIMITED_DEVICES, MIB, ExecutionLimits
-from grader.hosting.records import (ERROR_VALUE_CHARS, CellRecord, CellStatus, CodeResult, ExecutionResult,
-                                    frames_in_forward, not_run, short_traceback)
+from grader.hosting.process_usage import process_group_members
+from grader.hosting.records import (
+    ERROR_VALUE_CHARS,
+    CellRecord,
+    CellStatus,
+    CodeResult,
+    ExecutionResult,
+    frames_in_forward,
+    not_run,
+    short_traceback,
+)
 from grader.hosting.streams import coalesce_streams
 from grader.hosting.watchdog import Watchdog
 from grader.inkernel.transforms import PROBE_MARKER
@@ -347,7 +355,7 @@ class KernelSession:
             client.execute_cell(cell, index, store_history=store_history)
         except DeadKernelError:
             died = True
-        except Exception as exc:  # noqa: BLE001 - the kernel's messages are the student's: a bad one is their verdict
+        except Exception as exc:
             malformed = f"{type(exc).__name__}: {exc}"[:ERROR_VALUE_CHARS]
         finally:
             watchdog.disarm()

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from types import ModuleType
-from typing import Callable
 
 import numpy as np
 import torch
@@ -26,9 +26,9 @@ import torch
 from grader.errors import BadInputError, InternalError
 from grader.lab_api import CLASS_NAMES, LSTM, RNN, ModelSpec, Sizes
 from grader.mistakes import Variant
+from grader.notebook import find_class_sources, read_notebook
 from grader.oracle.base import OracleKind
 from grader.oracle.probe_data import ProbeData, draw_data
-from grader.notebook import find_class_sources, read_notebook
 from grader.paths import REFERENCE_FUNCTIONAL, REFERENCE_NOTEBOOK
 
 _MODULE_NAME = "grader_reference_functional"
@@ -49,7 +49,7 @@ def require_reference(path: Path) -> None:
         )
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_functional(path: Path = REFERENCE_FUNCTIONAL) -> ModuleType:
     """reference/functional.py as a module; ReferenceUnavailableError without a source checkout."""
     require_reference(path)

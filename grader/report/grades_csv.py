@@ -37,12 +37,13 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from grader.messages import LANGUAGES
-from grader.rubric import CHECK_IDS
 from grader.report.results import StoredResult
+from grader.rubric import CHECK_IDS
 
 MAX_ROW_ID = "POINTS_POSSIBLE"
 LEADING_COLUMNS = ("id", "file")

@@ -25,7 +25,15 @@ import jinja2
 
 from grader.messages import catalogue, text
 from grader.report import chart_scale, svg_plot
-from grader.report.results import StoredCheck, StoredResult, localise, self_check_notice, self_check_of, title, validate_result
+from grader.report.results import (
+    StoredCheck,
+    StoredResult,
+    localise,
+    self_check_notice,
+    self_check_of,
+    title,
+    validate_result,
+)
 from grader.safe_text import html_safe
 
 STATUSES = ("passed", "failed", "error", "skipped")
@@ -407,7 +415,7 @@ def _draw(chart: svg_plot.Chart) -> Any:
     """
     try:
         return svg_plot.line_chart(chart)
-    except Exception:  # noqa: BLE001 - deliberately broad, see above
+    except Exception:
         log.exception("chart %r could not be drawn", chart.title)
         return None
 

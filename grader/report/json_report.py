@@ -15,12 +15,19 @@ from typing import Any, cast
 
 from grader.hosting.records import CellRecord
 from grader.messages import render
-from grader.report.results import (RunFacts, SelfCheck, StoredCell, StoredCheck, StoredResult, build_result,
-                                   submission_id_for)
-from grader.score import ScoredCheck
-from grader.submission import SubmissionReport
+from grader.report.results import (
+    RunFacts,
+    SelfCheck,
+    StoredCell,
+    StoredCheck,
+    StoredResult,
+    build_result,
+    submission_id_for,
+)
 from grader.result import Status
 from grader.rubric import Rubric
+from grader.score import ScoredCheck
+from grader.submission import SubmissionReport
 
 # A failing cell's source goes into the report; a megabyte of it would drown the report.
 _CELL_SOURCE_CHARS = 20_000

@@ -36,15 +36,16 @@ import json
 import re
 import sys
 import unicodedata
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence, TextIO
+from typing import Any, TextIO
 from urllib.parse import quote
 
 from grader.messages import text
-from grader.report.gradescope import write_gradescope_json
 from grader.plain_numbers import finite_float
 from grader.report.grades_csv import grades_rows, write_csv_text, write_grades_csv
+from grader.report.gradescope import write_gradescope_json
 from grader.report.junit import junit_xml, write_junit_xml
 from grader.report.results import OUTCOMES, SCHEMA, StoredResult, dumps, title
 from grader.report.summary import summarise, summary_csv, summary_rows
@@ -170,7 +171,7 @@ class _Guard:
         `sid` None: a class-level file, not one submission's."""
         try:
             return True, step()
-        except Exception as exc:  # noqa: BLE001 - one result's content must not cost the others
+        except Exception as exc:
             if sid is None:
                 line = text("outputs.log_class_failed", self.lang, what=what, error=_error_name(exc))
             else:
@@ -178,7 +179,7 @@ class _Guard:
             self.failures.append(line)
             try:
                 print(line, file=self.log, flush=True)
-            except Exception:  # noqa: BLE001 - a closed or broken log stream must not stop the outputs
+            except Exception:
                 pass
             return False, exc
 

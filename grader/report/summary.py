@@ -48,13 +48,14 @@ import csv
 import io
 import statistics
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from grader.messages import Msg, render, text
 from grader.report.grades_csv import format_number, percent_of, safe_cell
-from grader.rubric import CHECK_IDS
 from grader.report.results import StoredResult
+from grader.rubric import CHECK_IDS
 
 BINS = 10
 SLOWEST = 10
@@ -261,7 +262,7 @@ def _similar_pair(p: Any) -> SimilarPair:
         return SimilarPair(str(p["a"]), str(p["b"]), score,
                            tuple(str(c) for c in p.get("classes") or ()), str(p.get("note") or ""),
                            p["note_i18n"] if isinstance(p.get("note_i18n"), dict) else None)
-    except Exception:  # noqa: BLE001 - the other pairs are still shown
+    except Exception:
         return SimilarPair(_field(p, "a"), _field(p, "b"), 0.0, (), "",
                            Msg("summary.similarity_entry_error").to_json())
 

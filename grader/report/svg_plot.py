@@ -10,8 +10,8 @@ raises and the markup has a fixed maximum size.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 from markupsafe import Markup, escape
 

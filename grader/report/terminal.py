@@ -19,7 +19,8 @@ import os
 import sys
 import textwrap
 import unicodedata
-from typing import Any, Sequence, TextIO, Union
+from collections.abc import Sequence
+from typing import Any, TextIO, Union
 
 from grader.messages import text
 from grader.report.results import StoredResult, localise, self_check_notice, self_check_of, title

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
-from grader.paths import PROJECT_ROOT, REFERENCE_NOTEBOOK, TEMPLATE_NOTEBOOK
 from proc_helpers import processes_mentioning
 from rubric_edit import lab_rubric_with
+
+from grader.paths import PROJECT_ROOT, REFERENCE_NOTEBOOK, TEMPLATE_NOTEBOOK
 
 # Points a notebook that is the reference with a tanh forget gate earns in TA grading (measured
 # with the real grader): every check but lstm.forward (12), lstm.grad (8) and the hidden lstm.sizes

@@ -14,14 +14,28 @@ import sqlite3
 import threading
 import time
 
-import pytest
-
 import attacks
-from advkit import (ATTACK_INDEX, BROKEN_LSTM_SCORE, Checked, assert_broken_lstm_score, assert_graded,
-                      broken_lstm, cell, check_in_process, check_subprocess, health, leaks, reference, template,
-                      require_sandbox, with_cells, write)
-from grader import sandbox
+import pytest
+from advkit import (
+    ATTACK_INDEX,
+    BROKEN_LSTM_SCORE,
+    Checked,
+    assert_broken_lstm_score,
+    assert_graded,
+    broken_lstm,
+    cell,
+    check_in_process,
+    check_subprocess,
+    health,
+    leaks,
+    reference,
+    require_sandbox,
+    template,
+    with_cells,
+    write,
+)
 
+from grader import sandbox
 
 
 @pytest.fixture(autouse=True)

@@ -14,10 +14,10 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
 import attacks
+import pytest
 from advkit import Checked, assert_graded, cell, check_in_process, health, reference, require_sandbox, with_cells, write
+
 from grader.paths import PROJECT_ROOT
 
 MODEL_CHECKS = ("rnn.forward", "rnn.grad", "lstm.forward", "lstm.grad")
@@ -247,8 +247,9 @@ print("touched")"""
 
 def test_shared_memory_beyond_the_memory_limit_stops_the_kernel(contained, quick_rubric, monkeypatch):
     """A shared anonymous mapping is RAM the data limit never sees; the watchdog counts it (limit here 1 GiB)."""
-    import grader.pipeline as pipeline
     from dataclasses import replace
+
+    import grader.pipeline as pipeline
 
     plain = pipeline.execution_limits
     monkeypatch.setattr(pipeline, "execution_limits", lambda *a, **k: replace(plain(*a, **k), memory_bytes=2**30))

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 
 import pytest
-
 from advkit import assert_graded, check_in_process, reference, require_sandbox, write
 
 _LSTM_CELL = 28

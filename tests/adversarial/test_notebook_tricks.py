@@ -7,7 +7,6 @@ import json
 
 import nbformat
 import pytest
-
 from advkit import Checked, assert_graded, check_subprocess, require_sandbox, template, with_cells, write
 
 

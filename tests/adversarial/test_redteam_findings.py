@@ -12,9 +12,8 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
 import attacks
+import pytest
 from advkit import Checked, assert_graded, cell, check_in_process, reference, require_sandbox, with_cells, write
 
 WALL_S = 200
@@ -224,8 +223,9 @@ def test_deleted_but_open_files_count_against_the_disk_budget(contained, quick_r
     """Found: the budget walks folders, so a file the kernel unlinks while keeping it open is invisible to it.
     640 MiB held that way under a 300 MiB budget: no DiskLimit (RLIMIT_FSIZE bounds one file at 1 GiB, and
     1,024 open files allow ~1 TiB of the host's disk)."""
-    import grader.pipeline as pipeline
     from dataclasses import replace
+
+    import grader.pipeline as pipeline
 
     plain = pipeline.execution_limits
     monkeypatch.setattr(pipeline, "execution_limits",
@@ -265,6 +265,7 @@ class _ForgingRunner:
 
     def run_code(self, code: str, timeout_s: float):
         import numpy as np
+
         from grader.hosting.records import CodeResult
 
         probe = next(p for p in self.workdir.iterdir() if p.name.startswith(".grader-probe-"))
@@ -322,9 +323,8 @@ def test_a_training_report_with_a_huge_integer_loss_is_bad_output(tmp_path):
     from grader.untrusted_fs import UntrustedDir
 
     (tmp_path / "report_1.json").write_text('{"epoch": 1, "ok": true, "loss": 1' + "0" * 400 + "}")
-    with UntrustedDir.open(tmp_path) as folder:
-        with pytest.raises(BadOutput):
-            read_report(folder, "report_1.json", 1)
+    with UntrustedDir.open(tmp_path) as folder, pytest.raises(BadOutput):
+        read_report(folder, "report_1.json", 1)
 
 
 HUGE_LOSS_REPORT = """\

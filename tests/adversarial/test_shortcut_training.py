@@ -3,7 +3,6 @@ threshold (+14 points) while their LSTM's equations were wrong now earn nothing,
 from __future__ import annotations
 
 import pytest
-
 from advkit import assert_graded, check_in_process, reference, require_sandbox, write
 
 _LSTM_CELL = 28

@@ -18,7 +18,6 @@ import sys
 import time
 
 import nbformat
-
 from advkit import grader_env, reference, require_sandbox, template, with_cells, write
 
 BATCH_TIMEOUT_S = 900  # the reference takes ~1-2 min on two busy cores; a hang would take forever

@@ -17,14 +17,13 @@ import os
 import sys
 
 import torch
-
 from torch_npu import npu
 
 __version__ = "0.0.0+grader.fake"
 GRADING_DEVICE = os.environ.get("GRADER_TORCH_DEVICE", "cpu")
 
 
-def _to_grading_device(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003 - mirrors Tensor.npu
+def _to_grading_device(self, *args, **kwargs):
     return self.to(GRADING_DEVICE)
 
 
@@ -43,7 +42,7 @@ def _register() -> None:
     except Exception:
         # Not renamed, "npu" is no device type torch knows, so it refuses to register
         # the module: attach it the way that function would have.
-        setattr(torch, "npu", npu)
+        torch.npu = npu
         sys.modules["torch.npu"] = npu
     torch.Tensor.npu = _to_grading_device
     torch.nn.Module.npu = _to_grading_device

@@ -72,7 +72,7 @@ def reset_peak_memory_stats(device: Any = None) -> None:
     return None
 
 
-class device:  # noqa: N801 - mirrors torch.cuda.device, a context manager
+class device:
     def __init__(self, device: Any) -> None:
         self.index = device
 
