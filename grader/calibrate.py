@@ -22,7 +22,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from grader.calibration import Calibration, calibration_path, dataset_hash
 from grader.errors import EXIT_CHECK_FAILED, EXIT_OK, DatasetError
@@ -30,6 +30,7 @@ from grader.messages import DEFAULT_LANGUAGE, Msg, render
 
 if TYPE_CHECKING:
     from grader.checks.training import TrainingRun
+    from grader.data.features import FeatureCache
 
 DEFAULT_SEEDS = 10
 DEFAULT_MARGIN = 0.05
@@ -158,7 +159,7 @@ def _validated(root: Path, data: Path) -> None:
 
 
 def calibrate(data: Path | None, seeds: int, rubric_path: Path | None, out: Path | None = None,
-              margin: float = DEFAULT_MARGIN, *, device: str = "cpu", cache: Any = None,
+              margin: float = DEFAULT_MARGIN, *, device: str = "cpu", cache: FeatureCache | None = None,
               emit: Callable[[Msg], None] | None = None) -> CalibrationResult:
     """Train the reference over seeds 0..seeds-1 on `data` (folder or zip; None: the default
     synthetic set) and write the threshold.

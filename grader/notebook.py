@@ -61,7 +61,7 @@ def read_notebook(path: Path) -> nbformat.NotebookNode:
         raise NotANotebookError(f"{path}: JSON, but not a Jupyter notebook (no 'cells'/'nbformat')")
     try:
         # reads() also joins list-of-lines sources and upgrades old nbformat versions
-        nb = nbformat.reads(text, as_version=4)
+        nb: nbformat.NotebookNode = nbformat.reads(text, as_version=4)
         nbformat.validate(nb)
     except Exception as exc:  # nbformat raises several unrelated types
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -202,7 +202,7 @@ class ParseBudget:
         return True
 
 
-def parse_source(source: str, budget: ParseBudget | None = None) -> ParseOutcome:
+def parse_source(source: object, budget: ParseBudget | None = None) -> ParseOutcome:
     """The AST of a cell's (IPython) source, or why it cannot be analysed. Never raises."""
     if not isinstance(source, str):
         return ParseOutcome(None, FAILED)

@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -200,9 +201,12 @@ class UntrustedDir:
         return copied
 
 
+class HasWorkdir(Protocol):
+    workdir: Path
+
 
 @contextlib.contextmanager
-def held_workdir(runner: object) -> Iterator[UntrustedDir]:
+def held_workdir(runner: HasWorkdir) -> Iterator[UntrustedDir]:
     """A runner's work folder as a descriptor: the one a KernelSession opened before its kernel ran, else a new one."""
     held = getattr(runner, "workdir_dir", None)
     if held is not None:

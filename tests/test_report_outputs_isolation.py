@@ -41,10 +41,28 @@ def batch() -> list[dict]:
             fixture("scores_zero_untouched_template", submission_id="carol")]
 
 
-def malformed_i18n_renders_as_error_entry(result: dict) -> dict:
-    """Valid enough to load (every required key), yet localise() trips over a list for i18n."""
-    result["checks"][0]["i18n"] = ["not", "a", "table"]
-    return result
+def localise_trips_on(monkeypatch, submission_id: str) -> None:
+    """localise() raises for one submission, as a bug of ours would (every renderer calls it first).
+
+    Stored results no longer trip it by their shape: from_json gives a key of the wrong kind its neutral value."""
+    from grader.report import results
+
+    real = results.localise
+
+    def fragile(result, lang):
+        if result.get("submission_id") == submission_id and result.get("checks"):  # not its error entry
+            raise RecursionError("deep")
+        return real(result, lang)
+
+    for module in (results, html, outputs, grades_csv):
+        if hasattr(module, "localise"):
+            monkeypatch.setattr(module, "localise", fragile)
+    import grader.report.gradescope as gradescope
+    import grader.report.junit as junit
+    import grader.report.summary as summary_module
+    for module in (gradescope, junit, summary_module):
+        if hasattr(module, "localise"):
+            monkeypatch.setattr(module, "localise", fragile)
 
 
 def grades(path: Path) -> dict[str, list[str]]:
@@ -74,8 +92,9 @@ def test_a_report_renderer_that_raises_for_one_student_costs_only_that_report(ba
     assert len(paths.failures) == 1
 
 
-def test_a_malformed_stored_result_gets_error_entries_and_the_others_are_written(batch, tmp_path):
-    malformed_i18n_renders_as_error_entry(batch[1])
+def test_a_result_the_renderers_trip_on_gets_error_entries_and_the_others_are_written(batch, tmp_path,
+                                                                                       monkeypatch):
+    localise_trips_on(monkeypatch, "bob")
     log = io.StringIO()
     paths = write_outputs(batch, tmp_path, "zh", log=log)
     assert all(p.is_file() for p in paths.all())
@@ -171,10 +190,11 @@ def test_left_out_notes_are_not_shown_when_similarity_did_not_run(batch):
     assert summarise(batch, None, [{"id": "dave"}]).similarity_left_out == ()
 
 
-def test_grader_report_writes_every_other_student_beside_a_malformed_result(batch, tmp_path, capsys):
+def test_grader_report_writes_every_other_student_beside_a_result_it_trips_on(batch, tmp_path, capsys,
+                                                                             monkeypatch):
     stored = tmp_path / "stored"
     stored.mkdir()
-    malformed_i18n_renders_as_error_entry(batch[1])
+    localise_trips_on(monkeypatch, "bob")
     for result in batch:
         (stored / f"{result['submission_id']}.json").write_text(json.dumps(result), encoding="utf-8")
     out = tmp_path / "out"
@@ -212,3 +232,15 @@ def test_a_summary_that_fails_anyway_is_written_plain_without_similarity(batch, 
     assert all(sid in page for sid in ("alice", "bob", "carol"))
     assert text("summary.similarity_not_run", "en") in page
     assert "summary.html" in log.getvalue() and "KeyError" in log.getvalue()
+
+
+def test_a_stored_key_of_the_wrong_kind_reads_back_as_its_neutral_value(batch, tmp_path):
+    """`cells` as a string made the Gradescope and summary renderers raise; the contract now says what it is."""
+    from grader.report.results import from_json
+
+    tampered = copy.deepcopy(batch[1])
+    tampered.update(cells="abc", timings=[1, 2], kernel_died="yes", epoch_cap=True)
+    result = from_json(json.loads(json.dumps(tampered)), "tampered.json")
+    assert (result["cells"], result["timings"], result["kernel_died"], result["epoch_cap"]) == ([], {}, False, 0)
+    paths = write_outputs([result], tmp_path, "en", log=io.StringIO())
+    assert paths.failures == []

@@ -23,16 +23,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from grader.batch.executors import OnResult
 from grader.batch.jobs import GradeJob, failed_result, grade_job, short_reason
+from grader.errors import BadInputError
 from grader.messages import text
-
-OnResult = Callable[[GradeJob, dict], None]
+from grader.report.results import StoredResult, from_json
 
 # How long to wait for the scheduler before telling the TA it is not reachable.
 CONNECT_TIMEOUT_S = 30.0
 
 
-def grade_on_worker(job: GradeJob) -> dict[str, Any]:
+def grade_on_worker(job: GradeJob) -> StoredResult:
     """The task a worker runs: one torch thread, then the same grade_job as every executor."""
     from grader.threads import limit_torch_threads
 
@@ -61,7 +62,7 @@ class DaskExecutor:
     scheduler: Any
     connect_timeout_s: float = CONNECT_TIMEOUT_S
     # What each task runs; tests swap in one that kills its worker.
-    task: Callable[[GradeJob], dict[str, Any]] = grade_on_worker
+    task: Callable[[GradeJob], StoredResult] = grade_on_worker
 
     def run(self, jobs: Sequence[GradeJob], on_result: OnResult) -> None:
         if not jobs:
@@ -101,14 +102,15 @@ class DaskExecutor:
             finished.add(future)
 
 
-def _result_of(future: Any, job: GradeJob) -> dict[str, Any]:
+def _result_of(future: Any, job: GradeJob) -> StoredResult:
     """The task's result, or a "crashed" verdict naming why the cluster could not give one."""
     try:
         result = future.result()
     except Exception as exc:
         reason = text("cluster.task_failed", job.options.lang, reason=short_reason(exc))
         return failed_result(job, "crashed", reason)
-    if not isinstance(result, dict):
-        reason = text("cluster.task_failed", job.options.lang, reason=type(result).__name__)
+    try:  # what a worker sent back is read through the result contract, like a stored result
+        return from_json(result, f"worker result for {job.submission_id}", job.options.lang)
+    except BadInputError as exc:
+        reason = text("cluster.task_failed", job.options.lang, reason=str(exc)[:300])
         return failed_result(job, "crashed", reason)
-    return result

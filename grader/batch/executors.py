@@ -37,9 +37,11 @@ from grader.batch.jobs import GradeJob, failed_result, grade_job
 from grader.errors import InternalError
 from grader.hosting.launch import PR_SET_PDEATHSIG, load_prctl
 from grader.messages import text
+from grader.report.results import StoredResult
+from grader.rubric import Rubric
 from grader.untrusted_fs import remove_tree
 
-OnResult = Callable[[GradeJob, dict], None]
+OnResult = Callable[[GradeJob, StoredResult], None]
 
 # How long a new worker may take to import torch and the grader before it counts as broken.
 WORKER_START_TIMEOUT_S = 120.0
@@ -249,7 +251,7 @@ class LocalExecutor:
         self._workers.clear()
 
 
-def job_timeout_s(rubric: Any, margin_s: float = 120.0) -> float:
+def job_timeout_s(rubric: Rubric, margin_s: float = 120.0) -> float:
     """The longest one submission may take: the notebook, the probes, the training check, and a margin
     for kernel starts, the fallback kernel and a loaded machine."""
     limits, training = rubric.limits, rubric.training

@@ -17,9 +17,9 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from grader.errors import GraderError
+from grader.report.results import StoredResult
 
 # A crash reason is one line in a gradebook and a report, not a traceback.
 _REASON_CHARS = 300
@@ -56,7 +56,7 @@ def make_job(submission_id: str, file_label: str, path: Path, options: JobOption
     return GradeJob(submission_id, file_label, Path(path).name, raw, hashlib.sha256(raw).hexdigest(), options)
 
 
-def grade_job(job: GradeJob) -> dict[str, Any]:
+def grade_job(job: GradeJob) -> StoredResult:
     """Grade one job; never raises. A bad notebook gives outcome "bad_input", anything else "crashed"."""
     began = time.monotonic()
     try:
@@ -73,7 +73,7 @@ def grade_job(job: GradeJob) -> dict[str, Any]:
         return failed_result(job, "crashed", short_reason(exc), duration_s=time.monotonic() - began)
 
 
-def _grade(job: GradeJob) -> dict[str, Any]:
+def _grade(job: GradeJob) -> StoredResult:
     # Imported here: torch and the kernel machinery load only where grading happens.
     from grader.pipeline import CheckOptions, check_notebook
     from grader.report.json_report import report_to_json
@@ -100,7 +100,7 @@ def _grade(job: GradeJob) -> dict[str, Any]:
     return result
 
 
-def failed_result(job: GradeJob, outcome: str, reason: str, *, duration_s: float = 0.0) -> dict[str, Any]:
+def failed_result(job: GradeJob, outcome: str, reason: str, *, duration_s: float = 0.0) -> StoredResult:
     """The verdict for a job that could not be graded (bad input, crash, time-out).
 
     Cheap (no torch), so the coordinator builds it when a worker dies or hangs.

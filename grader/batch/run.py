@@ -32,6 +32,7 @@ from grader.batch.store import REGRADE_REASONS, STORE_NAME, Store, VerdictKey
 from grader.errors import EXIT_CHECK_FAILED, EXIT_OK, BadInputError
 from grader.messages import text
 from grader.plain_numbers import finite_float
+from grader.report.results import StoredResult
 from grader.rubric import Rubric, load_rubric
 from grader.safe_text import safe_line
 from grader.seeds import SECRET_FILE, load_or_create_secret
@@ -97,7 +98,7 @@ class _LazyJobs(Sequence[GradeJob]):
     def __len__(self) -> int:
         return len(self._subs)
 
-    def __getitem__(self, index):  # type: ignore[no-untyped-def, override]
+    def __getitem__(self, index):  # type: ignore[no-untyped-def]
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
         sub = self._subs[index]
@@ -248,7 +249,7 @@ def _run_jobs(executor: Executor, jobs: _LazyJobs, store: Store, run_id: int, co
         return fresh
     progress = Progress(len(jobs), lang, stream=err)
 
-    def on_result(job: GradeJob, result: dict[str, Any]) -> None:
+    def on_result(job: GradeJob, result: StoredResult) -> None:
         result["submission_id"] = job.submission_id  # the store's key is the batch's id, whatever the worker says
         store.save_result(result, notebook_sha256=job.notebook_sha256, run_id=run_id,
                           data_sha256=context.data_sha256, calibration_sha256=context.calibration_sha256)
@@ -278,7 +279,7 @@ def _similarity(found: Discovery, lang: str, err: TextIO) -> BatchSimilarity | N
         return None
 
 
-def _write_outputs(results: list[dict[str, Any]], out_dir: Path, lang: str,
+def _write_outputs(results: list[StoredResult], out_dir: Path, lang: str,
                    similar: BatchSimilarity | None, err: TextIO) -> list[str]:
     from grader.report.outputs import write_outputs
 
@@ -288,7 +289,7 @@ def _write_outputs(results: list[dict[str, Any]], out_dir: Path, lang: str,
         str(out_dir / "reports"), str(out_dir / "gradescope"), str(out_dir / "results")]
 
 
-def _summarise(found: Discovery, results: list[dict[str, Any]], fresh: dict[str, str], problems: list[Problem],
+def _summarise(found: Discovery, results: list[StoredResult], fresh: dict[str, str], problems: list[Problem],
                rubric: Rubric, out_dir: Path, outputs: list[str], duration_s: float) -> GradeSummary:
     current = {s.id for s in found.submissions}
     mine = [r for r in results if r.get("submission_id") in current]

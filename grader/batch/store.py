@@ -29,6 +29,7 @@ from typing import Any
 from grader.batch.discover import Problem
 from grader.errors import BadInputError
 from grader.messages import text
+from grader.report.results import StoredResult, from_json
 
 SCHEMA_VERSION = 2
 # Why a stored verdict no longer stands, in the order the summary names them.
@@ -177,6 +178,7 @@ class Store:
         cur = self._conn.execute(
             "INSERT INTO runs (started_at, grader_version, rubric_sha256, data_sha256, calibration_sha256) "
             "VALUES (?, ?, ?, ?, ?)", (now_iso(), grader_version, rubric_sha256, data_sha256, calibration_sha256))
+        assert cur.lastrowid is not None  # an INSERT always sets it
         return int(cur.lastrowid)
 
     def end_run(self, run_id: int) -> None:
@@ -210,7 +212,7 @@ class Store:
         }
         return [reason for reason in REGRADE_REASONS if changed[reason]]
 
-    def save_result(self, result: dict[str, Any], *, notebook_sha256: str, run_id: int | None = None,
+    def save_result(self, result: StoredResult, *, notebook_sha256: str, run_id: int | None = None,
                     data_sha256: str | None = None, calibration_sha256: str | None = None) -> None:
         """Replace the submission's row and its check rows, all in one transaction.
 
@@ -246,11 +248,13 @@ class Store:
             self._conn.execute("ROLLBACK")
             raise
 
-    def all_results(self) -> list[dict[str, Any]]:
-        rows = self._conn.execute("SELECT result FROM submissions ORDER BY id").fetchall()
-        return [json.loads(r[0]) for r in rows]
+    def all_results(self) -> list[StoredResult]:
+        """Every stored result, read back through the result contract (a key an older grader did not write
+        gets its neutral value; a row that is not a result is a BadInputError naming it)."""
+        rows = self._conn.execute("SELECT id, result FROM submissions ORDER BY id").fetchall()
+        return [from_json(json.loads(r[1]), f"{self.path} ({r[0]})") for r in rows]
 
-    def results_for(self, ids: Iterable[str]) -> list[dict[str, Any]]:
+    def results_for(self, ids: Iterable[str]) -> list[StoredResult]:
         wanted = set(ids)
         return [r for r in self.all_results() if r.get("submission_id") in wanted]
 

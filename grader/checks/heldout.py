@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from grader.data.features import FeatureCache
 from grader.data.layout import CLASSES, LABELS, csv_path, split_dir
 
 HOLDOUT_SPLIT = "holdout"
@@ -46,10 +47,11 @@ def has_holdout(data_dir: Path) -> bool:
     return csv_path(Path(data_dir), HOLDOUT_SPLIT).is_file() or split_dir(Path(data_dir), HOLDOUT_SPLIT).is_dir()
 
 
-def choose_heldout(data_dir: Path, *, synthetic: bool, cache: object = None, seed: int | None = None) -> HeldOut:
+def choose_heldout(data_dir: Path, *, synthetic: bool, cache: FeatureCache | None = None,
+                   seed: int | None = None) -> HeldOut:
     """The held-out set for one grading run; call it after the notebook ran. `seed` draws the synthetic one
     (grader/seeds.py: secret, per notebook); None draws a fresh one."""
-    from grader.data.features import FeatureCache, load_split
+    from grader.data.features import load_split
 
     if synthetic:
         return fresh_synthetic(secrets.randbits(63) if seed is None else seed)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import nbformat
@@ -233,7 +234,8 @@ def _takes_argmax(loop: ast.For) -> bool:
 
 
 def _judge_loop(check_id: str, loader: str, nb: nbformat.NotebookNode, runs: dict[int, CellRun],
-                problems_of, faulty_models: frozenset[str] = frozenset()) -> CheckResult:
+                problems_of: Callable[[ast.For], list[str]],
+                faulty_models: frozenset[str] = frozenset()) -> CheckResult:
     cells, unparsed = _find_loop_cells(nb, loader)
     failures: list[tuple[str, str]] = []
     for kind in ("rnn", "lstm"):
@@ -244,7 +246,8 @@ def _judge_loop(check_id: str, loader: str, nb: nbformat.NotebookNode, runs: dic
         problems = problems_of(cell.loop)
         run = runs.get(cell.cell_index)
         crashed = run is not None and run.status in ("error", "timeout")
-        if not problems and crashed and kind not in faulty_models and not _crash_is_models_fault(run):
+        if run is not None and not problems and crashed and kind not in faulty_models \
+                and not _crash_is_models_fault(run):
             problems = [f"cell_{run.status}"]
         failures += [(kind, p) for p in problems]
     if len(failures) == 2 and all(p == "missing" for _, p in failures):

@@ -15,10 +15,11 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
 
 import numpy as np
 import torch
+
+from grader.untrusted_fs import UntrustedDir
 
 GATES = ("f", "i", "c", "o")
 WEIGHT_NAMES: tuple[str, ...] = (*(f"W_x{g}" for g in GATES), *(f"W_h{g}" for g in GATES),
@@ -129,7 +130,7 @@ def length_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
     return [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
 
 
-def read_weights(folder: Any, epoch: int, max_bytes: int) -> dict[str, np.ndarray]:
+def read_weights(folder: UntrustedDir, epoch: int, max_bytes: int) -> dict[str, np.ndarray]:
     """The weights the kernel saved after `epoch` (untrusted: capped, no pickles, float64 only)."""
     found: dict[str, np.ndarray] = {}
     for name in WEIGHT_NAMES:

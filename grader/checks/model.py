@@ -16,6 +16,7 @@ made for the lab's sizes alone, so a self-check never runs it.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from grader.checks.builtin import check_no_builtin
 from grader.checks.common import result
@@ -111,12 +112,13 @@ def check_other_sizes(runner: KernelRunner, oracle: Oracle, spec: ModelSpec, sou
                   part=first.id.split(".")[1], reason=first.message or "-")
 
 
-def _all(spec: ModelSpec, status: Status, key: str, **params: object) -> list[CheckResult]:
+def _all(spec: ModelSpec, status: Status, key: str, **params: Any) -> list[CheckResult]:
     return [result(f"{spec.prefix}.{n}", status, key, cls=spec.class_name, **params) for n in CHECK_NAMES]
 
 
 def _transport_failure(spec: ModelSpec, reply: ProbeReply) -> list[CheckResult]:
-    key = {KERNEL_DIED: "kernel.died", TIMED_OUT: "kernel.timeout"}.get(reply.failure, "kernel.no_result")
+    keys: dict[str, str] = {KERNEL_DIED: "kernel.died", TIMED_OUT: "kernel.timeout"}
+    key = keys.get(reply.failure or "", "kernel.no_result")
     return _all(spec, Status.ERROR, key, reason=reply.reason or reply.failure)
 
 
@@ -162,9 +164,9 @@ def check_model(
     # Judged again with what the watched forward pass ran (the probe's `observed` step).
     no_builtin = check_no_builtin(spec, inspect, source, elsewhere=elsewhere, observed=run.steps.get("observed"))
     view = view_run(run)
-    forward = check_forward(oracle, spec, data, view)
+    forward_outcome = check_forward(oracle, spec, data, view)
     grad = check_grad(oracle, spec, data, view, params.layouts, params.untrained, sizes)
-    return [defined, params.result, init, forward.result, grad, no_builtin]
+    return [defined, params.result, init, forward_outcome.result, grad, no_builtin]
 
 
 def _device_of(runner: KernelRunner) -> str:

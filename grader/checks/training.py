@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,9 +26,14 @@ from grader.inkernel import TRAIN_PROBE_SOURCE
 from grader.lab_api import LAB_SIZES
 from grader.messages import Msg
 from grader.plain_numbers import finite_float
+from grader.report.results import CurvePoint, TrainingDetails
 from grader.result import CheckResult, Status
 from grader.rubric import Training
 from grader.untrusted_fs import UnsafeFile, UntrustedDir, held_workdir, remove_child
+
+if TYPE_CHECKING:  # librosa and the held-out split load only where a run needs them
+    from grader.checks.heldout import HeldOut
+    from grader.data.features import FeatureCache
 
 CHECK_ID = "lstm.train"
 PROBE_SOURCE_PATH = TRAIN_PROBE_SOURCE
@@ -90,7 +95,7 @@ class EpochPoint:
     loss: float | None  # None when the kernel's loss was not finite
     accuracy: float
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> CurvePoint:
         return {"epoch": self.epoch, "loss": self.loss, "accuracy": self.accuracy}
 
 
@@ -137,7 +142,8 @@ def reached(accuracy: float, threshold: float) -> bool:
 # --- data --------------------------------------------------------------------
 
 
-def load_training_data(data_dir: Path, cache: Any = None, heldout: Any = None) -> TrainingData:
+def load_training_data(data_dir: Path, cache: FeatureCache | None = None,
+                       heldout: HeldOut | None = None) -> TrainingData:
     """The train split to learn from, and held-out clips to measure on.
 
     `heldout` (a grader.checks.heldout.HeldOut) is chosen by the caller after the
@@ -385,7 +391,7 @@ _ERROR_KEYS = {
 def to_check_result(run: TrainingRun) -> CheckResult:
     """PASSED / FAILED / ERROR / SKIPPED with the curve and the numbers in details."""
     p = run.protocol
-    details: dict[str, Any] = {
+    typed: TrainingDetails = {
         "threshold": p.threshold,
         "best_accuracy": run.best_accuracy,
         "epochs": run.epochs,
@@ -396,6 +402,7 @@ def to_check_result(run: TrainingRun) -> CheckResult:
         "protocol": {"learning_rate": p.learning_rate, "batch_size": p.batch_size,
                      "max_epochs": p.max_epochs, "time_budget_s": p.time_budget_s},
     }
+    details: dict[str, Any] = dict(typed)  # and what the outcome adds below
     params = {"threshold": p.threshold, "best": run.best_accuracy, "epochs": run.epochs,
               "max_epochs": p.max_epochs, "budget": p.time_budget_s, "epoch": run.failed_epoch,
               "error": run.error}
@@ -420,8 +427,9 @@ def to_check_result(run: TrainingRun) -> CheckResult:
     return CheckResult(CHECK_ID, Status.FAILED, Msg(key, params), details=details)
 
 
-def run_training_check(runner: KernelRunner, data_dir: Path, training: Any, *, device: str,
-                       seed: int | None = None, cache: Any = None, heldout: Any = None,
+def run_training_check(runner: KernelRunner, data_dir: Path, training: Training, *, device: str,
+                       seed: int | None = None, cache: FeatureCache | None = None,
+                       heldout: HeldOut | None = None,
                        reference: ModuleType | None = None) -> CheckResult:
     """The `lstm.train` check on the dataset at `data_dir` with the rubric's [training].
 

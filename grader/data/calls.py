@@ -63,7 +63,8 @@ def cat_call(rng: Rng, sr: int, n: int) -> np.ndarray:
         # Harmonics above Nyquist would alias back as spurious low tones.
         if 1200.0 * k < sr / 2:
             out += (rolloff ** (k - 1)) * np.sin(k * phase)
-    return out * _envelope(n, sr, 0.04, 0.08)
+    shaped: np.ndarray = out * _envelope(n, sr, 0.04, 0.08)
+    return shaped
 
 
 def _formant_filter(signal: np.ndarray, sr: int, formants: np.ndarray, width_hz: float) -> np.ndarray:
@@ -122,4 +123,5 @@ def mix_at_snr(call: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray
     if call_power == 0.0:
         return noise.copy()
     scale = np.sqrt(noise_power * 10 ** (snr_db / 10.0) / call_power)
-    return noise + scale * call
+    mixed: np.ndarray = noise + scale * call
+    return mixed

@@ -78,7 +78,7 @@ class FeatureCache:
     @staticmethod
     def key_for_bytes(data: bytes) -> str:
         content = hashlib.sha256(data).hexdigest()
-        recipe = f"v{CACHE_FORMAT}|sr=None|n_mfcc={N_MFCC}|librosa={librosa.__version__}|{content}"
+        recipe = f"v{CACHE_FORMAT}|sr=None|n_mfcc={N_MFCC}|librosa={getattr(librosa, '__version__', '?')}|{content}"
         return hashlib.sha256(recipe.encode()).hexdigest()
 
     def key(self, wav_path: Path) -> str:
@@ -111,7 +111,7 @@ class FeatureCache:
             return None
         except (OSError, ValueError, EOFError):
             return None  # damaged entry (disk full, manual edit): recompute and overwrite
-        if arr.dtype != np.float32 or arr.ndim != 2 or arr.shape[1] != N_MFCC:
+        if not isinstance(arr, np.ndarray) or arr.dtype != np.float32 or arr.ndim != 2 or arr.shape[1] != N_MFCC:
             return None
         return arr
 

@@ -47,6 +47,7 @@ class ArchiveError(DatasetError):
     def __init__(self, msg: Msg, lang: str = DEFAULT_LANGUAGE) -> None:
         super().__init__(render(msg, lang))
         self.msg = msg
+        self.reason: Msg = msg  # the same message, typed as always present
 
 
 def _dataset_root(folder: Path) -> Path:
@@ -132,5 +133,5 @@ def open_dataset(path: Path, *, lang: str = DEFAULT_LANGUAGE) -> Iterator[Path]:
         try:
             _extract(path, Path(tmp))
         except ArchiveError as exc:
-            raise ArchiveError(exc.msg, lang) from exc.__cause__
+            raise ArchiveError(exc.reason, lang) from exc.__cause__
         yield _dataset_root(Path(tmp))

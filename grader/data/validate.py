@@ -176,7 +176,7 @@ def _inspect(path: Path, lang: str) -> _Inspection:
         with open_dataset(path, lang=lang) as root:
             _inspect_root(root, found)
     except ArchiveError as exc:
-        found.problems.append(Problem(exc.msg.key.removeprefix("data."), str(path), exc.msg))
+        found.problems.append(Problem(exc.reason.key.removeprefix("data."), str(path), exc.reason))
     return found
 
 

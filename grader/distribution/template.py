@@ -80,7 +80,8 @@ def make_template(reference: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 def render(nb: nbformat.NotebookNode) -> str:
     """The exact bytes we commit: nbformat's canonical JSON plus a final newline."""
-    return nbformat.writes(nb) + "\n"
+    text: str = nbformat.writes(nb)
+    return text + "\n"
 
 
 def write_template(reference: Path | None, out: Path | None, *, check_only: bool = False) -> int:

@@ -11,7 +11,8 @@ from typing import Any
 
 import nbformat
 import zmq
-from jupyter_client.asynchronous import AsyncKernelClient
+from jupyter_client.asynchronous.client import AsyncKernelClient
+from jupyter_client.client import KernelClient
 from nbclient import NotebookClient
 
 from grader.hosting.limits import MIB
@@ -54,13 +55,13 @@ class CappedKernelClient(AsyncKernelClient):
 
     # libzmq does not reconnect after refusing a message: the channel is gone for good (measured).
     # A session watches these events and stops a kernel whose channel was cut while it still runs.
-    def connect_iopub(self, identity: bytes | None = None) -> zmq.Socket:
+    def connect_iopub(self, identity: bytes | None = None) -> zmq.Socket[Any]:
         return self._monitored(super().connect_iopub(identity), "iopub")
 
-    def connect_shell(self, identity: bytes | None = None) -> zmq.Socket:
+    def connect_shell(self, identity: bytes | None = None) -> zmq.Socket[Any]:
         return self._monitored(super().connect_shell(identity), "shell")
 
-    def _monitored(self, sock: zmq.Socket, channel: str) -> zmq.Socket:
+    def _monitored(self, sock: zmq.Socket[Any], channel: str) -> zmq.Socket[Any]:
         if self.monitor_prefix:
             sock.monitor(f"{self.monitor_prefix}-{channel}", zmq.EVENT_DISCONNECTED)
         return sock
@@ -82,7 +83,7 @@ class CappedClient(NotebookClient):
         self.kept = 0
         self.truncated = False
 
-    def output(self, outs: list, msg: dict, display_id: str | None, cell_index: int) -> Any:
+    def output(self, outs: list[Any], msg: dict[str, Any], display_id: str | None, cell_index: int) -> Any:
         if self.clear_before_next_output:
             self.kept = 0
         if msg["msg_type"] != "error" and self.kept >= self.cap:
@@ -105,12 +106,12 @@ class CappedClient(NotebookClient):
         self.kept += size
         return out
 
-    def clear_output(self, outs: list, msg: dict, cell_index: int) -> None:
+    def clear_output(self, outs: list[Any], msg: dict[str, Any], cell_index: int) -> None:
         super().clear_output(outs, msg, cell_index)
         if not outs:
             self.kept = 0
 
-    def _mark_truncated(self, outs: list) -> None:
+    def _mark_truncated(self, outs: list[Any]) -> None:
         if not self.truncated:
             self.truncated = True
             outs.append(nbformat.v4.new_output("stream", name="stderr", text=TRUNCATION_MARK))
@@ -136,11 +137,11 @@ class ChannelMonitor:
     """
 
     def __init__(self) -> None:
-        self._monitors: list[zmq.Socket] = []
+        self._monitors: list[zmq.Socket[Any]] = []
         self._cut_since: float | None = None
 
-    def watch(self, kc: AsyncKernelClient, prefix: str) -> None:
-        shadow = zmq.Context.shadow(kc.context.underlying)  # inproc needs the same libzmq context
+    def watch(self, kc: KernelClient, prefix: str) -> None:
+        shadow: zmq.Context[Any] = zmq.Context.shadow(kc.context.underlying)  # inproc needs the same libzmq context
         for channel in ("iopub", "shell"):
             monitor = shadow.socket(zmq.PAIR)
             monitor.connect(f"{prefix}-{channel}")

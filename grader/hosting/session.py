@@ -20,8 +20,9 @@ import secrets
 import signal
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import nbformat
 from jupyter_client.manager import AsyncKernelManager
@@ -51,6 +52,7 @@ from grader.hosting.watchdog import Watchdog
 from grader.inkernel.transforms import PROBE_MARKER
 from grader.messages import Msg, render
 from grader.notebook import find_shell_escapes
+from grader.pids_cgroup import PidsCgroup
 from grader.sandbox import Protections, choose_protections
 
 log = logging.getLogger(__name__)
@@ -76,7 +78,6 @@ class _CellOutcome:
     traceback: str | None = None
     message: Msg | None = None
     died: bool = False
-    outputs: list = field(default_factory=list)
     model_frames: bool = False
 
 
@@ -105,7 +106,7 @@ class KernelSession:
         self._km: AsyncKernelManager | None = None
         self._client: CappedClient | None = None
         self._watchdog: Watchdog | None = None
-        self._cgroup: sandbox.PidsCgroup | None = None
+        self._cgroup: PidsCgroup | None = None
         self._budgets = KernelBudgets(limits.disk_bytes, limits.memory_bytes, self._kernel_folders, self._kernel_pids,
                                       self._own_files_it_writes)
         self._channels = ChannelMonitor()
@@ -147,6 +148,7 @@ class KernelSession:
                                         "monitor_prefix": monitor_prefix})
         if self.sandboxed:
             # No network namespace shared with us, so no TCP: Unix sockets in the run folder.
+            assert self._ipc_dir is not None
             self._km.transport = "ipc"
             self._km.ip = str(self._ipc_dir / "k")
         self._client = CappedClient(
@@ -177,7 +179,7 @@ class KernelSession:
         )
         join = None
         if self.limits.processes and not sandbox.nproc_rlimit_effective():
-            self._cgroup = sandbox.PidsCgroup.create(self.limits.processes)
+            self._cgroup = PidsCgroup.create(self.limits.processes)
             join = self._cgroup.join_function() if self._cgroup else None
         log = (self._run_dir / "kernel.log").open("wb")
         try:
@@ -287,7 +289,8 @@ class KernelSession:
 
     def _pgid(self) -> int | None:
         provisioner = getattr(self._km, "provisioner", None)
-        return getattr(provisioner, "pgid", None) or getattr(provisioner, "pid", None)
+        pgid = getattr(provisioner, "pgid", None) or getattr(provisioner, "pid", None)
+        return pgid if isinstance(pgid, int) else None
 
     def _kill_group(self) -> None:
         """SIGKILL the kernel and everything it started in its process group (DataLoader workers...).
@@ -328,7 +331,7 @@ class KernelSession:
     def _kernel_pids(self) -> list[int]:
         """The kernel's processes: its pids cgroup when it has one, else its process group."""
         if self._cgroup is not None:
-            return self._cgroup.members()
+            return list(self._cgroup.members())
         pgid = self._pgid()
         return process_group_members(pgid) if pgid else []
 
@@ -343,7 +346,7 @@ class KernelSession:
         """Run one cell with nbclient's interrupt at timeout_s and the watchdog's kill after it."""
         client, watchdog = self._client, self._watchdog
         assert client is not None and watchdog is not None
-        replies: list[dict] = []
+        replies: list[dict[str, Any]] = []
         client.on_cell_executed = lambda **kw: replies.append(kw.get("execute_reply") or {})
         client.timeout_func = lambda _cell: max(1, int(round(timeout_s)))
         client.reset_cap()
@@ -411,10 +414,12 @@ class KernelSession:
         if process is None:
             return None
         try:
-            return process.wait(timeout=2)
+            code: int | None = process.wait(timeout=2)
+            return code
         except Exception:  # still exiting after 2 s (or already reaped): what poll() says
             log.debug("waiting for the kernel's exit code failed", exc_info=True)
-            return process.poll()
+            polled: int | None = process.poll()
+            return polled
 
     def run_notebook(self, nb: nbformat.NotebookNode) -> ExecutionResult:
         """Run every code cell in order; return a record per code cell and the executed notebook."""

@@ -15,7 +15,7 @@ def coalesce_streams(cell: nbformat.NotebookNode) -> None:
     outputs = cell.get("outputs") or []
     if not outputs:
         return
-    merged: list = []
+    merged: list[Any] = []
     streams: dict[str, Any] = {}
     for out in outputs:
         if out.get("output_type") == "stream" and out.get("name") in streams:

@@ -29,7 +29,7 @@ class Total:
         try:
             if is_probe(node):
                 return node
-            new = self.factory().visit(copy.deepcopy(node))
+            new: ast.AST = self.factory().visit(copy.deepcopy(node))
             return ast.fix_missing_locations(new)
         except Exception:
             return node

@@ -13,7 +13,8 @@ OracleKind = Literal["live", "golden"]
 
 
 class Oracle(Protocol):
-    kind: OracleKind
+    @property
+    def kind(self) -> OracleKind: ...
 
     def probe_data(self, spec: ModelSpec, sizes: Sizes, seed: int) -> ProbeData:
         """The weights and inputs the student's class is run on.

@@ -28,6 +28,7 @@ from grader.report import chart_scale, svg_plot
 from grader.report.results import (
     StoredCheck,
     StoredResult,
+    as_dict,
     localise,
     self_check_notice,
     self_check_of,
@@ -199,7 +200,7 @@ def _score_view(data: StoredResult, t: Translate) -> dict[str, Any]:
 
 def _check_view(check: StoredCheck, t: Translate) -> dict[str, Any]:
     status = str(check.get("status"))
-    details = check.get("details") if isinstance(check.get("details"), dict) else {}
+    details = as_dict(check.get("details"))
     return {
         "id": str(check.get("id")),
         "status": status if status in STATUSES else "error",
@@ -239,31 +240,13 @@ def _detail_blocks(details: dict[str, Any], t: Translate) -> list[dict[str, Any]
 
 
 def _comparison_table(details: dict[str, Any], t: Translate) -> dict[str, Any] | None:
-    names: list[str] = []
-
-    def add(name: Any) -> None:
-        if isinstance(name, str) and name not in names:
-            names.append(name)
-
-    for key in PER_NAME_KEYS:
-        if isinstance(details.get(key), dict):
-            for name in details[key]:
-                add(name)
-    for key in STATE_LISTS:
-        if isinstance(details.get(key), list):
-            for name in details[key]:
-                add(name)
+    """One row per parameter or output the model checks named: shapes, error, and what is wrong with it."""
+    names = _named_in(details)
     if not names:
         return None
-    shapes = details.get("shapes") if isinstance(details.get("shapes"), dict) else {}
-    expected = {n: (v or {}).get("expected") for n, v in shapes.items() if isinstance(v, dict)}
-    found = {n: (v or {}).get("found") for n, v in shapes.items() if isinstance(v, dict)}
-    for key, target in (("shape_expected", expected), ("shape_found", found)):
-        if isinstance(details.get(key), dict):
-            target.update(details[key])
-    errors = details.get("max_abs_error") if isinstance(details.get("max_abs_error"), dict) else {}
-    grad_status = details.get("grad_status") if isinstance(details.get("grad_status"), dict) else {}
-
+    expected, found = _shapes(details)
+    errors = as_dict(details.get("max_abs_error"))
+    grad_status = as_dict(details.get("grad_status"))
     show_shapes = bool(expected or found)
     headers = [t("col.name")]
     if show_shapes:
@@ -273,12 +256,7 @@ def _comparison_table(details: dict[str, Any], t: Translate) -> dict[str, Any] |
     headers.append(t("col.state"))
     rows = []
     for name in names:
-        states = [key for key in STATE_LISTS if isinstance(details.get(key), list) and name in details[key]]
-        if name in expected and name in found and expected[name] != found[name] and "wrong_shape" not in states:
-            states.append("shape_mismatch")
-        status = grad_status.get(name)
-        if isinstance(status, str) and status != "ok" and status not in states:
-            states.append(status)
+        states = _states(name, details, expected, found, grad_status)
         cells = [name]
         if show_shapes:
             cells += [_fmt_shape(expected.get(name)), _fmt_shape(found.get(name))]
@@ -288,6 +266,37 @@ def _comparison_table(details: dict[str, Any], t: Translate) -> dict[str, Any] |
         rows.append({"cells": cells, "bad": bool(states)})
     return {"kind": "data", "title": "", "headers": headers, "rows": rows,
             "numeric": [i for i, h in enumerate(headers) if h == t("col.max_abs_error")]}
+
+
+def _named_in(details: dict[str, Any]) -> list[str]:
+    """The names the per-name details mention, in order of first mention."""
+    names: list[str] = []
+    for key in PER_NAME_KEYS:
+        names += [n for n in as_dict(details.get(key)) if isinstance(n, str)]
+    for key in STATE_LISTS:
+        value = details.get(key)
+        names += [n for n in (value if isinstance(value, list) else []) if isinstance(n, str)]
+    return list(dict.fromkeys(names))
+
+
+def _shapes(details: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(expected, found) shape per name, from `shapes` and the older shape_expected/shape_found keys."""
+    shapes = {n: v for n, v in as_dict(details.get("shapes")).items() if isinstance(v, dict)}
+    expected = {n: v.get("expected") for n, v in shapes.items()} | as_dict(details.get("shape_expected"))
+    found = {n: v.get("found") for n, v in shapes.items()} | as_dict(details.get("shape_found"))
+    return expected, found
+
+
+def _states(name: str, details: dict[str, Any], expected: dict[str, Any], found: dict[str, Any],
+            grad_status: dict[str, Any]) -> list[str]:
+    """What is wrong with one name: the state lists that hold it, a shape mismatch, its gradient's status."""
+    states = [key for key in STATE_LISTS if isinstance(details.get(key), list) and name in details[key]]
+    if name in expected and name in found and expected[name] != found[name] and "wrong_shape" not in states:
+        states.append("shape_mismatch")
+    status = grad_status.get(name)
+    if isinstance(status, str) and status != "ok" and status not in states:
+        states.append(status)
+    return states
 
 
 def _is_record_table(value: Any) -> bool:
@@ -352,8 +361,9 @@ def _clip(value: str) -> str:
 
 
 def _training_view(checks: list[Any], t: Translate) -> dict[str, Any] | None:
+    """lstm.train's curve as two charts (grader/report/results.py TrainingDetails; read as untrusted JSON)."""
     check = next((c for c in checks if isinstance(c, dict) and c.get("id") == "lstm.train"), None)
-    details = check.get("details") if check and isinstance(check.get("details"), dict) else {}
+    details = as_dict(check.get("details")) if check else {}
     raw_curve = details.get("curve")
     curve = [p for p in raw_curve if isinstance(p, dict)] if isinstance(raw_curve, list) else []
     if not curve:
@@ -367,11 +377,11 @@ def _training_view(checks: list[Any], t: Translate) -> dict[str, Any] | None:
         hlines.append(svg_plot.HLine(threshold_value, t("chart_threshold", threshold=_fmt_percent(threshold))))
     loss_chart = _chart_view(svg_plot.Chart(
         title=t("chart_loss_title"), x_label=t("axis_epoch"), y_label=t("axis_loss"),
-        series=[svg_plot.Series(t("axis_loss"), losses)]), t)
+        series=[svg_plot.Series(t("axis_loss"), [])]), losses, t)
     accuracy_chart = _chart_view(svg_plot.Chart(
         title=t("chart_accuracy_title"), x_label=t("axis_epoch"), y_label=t("axis_accuracy"),
-        series=[svg_plot.Series(t("axis_accuracy"), accuracies, svg_plot.PALETTE[2])],
-        hlines=hlines, y_range=(0.0, 1.0), y_format=lambda v: f"{v * 100:.0f}%"), t)
+        series=[svg_plot.Series(t("axis_accuracy"), [], svg_plot.PALETTE[2])],
+        hlines=hlines, y_range=(0.0, 1.0), y_format=lambda v: f"{v * 100:.0f}%"), accuracies, t)
     protocol = details.get("protocol")
     return {
         "charts": [loss_chart, accuracy_chart],
@@ -382,14 +392,13 @@ def _training_view(checks: list[Any], t: Translate) -> dict[str, Any] | None:
     }
 
 
-def _chart_view(chart: svg_plot.Chart, t: Translate) -> dict[str, Any]:
+def _chart_view(chart: svg_plot.Chart, raw: object, t: Translate) -> dict[str, Any]:
     """{"svg", "note"} for one single-series chart: the SVG (None when nothing is drawable) and what to tell.
 
-    The values are the notebook's (or a stored result's), so any of them may be
-    nan, infinite or no number at all: those are left out and counted, and a
+    `chart` names the series (its points empty); `raw` are its points as the notebook (or a stored result)
+    gave them, so any value may be nan, infinite or no number at all: those are left out and counted, and a
     series without one drawable value gets the note instead of an empty frame.
     """
-    raw = chart.series[0].points if chart.series else []
     total = len(raw) if isinstance(raw, (list, tuple)) else 0
     clean = chart_scale.clean_points(raw)
     if not clean.points:
@@ -426,8 +435,8 @@ def _student_curve_view(curve: Any, t: Translate) -> dict[str, Any] | None:
     variable = _clip(str(curve.get("variable") or "losses"))[:80]
     view = _chart_view(svg_plot.Chart(
         title=t("chart_student_title", variable=variable), x_label=t("axis_epoch"), y_label=t("axis_loss"),
-        series=[svg_plot.Series(variable, [(i + 1, v) for i, v in enumerate(curve["losses"])],
-                                svg_plot.PALETTE[1])]), t)
+        series=[svg_plot.Series(variable, [], svg_plot.PALETTE[1])]),
+        [(i + 1, v) for i, v in enumerate(curve["losses"])], t)
     return {"chart": view["svg"], "chart_note": view["note"],
             "note": t("student_curve_note", variable=variable, count=len(curve["losses"]))}
 
@@ -510,8 +519,9 @@ def _run_rows(data: StoredResult, t: Translate) -> list[tuple[str, str]]:
     if self_check is not None:
         reference = self_check["reference"]
         rows.append((t("reference"), t.label(f"reference_{reference}", reference)))
-    if isinstance(data.get("protections"), dict):
-        rows.append((t("protections"), _protections_text(data["protections"], t)))
+    protections = data.get("protections")
+    if isinstance(protections, dict):
+        rows.append((t("protections"), _protections_text(protections, t)))
     if _is_number(data.get("duration_s")):
         rows.append((t("duration"), t("seconds", value=f"{data['duration_s']:.1f}")))
     timings = data.get("timings") if isinstance(data.get("timings"), dict) else {}

@@ -119,7 +119,7 @@ def _testsuite(root: ET.Element, result: StoredResult, lang: str) -> dict[str, i
         "outcome": local.get("outcome") or "graded", "device": local.get("device") or "",
         "grader_version": local.get("grader_version") or "", "rubric_sha256": local.get("rubric_sha256") or "",
     }
-    names = PROPERTY_NAMES
+    names: tuple[str, ...] = PROPERTY_NAMES
     self_check = self_check_of(local)
     notice = self_check_notice(local, lang)
     if self_check is not None:

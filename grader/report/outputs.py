@@ -39,7 +39,7 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 from urllib.parse import quote
 
 from grader.messages import text
@@ -47,7 +47,7 @@ from grader.plain_numbers import finite_float
 from grader.report.grades_csv import grades_rows, write_csv_text, write_grades_csv
 from grader.report.gradescope import write_gradescope_json
 from grader.report.junit import junit_xml, write_junit_xml
-from grader.report.results import OUTCOMES, SCHEMA, StoredResult, dumps, title
+from grader.report.results import OUTCOMES, SCHEMA, StoredResult, dumps, neutral_keys, title
 from grader.report.summary import summarise, summary_csv, summary_rows
 from grader.report.summary_html import summary_html, write_summary_html
 from grader.safe_text import safe_line
@@ -196,7 +196,7 @@ def submission_id_of(result: Any, index: int) -> str:
 
 
 def _write_submission_files(result: StoredResult, sid: str, name: str, paths: OutputPaths, lang: str,
-                            guard: _Guard) -> dict[str, Any]:
+                            guard: _Guard) -> StoredResult:
     """results/, gradescope/ and reports/ for one submission, each in isolation; the result as
     the class files should list it (its error entry when it makes a class-level renderer raise)."""
     from grader.report.html import render_submission_html  # its own module; imported where used
@@ -206,7 +206,7 @@ def _write_submission_files(result: StoredResult, sid: str, name: str, paths: Ou
     def step(what: str, produce: Callable[[], Path], fallback: Callable[[], Path]) -> Path:
         ok, written = guard.attempt(what, sid, produce)
         if ok:
-            return written
+            return Path(written)
         failed.append(what)
         return fallback()
 
@@ -224,7 +224,10 @@ def _write_submission_files(result: StoredResult, sid: str, name: str, paths: Ou
     ok, _ = guard.attempt("grades.csv / junit.xml / summary", sid, lambda: _render_class_level_alone(result, lang))
     if not ok:
         return error_entry(result, sid, lang, failed + ["class"])
-    return {**result, "render_error": failed} if failed else result
+    if failed:
+        listed: StoredResult = {**result, "render_error": failed}
+        return listed
+    return result
 
 
 def _render_class_level_alone(result: StoredResult, lang: str) -> None:
@@ -244,14 +247,14 @@ def _write_class_files(listed: list[StoredResult], paths: OutputPaths, lang: str
     hrefs = [report_href(n) for n in paths.names]
     plain = [error_entry(r, submission_id_of(r, i), lang, ["class"]) for i, r in enumerate(listed)]
 
-    def summary_files(entries: list[dict[str, Any]]) -> None:
+    def summary_files(entries: list[StoredResult]) -> None:
         degraded = entries is plain
         summary = summarise(entries, None if degraded else similar_pairs, () if degraded else similarity_left_out)
         heading = text("summary.title", lang) + (f" — {title(entries[0], lang)}" if entries else "")
         write_summary_html(summary, paths.summary_html, lang, hrefs, heading)
         write_csv_text(summary_csv(summary, lang), paths.summary_csv)
 
-    writers: list[tuple[str, Callable[[list[dict[str, Any]]], Any]]] = [
+    writers: list[tuple[str, Callable[[list[StoredResult]], Any]]] = [
         ("summary.html / summary.csv", summary_files),
         ("grades.csv", lambda entries: write_grades_csv(entries, paths.grades_csv, lang)),
         ("junit.xml", lambda entries: write_junit_xml(entries, paths.junit_xml, lang)),
@@ -267,7 +270,7 @@ def _write_class_files(listed: list[StoredResult], paths: OutputPaths, lang: str
 
 
 
-def error_entry(result: Any, sid: str, lang: str, parts: Sequence[str] = ()) -> dict[str, Any]:
+def error_entry(result: object, sid: str, lang: str, parts: Sequence[str] = ()) -> StoredResult:
     """A minimal result standing in for one a renderer could not take.
 
     It keeps what identifies the submission and its points when they are plain finite
@@ -279,14 +282,15 @@ def error_entry(result: Any, sid: str, lang: str, parts: Sequence[str] = ()) -> 
     file = file if isinstance(file, str) else ""
     outcome = data.get("outcome")
     score, max_score = finite_float(data.get("score")), finite_float(data.get("max_score"))
-    return {
-        "schema": SCHEMA, "submission_id": sid, "file": file, "notebook": file,
+    entry = {
+        **neutral_keys(), "schema": SCHEMA, "submission_id": sid, "file": file, "notebook": file,
         "outcome": outcome if outcome in OUTCOMES else "crashed",
         "error": text("outputs.render_failed", lang),
         "score": score if score is not None else 0.0,
         "max_score": max_score if max_score is not None else 0.0,
-        "duration_s": 0.0, "checks": [], "lang": lang, "render_error": list(parts) or ["class"],
+        "checks": [], "lang": lang, "render_error": list(parts) or ["class"],
     }
+    return cast(StoredResult, entry)
 
 
 def error_page(sid: str, lang: str) -> str:

@@ -68,6 +68,28 @@ class CheckI18n(TypedDict):
     hint: dict[str, str] | None       # {"zh": ..., "en": ...}, only where the hint is shown (not passed)
 
 
+class CurvePoint(TypedDict):
+    epoch: int
+    loss: float | None
+    accuracy: float | None
+
+
+class TrainingDetails(TypedDict):
+    """lstm.train's details (grader/checks/training.py writes them, the HTML report's charts read them).
+
+    Beside these the check may add: accuracy, error, heldout, measured_on, predictions_recomputed.
+    """
+
+    threshold: float
+    best_accuracy: float
+    epochs: int
+    duration_s: float
+    curve: list[CurvePoint]
+    seed: int
+    device: str
+    protocol: dict[str, float]        # learning_rate, batch_size, max_epochs, time_budget_s
+
+
 class StoredCheck(TypedDict):
     id: str
     status: str                       # a grader.result.Status value
@@ -136,6 +158,8 @@ class StoredResult(_StoredResultKeys, total=False):
     """One submission's result: what `grader check --format json` prints and every renderer reads."""
 
     self_check: SelfCheck             # a self-check's result only (see the module docstring)
+    notebook_sha256: str              # a batch's results: the bytes that were graded (the store keys on it)
+    render_error: list[str]           # outputs that could not be rendered for it (grader/report/outputs.py)
 
 
 @dataclass(frozen=True)
@@ -177,6 +201,11 @@ def build_result(*, submission_id: str, file: str, outcome: str, error: str | No
     if self_check is not None:
         result["self_check"] = cast(SelfCheck, dict(self_check))
     return result
+
+
+def as_dict(value: object) -> dict[str, Any]:
+    """A JSON object read from a stored result, or {} when it is something else (the file is not trusted)."""
+    return value if isinstance(value, dict) else {}
 
 
 def to_json(result: StoredResult) -> str:
@@ -254,9 +283,11 @@ def validate_result(data: Any, source: str, lang: str = "zh") -> StoredResult:
     data.setdefault("file", str(data["notebook"]))
     data.setdefault("outcome", "graded")
     data.setdefault("error", None)
-    # A result stored by an older grader lacks the keys added since: they get what an ungraded result says.
+    # A result stored by an older grader lacks the keys added since, and a tampered one may hold a key of the
+    # wrong kind (`cells` a string): either gets what an ungraded result says, so renderers can rely on it.
     for key, value in _NEUTRAL.items():
-        data.setdefault(key, copy.deepcopy(value))
+        if key not in data or not _same_kind(data[key], value):
+            data[key] = copy.deepcopy(value)
     return cast(StoredResult, data)
 
 
@@ -265,6 +296,22 @@ def _neutral() -> dict[str, Any]:
 
 
 _NEUTRAL = _neutral()
+
+
+def _same_kind(found: object, neutral: object) -> bool:
+    """Whether a stored value is of the JSON kind its neutral value is (None: also a str, dict or list)."""
+    if neutral is None:
+        return found is None or isinstance(found, (str, dict, list))
+    if isinstance(neutral, bool):
+        return isinstance(found, bool)
+    if isinstance(neutral, (int, float)):
+        return isinstance(found, (int, float)) and not isinstance(found, bool)
+    return isinstance(found, type(neutral))
+
+
+def neutral_keys() -> dict[str, Any]:
+    """Every key of a result a run may not have reached, with the value an ungraded result gives it."""
+    return copy.deepcopy(_NEUTRAL)
 
 
 def _is_count(value: Any) -> bool:
@@ -360,7 +407,7 @@ def localise(result: StoredResult, lang: str) -> StoredResult:
         raise ValueError(f"unknown language {lang!r}")
     out = copy.deepcopy(result)
     for check in out["checks"]:
-        i18n = check.get("i18n") or {}
+        i18n = as_dict(check.get("i18n"))
         message = Msg.from_json(i18n.get("message"))
         if message is not None:
             check["message"] = render(message, lang)

@@ -54,7 +54,7 @@ from typing import Any
 
 from grader.messages import Msg, render, text
 from grader.report.grades_csv import format_number, percent_of, safe_cell
-from grader.report.results import StoredResult
+from grader.report.results import StoredCheck, StoredResult, as_dict
 from grader.rubric import CHECK_IDS
 
 BINS = 10
@@ -201,19 +201,19 @@ def histogram(percents: Iterable[float]) -> tuple[HistogramBin, ...]:
     return tuple(HistogramBin(i * width, (i + 1) * width, n) for i, n in enumerate(counts))
 
 
-def check_rates(graded: Sequence[dict[str, Any]]) -> tuple[CheckRate, ...]:
+def check_rates(graded: Sequence[StoredResult]) -> tuple[CheckRate, ...]:
     tallies: dict[str, Counter[str]] = {c: Counter() for c in CHECK_IDS}
     for result in graded:
         for check in result["checks"]:
             tallies.setdefault(str(check["id"]), Counter())[str(check.get("status"))] += 1
     return tuple(CheckRate(cid, t["passed"], t["failed"], t["error"], t["skipped"])
-                 for cid, t in tallies.items() if cid in CHECK_IDS or sum(t.values()))
+                 for cid, t in tallies.items() if cid in CHECK_IDS or t.total())
 
 
-def mistakes(graded: Sequence[dict[str, Any]]) -> tuple[Mistake, ...]:
+def mistakes(graded: Sequence[StoredResult]) -> tuple[Mistake, ...]:
     counts: Counter[str] = Counter()
     where: dict[str, list[str]] = {}
-    first: dict[str, dict[str, Any]] = {}
+    first: dict[str, StoredCheck] = {}
     for result in graded:
         seen: set[str] = set()
         for check in result["checks"]:
@@ -229,7 +229,7 @@ def mistakes(graded: Sequence[dict[str, Any]]) -> tuple[Mistake, ...]:
     out = []
     for code, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
         check = first[code]
-        message = (check.get("i18n") or {}).get("diagnosis")
+        message = as_dict(check.get("i18n")).get("diagnosis")
         out.append(Mistake(code, count, tuple(where[code]), message if isinstance(message, dict) else None,
                            str(check.get("diagnosis") or "")))
     return tuple(out)

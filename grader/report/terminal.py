@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from typing import Any, TextIO, Union
 
 from grader.messages import text
-from grader.report.results import StoredResult, localise, self_check_notice, self_check_of, title
+from grader.report.results import StoredCheck, StoredResult, localise, self_check_notice, self_check_of, title
 from grader.result import Status
 from grader.safe_text import safe_line, write_control
 
@@ -71,7 +71,7 @@ def print_report(result: StoredResult, lang: str, out: TextIO | None = None) -> 
     _write_footer(out, result, lang, colour)
 
 
-def _write_check(out: TextIO, c: dict[str, Any], check_id: str, id_width: int, lang: str, colour: bool) -> None:
+def _write_check(out: TextIO, c: StoredCheck, check_id: str, id_width: int, lang: str, colour: bool) -> None:
     status = Status(c["status"])
     label = _pad(text(f"report.{status.value}", lang), 6)
     points = f"{c['score']:g}/{c['max_score']:g}".rjust(5)
