@@ -13,6 +13,7 @@ from pathlib import Path
 
 from grader import __version__
 from grader.errors import EXIT_CHECK_FAILED, EXIT_INTERNAL, EXIT_OK, BadInputError, GraderError
+from grader.logs import logging_to_stderr
 from grader.messages import DEFAULT_LANGUAGE, text
 from grader.safe_text import safe_std_streams
 
@@ -162,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     # subcommand's unset option from overwriting the value given before it.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                        help="show tracebacks of internal errors")
+                        help="show the grader's DEBUG log lines and the traceback of an internal error")
     common.add_argument("--lang", choices=("zh", "en"), default=argparse.SUPPRESS,
                         help="language of messages and reports (default: the rubric's, else zh)")
     parser.add_argument("--debug", action="store_true", default=False, help=argparse.SUPPRESS)
@@ -269,9 +270,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)  # argparse exits with 2 on usage errors, as we want
     handler: Handler = args.handler
     lang = args.lang or DEFAULT_LANGUAGE
-    # Everything printed may quote a notebook (exception names, messages, file names, ids):
+    # Everything printed or logged may quote a notebook (exception names, messages, file names, ids):
     # a SafeStream shows its control characters and escape sequences instead of obeying them.
-    with safe_std_streams():
+    with safe_std_streams(), logging_to_stderr(args.debug):
         return _run(handler, args, lang)
 
 

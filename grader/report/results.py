@@ -5,7 +5,8 @@ renderer (terminal, HTML, grades.csv, Gradescope, JUnit, class summary) takes
 result dicts, never live pipeline objects, so `grader report` can re-render
 from stored JSON without regrading.
 
-Fields beyond design.md's fixed set:
+Fields beyond the fixed core (schema, notebook, score, max_score, device, duration_s,
+checks[id, status, score, max_score, message, hint]):
 - `submission_id`, `file`: who and what was graded;
 - `outcome`: "graded" when the pipeline ran to the end; otherwise why not
   ("bad_input", "crashed", "timeout"), with `error` saying what happened.
@@ -35,6 +36,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import logging
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -44,6 +46,8 @@ from typing import Any, TypedDict, cast
 from grader.errors import BadInputError
 from grader.messages import LANGUAGES, Msg, render, text
 from grader.rubric import Rubric
+
+log = logging.getLogger(__name__)
 
 SCHEMA = 1
 OUTCOMES = ("graded", "bad_input", "crashed", "timeout")
@@ -398,7 +402,9 @@ def _load_file(path: Path, lang: str) -> list[StoredResult]:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadInputError(text("report.bad_result", lang, source=str(path), problem=f"not JSON ({exc})")) from None
     items: Iterable[Any] = data if isinstance(data, list) else [data]
-    return [validate_result(item, str(path), lang) for item in items]
+    results = [validate_result(item, str(path), lang) for item in items]
+    log.debug("read %d result(s) from %s", len(results), path)  # which files a folder's report is made of
+    return results
 
 
 def localise(result: StoredResult, lang: str) -> StoredResult:
