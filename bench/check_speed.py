@@ -44,7 +44,8 @@ def as_is_baseline(data_dir: Path) -> float:
     nb = read_notebook(REFERENCE_NOTEBOOK)
     for cell in nb.cells:
         if cell.cell_type == "code":
-            lines = [l for l in cell.source.splitlines() if not l.lstrip().startswith("!") and l.strip() != "import torch_npu"]
+            lines = [line for line in cell.source.splitlines()
+                     if not line.lstrip().startswith("!") and line.strip() != "import torch_npu"]
             cell.source = "\n".join(lines).replace("torch.device('npu')", "torch.device('cpu')")
     with tempfile.TemporaryDirectory() as work:
         shutil.copytree(data_dir, Path(work) / "data")

@@ -29,7 +29,8 @@ def variant(workers: int, folder: Path) -> Path:
     nb = nbformat.read(REFERENCE, as_version=4)
     for cell in nb.cells:
         if cell.cell_type == "code" and "DataLoader(" in cell.source:
-            cell.source = cell.source.replace("collate_fn=collate_fn)", f"collate_fn=collate_fn, num_workers={workers})")
+            cell.source = cell.source.replace("collate_fn=collate_fn)",
+                                              f"collate_fn=collate_fn, num_workers={workers})")
     path = folder / f"lab_num_workers_{workers}.ipynb"
     nbformat.write(nb, path)
     assert f"num_workers={workers}" in path.read_text(encoding="utf-8")

@@ -13,7 +13,8 @@ same probe source and files a real kernel gets), one torch thread, seeds run
 one after another. Prints pass counts, epochs, time per seed and best held-out
 accuracy (min / median / max). A benchmark, not a test: it asserts nothing.
 
-    OMP_NUM_THREADS=1 python bench/lstm_train_reliability.py [--seeds 50] [--models lstm rnn lstm-2bugs] [--fresh-heldout]
+    OMP_NUM_THREADS=1 python bench/lstm_train_reliability.py [--seeds 50] \
+        [--models lstm rnn lstm-2bugs] [--fresh-heldout]
 """
 from __future__ import annotations
 

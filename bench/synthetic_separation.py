@@ -55,7 +55,8 @@ def _model_classes(classes_file: str | None) -> tuple[type, type]:
     return module.CustomRNN, module.CustomLSTM
 
 
-def _train_one(data_dir: str, cache_root: str, seed: int, model_name: str, epochs: int, classes_file: str | None) -> Run:
+def _train_one(data_dir: str, cache_root: str, seed: int, model_name: str, epochs: int,
+               classes_file: str | None) -> Run:
     import torch
     import torch.nn as nn
     from torch.nn.utils.rnn import pad_sequence
@@ -70,7 +71,8 @@ def _train_one(data_dir: str, cache_root: str, seed: int, model_name: str, epoch
         return [(torch.tensor(f, dtype=torch.float32), int(y)) for f, y in zip(split.features, split.labels)]
 
     def collate(batch):
-        return pad_sequence([b[0] for b in batch], batch_first=True), torch.tensor([b[1] for b in batch], dtype=torch.long)
+        labels = torch.tensor([b[1] for b in batch], dtype=torch.long)
+        return pad_sequence([b[0] for b in batch], batch_first=True), labels
 
     torch.manual_seed(seed)
     rnn_cls, lstm_cls = _model_classes(classes_file)
@@ -120,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--jobs", type=int, default=2, help="parallel training processes (one thread each)")
     parser.add_argument("--cache", type=Path, help="MFCC cache folder (default: a temp dir)")
-    parser.add_argument("--classes", help="python file defining CustomRNN and CustomLSTM (default: the reference notebook's)")
+    parser.add_argument("--classes",
+                        help="python file defining CustomRNN and CustomLSTM (default: the reference notebook's)")
     parser.add_argument("--markdown", type=Path, help="also write the table here")
     args = parser.parse_args(argv)
 
@@ -133,19 +136,22 @@ def main(argv: list[str] | None = None) -> int:
         cache = FeatureCache(cache_root)
         t0 = time.perf_counter()
         lengths = [len(f) for s in ("train", "test") for f in load_split(data_dir, s, cache).features]
-        print(f"MFCCs: {len(lengths)} clips, {min(lengths)}-{max(lengths)} frames, {time.perf_counter() - t0:.1f} s", flush=True)
+        print(f"MFCCs: {len(lengths)} clips, {min(lengths)}-{max(lengths)} frames, "
+              f"{time.perf_counter() - t0:.1f} s", flush=True)
 
         jobs = [(seed, m) for seed in args.seeds for m in args.models]
         wall = time.perf_counter()
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
             futures = [
-                pool.submit(_train_one, str(data_dir), str(cache_root), seed, m, args.epochs, args.classes) for seed, m in jobs
+                pool.submit(_train_one, str(data_dir), str(cache_root), seed, m, args.epochs, args.classes)
+                for seed, m in jobs
             ]
             runs = []
             for fut in futures:
                 run = fut.result()
                 runs.append(run)
-                print(f"seed {run.seed} {run.model}: {run.accuracy:.1f} % in {run.train_s:.0f} s (loss {run.final_loss:.2f})", flush=True)
+                print(f"seed {run.seed} {run.model}: {run.accuracy:.1f} % in {run.train_s:.0f} s "
+                      f"(loss {run.final_loss:.2f})", flush=True)
     wall_s = time.perf_counter() - wall
 
     table = markdown_table(runs)

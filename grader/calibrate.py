@@ -103,7 +103,8 @@ class CalibrationResult:
         beside = self.rubric_path is not None and self.written == calibration_path(self.rubric_path)
         if beside:
             options += "" if self.default_rubric else f" --rubric {self.rubric_path}"
-            return Msg("training.calibrate_pickup_auto", {"options": options, "rubric_threshold": self.rubric_threshold})
+            return Msg("training.calibrate_pickup_auto",
+                       {"options": options, "rubric_threshold": self.rubric_threshold})
         if not self.default_rubric:
             options += f" --rubric {self.rubric_path}"
         return Msg("training.calibrate_pickup_explicit", {"options": options, "file": str(self.written)})

@@ -188,9 +188,11 @@ class AppliedCalibration:
 def _check_protocol(cal: Calibration, path: Path, rubric: Rubric) -> None:
     """A threshold is proven for one protocol only: refuse it under another."""
     t = rubric.training
-    if (cal.max_epochs, cal.batch_size) != (t.max_epochs, t.batch_size) or not math.isclose(cal.learning_rate, t.learning_rate):
+    same = (cal.max_epochs, cal.batch_size) == (t.max_epochs, t.batch_size)
+    if not same or not math.isclose(cal.learning_rate, t.learning_rate):
         raise RubricError.of(Msg("training.calibration_protocol", {
-            "file": str(path), "rubric": str(rubric.path), "max_epochs": cal.max_epochs, "learning_rate": cal.learning_rate,
+            "file": str(path), "rubric": str(rubric.path), "max_epochs": cal.max_epochs,
+            "learning_rate": cal.learning_rate,
             "batch_size": cal.batch_size, "now_max_epochs": t.max_epochs, "now_learning_rate": t.learning_rate,
             "now_batch_size": t.batch_size}))
 
@@ -237,7 +239,8 @@ def applied_calibration(rubric: Rubric, data_dir: Path | None = None, explicit: 
     return AppliedCalibration(path, hashlib.sha256(path.read_bytes()).hexdigest(), training)
 
 
-def calibrated_rubric(rubric: Rubric, data_dir: Path, explicit: Path | None = None, *, data: Path | None = None) -> Rubric:
+def calibrated_rubric(rubric: Rubric, data_dir: Path, explicit: Path | None = None, *,
+                      data: Path | None = None) -> Rubric:
     """The rubric with the threshold of the calibration that applies (see applied_calibration)."""
     return dataclasses.replace(rubric, training=applied_calibration(rubric, data_dir, explicit, data=data).training)
 

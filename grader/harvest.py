@@ -90,7 +90,8 @@ def _kernel_code(kernel_dir: str) -> str:
         "import builtins as __grader_builtins\n"
         "__grader_probe_ns = {'__name__': '__grader_probe__'}\n"
         "try:\n"
-        f"    __grader_builtins.exec(__grader_builtins.compile({probe_source()!r}, '<grader-probe>', 'exec'), __grader_probe_ns)\n"
+        f"    __grader_builtins.exec(__grader_builtins.compile({probe_source()!r}, '<grader-probe>', 'exec'),"
+        " __grader_probe_ns)\n"
         f"    __grader_probe_ns['main']({kernel_dir!r}, (lambda: None).__globals__)\n"
         "finally:\n"
         "    del __grader_probe_ns, __grader_builtins\n"
@@ -177,7 +178,8 @@ def read_reply(out_dir: UntrustedDir, *, fallback_reason: str = "") -> ProbeRepl
 def _load_array(out_dir: UntrustedDir, entry: Any) -> tuple[np.ndarray, int]:
     fname = entry["file"]
     # Plain names only: no separators, no parent references (links and FIFOs are refused when opened).
-    if not isinstance(fname, str) or "/" in fname or "\\" in fname or fname.startswith(".") or not fname.endswith(".npy"):
+    plain = isinstance(fname, str) and not fname.startswith(".") and fname.endswith(".npy")
+    if not plain or "/" in fname or "\\" in fname:
         raise ValueError(f"bad array file name {fname!r}")
     arr = out_dir.read_npy(fname, MAX_ARRAY_BYTES)
     if arr.dtype not in _ACCEPTED_DTYPES:

@@ -1,4 +1,4 @@
-"""The lab's contract for the two student classes, as data (design.md section 2).
+"""The lab's contract for the two student classes, as data: names, sizes, parameters, call shapes.
 
 Canonical orientation is the reference's: `x_t @ W`, so a weight from a space
 of size `a` to one of size `b` has shape (a, b) and a bias has shape (b,).

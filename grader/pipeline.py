@@ -70,7 +70,7 @@ def check_notebook(path: Path, options: CheckOptions, *, lang: str = "zh") -> Su
     hidden = rubric.hidden_ids() if options.self_check else frozenset()
     seed = options.seed if options.seed is not None else _notebook_seed(Path(path), options.secret)
     with dataset(options.data, lang=lang) as data_dir:
-        # Before any kernel starts: a calibration made on other data is refused here (grader/calibrate.py).
+        # Before any kernel starts: a calibration made on other data is refused here (grader/calibration.py).
         rubric = calibrated_rubric(rubric, data_dir, options.calibration, data=options.data)
         run = GradingRun(Path(path), nb, rubric, device, data_dir, options, seed, protections, oracle, hidden,
                          execution_limits(rubric, options.sandbox), find_class_sources(nb, list(CLASS_NAMES)))
@@ -83,7 +83,8 @@ def check_notebook(path: Path, options: CheckOptions, *, lang: str = "zh") -> Su
         npu_remapped=execution.npu_remapped if execution else False,
         duration_s=time.monotonic() - began, checks=scored,
         cells=execution.cells if execution else [],
-        shell_escapes=[{"cell": e.cell_index + 1, "command": e.command} for e in (execution.shell_escapes if execution else [])],
+        shell_escapes=[{"cell": e.cell_index + 1, "command": e.command}
+                       for e in (execution.shell_escapes if execution else [])],
         timings=run.timings, kernel_died=bool(execution and execution.kernel_died), fallback_kernel=run.fallback,
         rubric_sha256=rubric.sha256, student_curve=run.curve, protections=protections,
         self_check=self_check_summary(rubric, oracle.kind) if options.self_check else None,

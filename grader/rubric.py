@@ -199,7 +199,8 @@ def _validate(rubric: Rubric, where: str) -> None:
             f"{where}: the checks' points add up to {rubric.max_score:g}, but [meta] total is {rubric.meta.total:g}"
         )
     if rubric.checks["notebook.parses"].points != 0:
-        raise RubricError(f"{where}: notebook.parses is a gate and must carry 0 points (an untouched template scores 0)")
+        raise RubricError(f"{where}: notebook.parses is a gate and must carry 0 points "
+                          "(an untouched template scores 0)")
     if rubric.meta.language not in ("zh", "en"):
         raise RubricError(f"{where} [meta] language: {rubric.meta.language!r} is not 'zh' or 'en'")
     if rubric.limits.epoch_cap < 2:

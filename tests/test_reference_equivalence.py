@@ -109,7 +109,7 @@ def test_reference_lstm_equals_torch_lstm_with_linear():
 
 
 def test_reference_api_matches_the_lab():
-    """Parameter names, registration, shapes and initialisation as design.md section 2 fixes them."""
+    """Parameter names, registration, shapes and initialisation as grader/lab_api.py fixes them."""
     CustomRNN, CustomLSTM = load_reference_classes()
     rnn = CustomRNN(13, 32, 3)
     assert dict((n, tuple(p.shape)) for n, p in rnn.named_parameters()) == {

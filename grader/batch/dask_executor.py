@@ -16,6 +16,7 @@ without the variable.
 """
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from collections import deque
@@ -28,6 +29,8 @@ from grader.batch.jobs import GradeJob, failed_result, grade_job, short_reason
 from grader.errors import BadInputError
 from grader.messages import text
 from grader.report.results import StoredResult, from_json
+
+log = logging.getLogger(__name__)
 
 # How long to wait for the scheduler before telling the TA it is not reachable.
 CONNECT_TIMEOUT_S = 30.0
@@ -106,7 +109,8 @@ def _result_of(future: Any, job: GradeJob) -> StoredResult:
     """The task's result, or a "crashed" verdict naming why the cluster could not give one."""
     try:
         result = future.result()
-    except Exception as exc:
+    except Exception as exc:  # the task itself never raises: a lost worker, or a bug of ours
+        log.warning("the cluster gave no result for %s", job.submission_id, exc_info=True)
         reason = text("cluster.task_failed", job.options.lang, reason=short_reason(exc))
         return failed_result(job, "crashed", reason)
     try:  # what a worker sent back is read through the result contract, like a stored result

@@ -318,7 +318,7 @@ def _extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path) ->
         return Problem("zip_member_unreadable", label, params={"reason": str(exc) or type(exc).__name__})
     # Keep the member's own date: "the newest notebook" picks by it.
     try:
-        stamp = time.mktime(info.date_time + (0, 0, -1))
+        stamp = time.mktime((*info.date_time, 0, 0, -1))
         os.utime(dest, (stamp, stamp))
     except (OverflowError, ValueError, OSError):
         pass

@@ -11,6 +11,7 @@ to build jobs and failure verdicts; only `grade_job` pulls in the pipeline.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import tempfile
 import time
@@ -20,6 +21,8 @@ from pathlib import Path
 
 from grader.errors import GraderError
 from grader.report.results import StoredResult
+
+log = logging.getLogger(__name__)
 
 # A crash reason is one line in a gradebook and a report, not a traceback.
 _REASON_CHARS = 300
@@ -70,6 +73,8 @@ def grade_job(job: GradeJob) -> StoredResult:
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt):
             raise
+        # the verdict keeps one line of it; a bug of ours needs the traceback
+        log.warning("grading %s crashed", job.submission_id, exc_info=True)
         return failed_result(job, "crashed", short_reason(exc), duration_s=time.monotonic() - began)
 
 

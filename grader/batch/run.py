@@ -1,7 +1,8 @@
 """`grader grade`: a whole class, unattended, resumable.
 
 discover -> skip what the store already holds for the same notebook, dataset (holdout
-included), rubric, calibration and grader version (store.VerdictKey) -> grade the rest on an executor -> store each result the moment
+included), rubric, calibration and grader version (store.VerdictKey) -> grade the rest on an executor
+-> store each result the moment
 it arrives -> write every output from the whole store -> a one-screen summary.
 
 The coordinator (this process) never imports torch and is the store's only
@@ -14,6 +15,7 @@ write_outputs replaces a result a renderer cannot take with an error entry.
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 import tempfile
 import time
@@ -39,6 +41,8 @@ from grader.seeds import SECRET_FILE, load_or_create_secret
 
 if TYPE_CHECKING:
     from grader.similarity import BatchSimilarity
+
+log = logging.getLogger(__name__)
 
 EXECUTORS = ("local", "dask")
 # The terminal summary stays one screen; the store keeps every problem.
@@ -276,6 +280,7 @@ def _similarity(found: Discovery, lang: str, err: TextIO) -> BatchSimilarity | N
     except Exception as exc:
         print(text("similarity.pass_failed", lang, error=f"{type(exc).__name__}: {safe_line(str(exc))[:200]}"),
               file=err, flush=True)
+        log.debug("the similarity pass failed", exc_info=True)  # the line above names the error, this where
         return None
 
 

@@ -133,7 +133,8 @@ def check_forward(oracle: Oracle, spec: ModelSpec, data: ProbeData, view: RunVie
             return ForwardOutcome(result(check_id, Status.FAILED, "forward.not_tensor", details=details,
                                          call=_call_text(spec, call), type=info["returned"]))
         if call not in view.outputs:
-            return ForwardOutcome(result(check_id, Status.ERROR, "forward.no_run", details=details, cls=spec.class_name))
+            return ForwardOutcome(result(check_id, Status.ERROR, "forward.no_run", details=details,
+                                         cls=spec.class_name))
     errors = {c: max_abs_error(view.outputs[c], expected[c]) for c in expected}
     details["max_abs_error"] = errors
     details["shape_expected"] = {c: list(v.shape) for c, v in expected.items()}
@@ -158,6 +159,33 @@ def check_forward(oracle: Oracle, spec: ModelSpec, data: ProbeData, view: RunVie
 
 def _call_text(spec: ModelSpec, call: str) -> str:
     return "model(x, hidden_state)" if call == "h0" else "model(x)"
+
+
+@dataclass
+class _GradComparison:
+    candidates: dict[str, list[np.ndarray]]  # each parameter's gradient in every layout it may be stored in
+    errors: dict[str, float | None]          # the smallest max-abs error over those layouts
+    wrong: list[str]                         # parameters whose gradient matches in no layout
+
+
+def _compare_grads(expected: dict[str, np.ndarray], spec: ModelSpec, view: RunView, layouts: dict[str, Layout],
+                   sizes: Sizes, no_grad: list[str]) -> _GradComparison:
+    """The student's gradients against the oracle's, parameter by parameter (those without one left out)."""
+    found = _GradComparison({}, {}, [])
+    for p in spec.params:
+        if p.path in no_grad:
+            continue
+        try:
+            cands = layouts[p.path].grad_candidates(view.grads[p.path], p.canonical_shape(sizes))
+        except ValueError:  # a gradient of another shape than its parameter: cannot be right
+            found.wrong.append(p.path)
+            continue
+        found.candidates[p.path] = cands
+        errs = [max_abs_error(c, expected[p.path]) for c in cands]
+        found.errors[p.path] = min((e for e in errs if e is not None), default=None)
+        if not any(close(c, expected[p.path], view.tol) for c in cands):
+            found.wrong.append(p.path)
+    return found
 
 
 def check_grad(
@@ -185,25 +213,10 @@ def check_grad(
                           Msg("checks.diag.not_registered", {"names": names(untrained)}), details,
                           names=names(untrained))
         return result(check_id, Status.ERROR, "grad.crash", details=details, error=str(grad.get("error")))
-    expected = oracle.grads(spec, data)
     statuses: dict[str, str] = grad.get("params", {})
     no_grad = [p for p in spec.param_paths if statuses.get(p) != "ok" or p not in view.grads]
-    candidates: dict[str, list[np.ndarray]] = {}
-    errors: dict[str, float | None] = {}
-    wrong: list[str] = []
-    for p in spec.params:
-        if p.path in no_grad:
-            continue
-        try:
-            cands = layouts[p.path].grad_candidates(view.grads[p.path], p.canonical_shape(sizes))
-        except ValueError:  # a gradient of another shape than its parameter: cannot be right
-            wrong.append(p.path)
-            continue
-        candidates[p.path] = cands
-        errs = [max_abs_error(c, expected[p.path]) for c in cands]
-        errors[p.path] = min((e for e in errs if e is not None), default=None)
-        if not any(close(c, expected[p.path], view.tol) for c in cands):
-            wrong.append(p.path)
+    compared = _compare_grads(oracle.grads(spec, data), spec, view, layouts, sizes, no_grad)
+    candidates, errors, wrong = compared.candidates, compared.errors, compared.wrong
     untrained = [p for p in untrained if p in spec.param_paths]
     details.update({"max_abs_error": errors, "wrong": wrong, "no_grad": no_grad,
                     "not_registered": untrained, "grad_status": statuses})

@@ -102,7 +102,8 @@ def check_other_sizes(runner: KernelRunner, oracle: Oracle, spec: ModelSpec, sou
     others = check_model(runner, oracle, spec, source, seed, OTHER_SIZES, timeout_s=timeout_s)
     bad = [r for r in others if r.id.split(".")[1] in judged and r.status is not Status.PASSED]
     if not bad:
-        return result(check_id, Status.PASSED, "sizes.ok", details={"sizes": list(OTHER_SIZES.as_args()), "judged": judged},
+        return result(check_id, Status.PASSED, "sizes.ok",
+                      details={"sizes": list(OTHER_SIZES.as_args()), "judged": judged},
                       call=f"{spec.class_name}({shown})")
     first = bad[0]
     details = {"sizes": list(OTHER_SIZES.as_args()), "judged": judged, "failing": [r.id.split(".")[1] for r in bad],

@@ -11,6 +11,7 @@ each choice: docs/training-check.md.
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -34,6 +35,8 @@ from grader.untrusted_fs import UnsafeFile, UntrustedDir, held_workdir, remove_c
 if TYPE_CHECKING:  # librosa and the held-out split load only where a run needs them
     from grader.checks.heldout import HeldOut
     from grader.data.features import FeatureCache
+
+log = logging.getLogger(__name__)
 
 CHECK_ID = "lstm.train"
 PROBE_SOURCE_PATH = TRAIN_PROBE_SOURCE
@@ -306,7 +309,8 @@ def _one_epoch(runner: KernelRunner, folder: UntrustedDir, code: str, epoch: int
         run.last_predictions = preds
     except BadOutput as exc:
         return None, "bad_output", str(exc)
-    except Exception as exc:
+    except Exception as exc:  # not BadOutput: a reply shaped to break the reading, or a bug of ours (as in model.py)
+        log.warning("lstm.train: the output of epoch %d could not be read", epoch, exc_info=True)
         return None, "bad_output", f"{type(exc).__name__}: {exc}"[:300]
     return EpochPoint(epoch, report["loss"], accuracy(preds, labels)), "", ""
 

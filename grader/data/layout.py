@@ -79,7 +79,8 @@ def _vet_archive(zf: zipfile.ZipFile, zip_path: Path) -> list[zipfile.ZipInfo]:
     """The members to extract; raises ArchiveError for anything unsafe."""
     infos = [i for i in zf.infolist() if not i.filename.startswith(_JUNK_PREFIXES)]
     if len(infos) > MAX_ENTRIES:
-        raise ArchiveError(Msg("data.zip_too_many_entries", {"file": str(zip_path), "count": len(infos), "limit": MAX_ENTRIES}))
+        raise ArchiveError(Msg("data.zip_too_many_entries",
+                               {"file": str(zip_path), "count": len(infos), "limit": MAX_ENTRIES}))
     total = 0
     for info in infos:
         if _safe_member_path(info.filename) is None:
@@ -89,7 +90,8 @@ def _vet_archive(zf: zipfile.ZipFile, zip_path: Path) -> list[zipfile.ZipInfo]:
         total += info.file_size
     if total > MAX_UNCOMPRESSED_BYTES:
         raise ArchiveError(
-            Msg("data.zip_too_large", {"file": str(zip_path), "size_mb": total // 2**20, "limit_mb": MAX_UNCOMPRESSED_BYTES // 2**20})
+            Msg("data.zip_too_large", {"file": str(zip_path), "size_mb": total // 2**20,
+                                       "limit_mb": MAX_UNCOMPRESSED_BYTES // 2**20})
         )
     return infos
 
@@ -111,7 +113,8 @@ def _extract(zip_path: Path, target: Path) -> None:
                     shutil.copyfileobj(src, out, 1 << 20)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, OSError) as exc:
         # NotImplementedError: a compression method zipfile lacks; EOFError: a truncated member.
-        raise ArchiveError(Msg("data.zip_unreadable", {"file": str(zip_path), "reason": str(exc) or type(exc).__name__})) from exc
+        reason = str(exc) or type(exc).__name__
+        raise ArchiveError(Msg("data.zip_unreadable", {"file": str(zip_path), "reason": reason})) from exc
 
 
 @contextlib.contextmanager

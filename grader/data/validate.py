@@ -93,7 +93,8 @@ def _check_rows(split: str, rows: list[_Row], found: _Inspection) -> list[_Row]:
     to_open = []
     for row in rows:
         if row.cls not in CLASSES:
-            found.add("class_unknown", name, row=row.number, value=row.cls, name=row.filename, expected=", ".join(CLASSES))
+            found.add("class_unknown", name, row=row.number, value=row.cls, name=row.filename,
+                      expected=", ".join(CLASSES))
         if not row.filename:
             found.add("filename_empty", name, row=row.number)
             continue
@@ -195,7 +196,8 @@ def raise_if_invalid(path: Path) -> None:
     """
     problems = check_dataset(path)
     if problems:
-        raise DatasetError.of(Msg("data.invalid", {"path": str(path), "count": len(problems)}), [p.msg for p in problems])
+        raise DatasetError.of(Msg("data.invalid", {"path": str(path), "count": len(problems)}),
+                              [p.msg for p in problems])
 
 
 # --- files the lab's notebook opens by name -----------------------------------------------

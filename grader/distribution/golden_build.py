@@ -74,7 +74,8 @@ def write_golden(out: Path = GOLDEN_DIR) -> Path:
         "batch": BATCH,
         "seeds": SEEDS,
         "variants": {s.prefix: [v.value for v in variants_of(s)] for s in MODELS},
-        "reference_sha256": {"functional.py": sha256_of(REFERENCE_FUNCTIONAL), "lab.ipynb": sha256_of(REFERENCE_NOTEBOOK)},
+        "reference_sha256": {"functional.py": sha256_of(REFERENCE_FUNCTIONAL),
+                             "lab.ipynb": sha256_of(REFERENCE_NOTEBOOK)},
         "vectors_sha256": sha256_of(vectors_path),
     }
     (out / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")

@@ -97,7 +97,8 @@ def build_wheel(dest: Path, *, source_root: Path | None = None) -> Path:
         )
         if built.returncode != 0:
             tail = (built.stdout + built.stderr)[-_STDERR_TAIL:]
-            raise InternalError(f"构建 grader wheel 失败 / building the grader wheel failed (pip exit {built.returncode})",
+            raise InternalError("构建 grader wheel 失败 / building the grader wheel failed "
+                                f"(pip exit {built.returncode})",
                                 details=tail.splitlines())
     wheels = sorted(dest.glob("grader-*-py3-none-any.whl"), key=lambda p: p.stat().st_mtime)
     fresh = [w for w in wheels if w not in before] or wheels

@@ -1,7 +1,7 @@
 """The limits of one student kernel: time, memory, output, disk, processes.
 
-Every default here is the grader's own; a rubric's [limits] table overrides them
-(grader/rubric.py `Limits.execution`), so a course sets them in one place.
+The time limits and the epoch cap come from the rubric's [limits] table alone (`ExecutionLimits.from_rubric`):
+a course sets them in one place. The rest (memory, output, disk, processes) are the grader's own, here.
 """
 from __future__ import annotations
 

@@ -348,7 +348,7 @@ class KernelSession:
         assert client is not None and watchdog is not None
         replies: list[dict[str, Any]] = []
         client.on_cell_executed = lambda **kw: replies.append(kw.get("execute_reply") or {})
-        client.timeout_func = lambda _cell: max(1, int(round(timeout_s)))
+        client.timeout_func = lambda _cell: max(1, round(timeout_s))
         client.reset_cap()
         began = time.monotonic()
         watchdog.arm(began + timeout_s + self.limits.kill_grace_s)

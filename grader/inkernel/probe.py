@@ -186,7 +186,7 @@ def _init_samples(user_ns, req, out):
             if model is None:
                 out.step("init", {"ok": False, "error": info.get("error", info["reason"])})
                 return
-            for j, path in enumerate(req["params"]):
+            for path in req["params"]:
                 obj = _locate(model, path)
                 if _isinstance(obj, _Tensor) and out.array(f"init/{k}/{path}", obj):
                     counts[path] = counts.get(path, 0) + 1
@@ -240,46 +240,48 @@ def _run_calls(model, req, req_dir, dtype, out, tag):
                 calls[name] = {"ok": False, "returned": other}
             else:
                 out.array(f"{tag}/out/{name}", t)
-                calls[name] = {"ok": True, "dtype": _str(t.dtype).replace("torch.", ""), "shape": [int(s) for s in t.shape]}
+                calls[name] = {"ok": True, "dtype": _str(t.dtype).replace("torch.", ""),
+                               "shape": [int(s) for s in t.shape]}
         except BaseException as exc:
             calls[name] = {"ok": False, "error": _err(exc)}
-    grad = {}
     try:
-        for p in model.parameters():
-            p.grad = None
-        tensors = {p: _locate(model, p) for p in req["params"]}
-        for t in tensors.values():
-            if _isinstance(t, _Tensor) and t.is_leaf:
-                t.grad = None
-        r = _from_numpy(_load(req_dir, req["R"])).to(device=device, dtype=dtype)
-        with _enable_grad():
-            y = model(*[inputs[a] for a in req["grad_call"]])
-            t, other = _as_output(y)
-            if t is None:
-                raise TypeError(f"forward returned {other}")
-            (t * r).sum().backward()
-        status = {}
-        for path, tensor in tensors.items():
-            if not _isinstance(tensor, _Tensor):
-                status[path] = "missing"
-            elif tensor.grad is None:
-                status[path] = "no_grad" if not tensor.requires_grad else "grad_none"
-            elif out.array(f"{tag}/grad/{path}", tensor.grad):
-                status[path] = "ok"
-            else:
-                status[path] = "too_large"
-        grad = {"ok": True, "params": status}
+        grad = {"ok": True, "params": _backward_call(model, req, req_dir, inputs, device, dtype, out, tag)}
     except BaseException as exc:
         grad = {"ok": False, "error": _err(exc)}
     return calls, grad
 
 
+def _backward_call(model, req, req_dir, inputs, device, dtype, out, tag):
+    """One forward call with grad, backward through a fixed random projection; each parameter's gradient status."""
+    for p in model.parameters():
+        p.grad = None
+    tensors = {p: _locate(model, p) for p in req["params"]}
+    for t in tensors.values():
+        if _isinstance(t, _Tensor) and t.is_leaf:
+            t.grad = None
+    r = _from_numpy(_load(req_dir, req["R"])).to(device=device, dtype=dtype)
+    with _enable_grad():
+        y = model(*[inputs[a] for a in req["grad_call"]])
+        t, other = _as_output(y)
+        if t is None:
+            raise TypeError(f"forward returned {other}")
+        (t * r).sum().backward()
+    status = {}
+    for path, tensor in tensors.items():
+        if not _isinstance(tensor, _Tensor):
+            status[path] = "missing"
+        elif tensor.grad is None:
+            status[path] = "no_grad" if not tensor.requires_grad else "grad_none"
+        elif out.array(f"{tag}/grad/{path}", tensor.grad):
+            status[path] = "ok"
+        else:
+            status[path] = "too_large"
+    return status
+
+
 def _is_recurrent(name):
     low = _str(name).lower()
-    for key in _RECURRENT_NAMES:
-        if key in low:
-            return True
-    return False
+    return any(key in low for key in _RECURRENT_NAMES)
 
 
 class _SeenFunctions(_TorchFunctionMode):

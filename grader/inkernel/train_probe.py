@@ -74,7 +74,7 @@ def _read(folder, name, dtype, ndim, max_bytes):
     try:
         st = _os.lstat(path)
     except OSError as exc:
-        raise ProbeFailure("input", "%s: %s" % (name, _describe(exc)))
+        raise ProbeFailure("input", "%s: %s" % (name, _describe(exc))) from None
     if not _os.path.isfile(path) or _os.path.islink(path) or st.st_size > max_bytes:
         raise ProbeFailure("input", "%s: not a regular file within %d bytes" % (name, max_bytes))
     arr = _np_load(path, allow_pickle=False)
@@ -116,7 +116,8 @@ def _logits(model, x, n_out):
     out = model(x)
     batch = x.shape[1]
     if not isinstance(out, _Tensor):
-        raise ProbeFailure("shape", "forward returned %s, expected a tensor of shape (%d, %d)" % (type(out).__name__, batch, n_out))
+        raise ProbeFailure("shape", "forward returned %s, expected a tensor of shape (%d, %d)"
+                           % (type(out).__name__, batch, n_out))
     if tuple(out.shape) != (batch, n_out):
         raise ProbeFailure("shape", "forward returned shape %s, expected (%d, %d)" % (tuple(out.shape), batch, n_out))
     return out
@@ -130,7 +131,8 @@ def _setup(cfg, cls):
         raise ProbeFailure("input", "train_y.npy: wrong length or label range")
     held_x, held_len = _read_split(folder, HELDOUT_X, HELDOUT_LEN, cfg)
     device = _device(cfg["device"])
-    train = [(x, _from_numpy(train_y[idx].copy()).to(device)) for x, idx in _batches(train_x, train_len, cfg["batch_size"], device)]
+    train = [(x, _from_numpy(train_y[idx].copy()).to(device))
+             for x, idx in _batches(train_x, train_len, cfg["batch_size"], device)]
     heldout = _batches(held_x, held_len, cfg["batch_size"], device)
     try:
         _manual_seed(cfg["seed"])  # the grader's seed decides the initial weights
@@ -138,7 +140,7 @@ def _setup(cfg, cls):
         model.to(device)
         optimizer = _Adam(model.parameters(), lr=cfg["learning_rate"])
     except Exception as exc:
-        raise ProbeFailure("construct", _describe(exc))
+        raise ProbeFailure("construct", _describe(exc)) from None
     shuffler = _Generator()
     shuffler.manual_seed(cfg["seed"])
     return {"token": cfg["token"], "model": model, "optimizer": optimizer, "train": train,
@@ -209,7 +211,7 @@ def _run(cfg, cls):
     except ProbeFailure:
         raise
     except Exception as exc:
-        raise ProbeFailure(phase, _describe(exc))
+        raise ProbeFailure(phase, _describe(exc)) from None
     _STATE["epoch"] = epoch
     _np_save(_os.path.join(cfg["dir"], "pred_%d.npy" % epoch), preds, allow_pickle=False)
     if cfg.get("save_weights"):

@@ -11,6 +11,7 @@ every label has a fixed maximum length.
 """
 from __future__ import annotations
 
+import itertools
 import math
 import sys
 from collections.abc import Iterable, Sequence
@@ -202,12 +203,12 @@ def _even_ticks(low: float, high: float, target: int) -> list[float]:
     # A weighted mean of the ends never exceeds them (low + i * gap can overflow near the float limit).
     inner = [min(max(low * (1 - i / target) + high * (i / target), low), high) for i in range(1, target)]
     ticks = sorted({low, high, *inner})
-    return ticks[:MAX_TICKS - 1] + [high] if len(ticks) > MAX_TICKS else ticks
+    return [*ticks[:MAX_TICKS - 1], high] if len(ticks) > MAX_TICKS else ticks
 
 
 def _usable(ticks: list[float]) -> bool:
     return (0 < len(ticks) <= MAX_TICKS and all(math.isfinite(t) for t in ticks)
-            and all(a < b for a, b in zip(ticks, ticks[1:])))
+            and all(a < b for a, b in itertools.pairwise(ticks)))
 
 
 # ---------------------------------------------------------------- labels
@@ -223,7 +224,7 @@ def tick_labels(ticks: Sequence[float]) -> list[str]:
     if not values:
         return []
     largest = max(abs(v) for v in values)
-    gaps = [b - a for a, b in zip(values, values[1:]) if b > a]
+    gaps = [b - a for a, b in itertools.pairwise(values) if b > a]
     tolerance = min(gaps) * 1e-2 if gaps else max(largest, 1.0) * 1e-2
     scientific = largest >= 1e5 or 0 < largest < 1e-3
     for digits in range(MAX_LABEL_DIGITS + 1):

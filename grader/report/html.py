@@ -235,7 +235,8 @@ def _detail_blocks(details: dict[str, Any], t: Translate) -> list[dict[str, Any]
         else:
             kv_rows.append({"cells": [label, _fmt_detail(key, value, t)], "bad": False})
     if kv_rows:
-        blocks.insert(1 if comparison else 0, {"kind": "kv", "title": "", "headers": [], "rows": kv_rows, "numeric": []})
+        kv = {"kind": "kv", "title": "", "headers": [], "rows": kv_rows, "numeric": []}
+        blocks.insert(1 if comparison else 0, kv)
     return blocks
 
 
@@ -314,7 +315,7 @@ def _record_table(label: str, value: dict[str, dict[str, Any]]) -> dict[str, Any
                 columns.append(key)
     rows = [{"cells": [str(name)] + [_fmt_num(row[c]) if c in row else "—" for c in columns], "bad": False}
             for name, row in value.items()]
-    return {"kind": "data", "title": label, "headers": [""] + columns, "rows": rows,
+    return {"kind": "data", "title": label, "headers": ["", *columns], "rows": rows,
             "numeric": list(range(1, len(columns) + 1))}
 
 
@@ -481,7 +482,7 @@ def _short_traceback(value: Any, t: Translate) -> str:
     if len(lines) <= TRACEBACK_LINES:
         return "\n".join(lines)
     dropped = len(lines) - TRACEBACK_LINES
-    return "\n".join([t("traceback_shortened", count=dropped)] + lines[-TRACEBACK_LINES:])
+    return "\n".join([t("traceback_shortened", count=dropped), *lines[-TRACEBACK_LINES:]])
 
 
 def _shell_view(escapes: Any) -> list[dict[str, str]]:

@@ -1,6 +1,6 @@
 """`--format json`: a graded notebook's SubmissionReport as its stored result (schema 1, grader/report/results.py).
 
-The keys design.md fixes (schema, notebook, score, max_score, device,
+The fixed core keys (schema, notebook, score, max_score, device,
 duration_s, checks[id, status, score, max_score, message, hint]) are always
 present; the extra keys carry what the HTML report needs, so `grader report`
 can render from stored JSON without regrading (grader/report/results.py

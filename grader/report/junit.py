@@ -5,7 +5,8 @@
         <properties>score, max_score, percent, outcome, device, grader_version, rubric_sha256
                     [, self_check, hidden_checks, hidden_points, reference, self_check_notice]</properties>
         <testcase classname="grader.<submission id>" name="<check id>" time="0">
-          <failure message="<message>" type="<diagnosis code or check_failed>">message, likely cause, hint, details</failure>
+          <failure message="<message>" type="<diagnosis code or check_failed>">
+              message, likely cause, hint, details</failure>
           | <error message= type=>  (the check could not judge, or the submission was not graded)
           | <skipped message=/>     (the check's subject is missing)
         </testcase>

@@ -223,7 +223,7 @@ def _write_submission_files(result: StoredResult, sid: str, name: str, paths: Ou
                               lambda: _write_text(report_path, error_page(sid, lang))))
     ok, _ = guard.attempt("grades.csv / junit.xml / summary", sid, lambda: _render_class_level_alone(result, lang))
     if not ok:
-        return error_entry(result, sid, lang, failed + ["class"])
+        return error_entry(result, sid, lang, [*failed, "class"])
     if failed:
         listed: StoredResult = {**result, "render_error": failed}
         return listed
@@ -240,7 +240,8 @@ def _render_class_level_alone(result: StoredResult, lang: str) -> None:
 
 
 def _write_class_files(listed: list[StoredResult], paths: OutputPaths, lang: str, guard: _Guard,
-                       similar_pairs: list[dict[str, Any]] | None, similarity_left_out: Sequence[dict[str, Any]]) -> None:
+                       similar_pairs: list[dict[str, Any]] | None,
+                       similarity_left_out: Sequence[dict[str, Any]]) -> None:
     """summary.html, summary.csv, grades.csv, junit.xml. Each result already renders alone, so
     these should not fail; if one still does (a bug of ours), it is logged and written again in
     its plainest form (error entries only, no similarity), so the file exists and lists everybody."""
@@ -260,9 +261,9 @@ def _write_class_files(listed: list[StoredResult], paths: OutputPaths, lang: str
         ("junit.xml", lambda entries: write_junit_xml(entries, paths.junit_xml, lang)),
     ]
     for what, write in writers:
-        ok, _ = guard.attempt(what, None, lambda: write(listed))
+        ok, _ = guard.attempt(what, None, lambda write=write: write(listed))  # type: ignore[misc]
         if not ok:
-            guard.attempt(what, None, lambda: write(plain))
+            guard.attempt(what, None, lambda write=write: write(plain))  # type: ignore[misc]
 
 
 # ---------------------------------------------------------------- error entries

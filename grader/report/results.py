@@ -274,12 +274,14 @@ def validate_result(data: Any, source: str, lang: str = "zh") -> StoredResult:
     if missing:
         raise BadInputError(text("report.bad_result", lang, source=source, problem="missing " + ", ".join(missing)))
     if data["schema"] != SCHEMA:
-        raise BadInputError(text("report.bad_result", lang, source=source, problem=f"schema {data['schema']!r} (expected {SCHEMA})"))
+        wrong = f"schema {data['schema']!r} (expected {SCHEMA})"
+        raise BadInputError(text("report.bad_result", lang, source=source, problem=wrong))
     if not isinstance(data["checks"], list):
         raise BadInputError(text("report.bad_result", lang, source=source, problem="checks is not a list"))
     for check in data["checks"]:
         if not isinstance(check, dict) or any(k not in check for k in REQUIRED_CHECK_KEYS):
-            raise BadInputError(text("report.bad_result", lang, source=source, problem="a check lacks id/status/score/max_score"))
+            raise BadInputError(text("report.bad_result", lang, source=source,
+                                     problem="a check lacks id/status/score/max_score"))
     problem = _self_check_problem(data.get("self_check"))
     if problem:
         raise BadInputError(text("report.bad_result", lang, source=source, problem=problem))

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import statistics
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -56,6 +57,8 @@ from grader.messages import Msg, render, text
 from grader.report.grades_csv import format_number, percent_of, safe_cell
 from grader.report.results import StoredCheck, StoredResult, as_dict
 from grader.rubric import CHECK_IDS
+
+log = logging.getLogger(__name__)
 
 BINS = 10
 SLOWEST = 10
@@ -262,7 +265,8 @@ def _similar_pair(p: Any) -> SimilarPair:
         return SimilarPair(str(p["a"]), str(p["b"]), score,
                            tuple(str(c) for c in p.get("classes") or ()), str(p.get("note") or ""),
                            p["note_i18n"] if isinstance(p.get("note_i18n"), dict) else None)
-    except Exception:
+    except Exception:  # a stored entry edited by hand, or a bug of ours: the traceback says which
+        log.debug("a similarity entry could not be rendered", exc_info=True)
         return SimilarPair(_field(p, "a"), _field(p, "b"), 0.0, (), "",
                            Msg("summary.similarity_entry_error").to_json())
 
@@ -353,7 +357,8 @@ def summary_rows(summary: ClassSummary, lang: str) -> list[list[str]]:
         rows.append(["similarity", "none", "", "", "", text("summary.similarity_none", lang)])
     else:
         rows += [["similarity", safe_cell(f"{s.a} / {s.b}"), _num(s.score, 4), "", "",
-                  safe_cell("; ".join(x for x in (", ".join(s.classes), s.note_text(lang)) if x))] for s in summary.similar]
+                  safe_cell("; ".join(x for x in (", ".join(s.classes), s.note_text(lang)) if x))]
+                 for s in summary.similar]
     rows += [["similarity_left_out", safe_cell(item.submission_id), safe_cell(item.reason), "", "",
               safe_cell(item.note_text(lang))] for item in summary.similarity_left_out]
     return rows

@@ -29,7 +29,8 @@ MARGIN_BOTTOM = 44
 PLOT_W = WIDTH - MARGIN_LEFT - MARGIN_RIGHT
 PLOT_H = HEIGHT - MARGIN_TOP - MARGIN_BOTTOM
 # The page's font stack, so Chinese axis labels render with the same CJK font as the text.
-FONTS = "-apple-system, 'Segoe UI', 'PingFang SC', 'Microsoft YaHei', 'Noto Sans CJK SC', 'WenQuanYi Micro Hei', sans-serif"
+FONTS = ("-apple-system, 'Segoe UI', 'PingFang SC', 'Microsoft YaHei', 'Noto Sans CJK SC', 'WenQuanYi Micro Hei', "
+         "sans-serif")
 # Beyond this many points the markers clutter the line more than they help.
 MAX_MARKERS = 60
 
@@ -152,7 +153,8 @@ def _grid_and_axes(chart: Chart, x_axis: chart_scale.Axis, y_axis: chart_scale.A
     parts = []
     for t, label in zip(y_axis.ticks, _y_labels(chart, y_axis.ticks)):
         y = _num(sy(t))
-        parts.append(f'<line x1="{_num(left)}" y1="{y}" x2="{_num(right)}" y2="{y}" stroke="#e6e9ed" stroke-width="1"/>')
+        parts.append(f'<line x1="{_num(left)}" y1="{y}" x2="{_num(right)}" y2="{y}" stroke="#e6e9ed" '
+                     'stroke-width="1"/>')
         parts.append(f'<text x="{_num(left - 6)}" y="{y}" text-anchor="end" dominant-baseline="middle" '
                      f'fill="#59636e">{escape(label)}</text>')
     for t, label in zip(x_axis.ticks, chart_scale.tick_labels(x_axis.ticks)):
@@ -160,7 +162,8 @@ def _grid_and_axes(chart: Chart, x_axis: chart_scale.Axis, y_axis: chart_scale.A
         parts.append(f'<line x1="{x}" y1="{_num(bottom)}" x2="{x}" y2="{_num(bottom + 4)}" stroke="#59636e"/>')
         parts.append(f'<text x="{x}" y="{_num(bottom + 17)}" text-anchor="middle" fill="#59636e">'
                      f'{escape(label)}</text>')
-    parts.append(f'<line x1="{_num(left)}" y1="{_num(bottom)}" x2="{_num(right)}" y2="{_num(bottom)}" stroke="#59636e"/>')
+    parts.append(f'<line x1="{_num(left)}" y1="{_num(bottom)}" x2="{_num(right)}" y2="{_num(bottom)}" '
+                 'stroke="#59636e"/>')
     parts.append(f'<line x1="{_num(left)}" y1="{_num(top)}" x2="{_num(left)}" y2="{_num(bottom)}" stroke="#59636e"/>')
     parts.append(f'<text x="{_num((left + right) / 2)}" y="{_num(HEIGHT - 6)}" text-anchor="middle" '
                  f'fill="#1f2328">{escape(chart.x_label)}</text>')

@@ -20,7 +20,7 @@ import sys
 import textwrap
 import unicodedata
 from collections.abc import Sequence
-from typing import Any, TextIO, Union
+from typing import Any, TextIO
 
 from grader.messages import text
 from grader.report.results import StoredCheck, StoredResult, localise, self_check_notice, self_check_of, title
@@ -30,7 +30,7 @@ from grader.safe_text import safe_line, write_control
 MARKS = {Status.PASSED: "✓", Status.FAILED: "✗", Status.ERROR: "!", Status.SKIPPED: "-"}
 COLOURS = {Status.PASSED: "32", Status.FAILED: "31", Status.ERROR: "33", Status.SKIPPED: "90"}
 # A piece of a line: plain text, or (text, SGR colour code).
-Segment = Union[str, tuple[str, str]]
+Segment = str | tuple[str, str]
 
 
 def _width(s: str) -> int:
