@@ -281,7 +281,7 @@ def wrap_command(argv: list[str], *, workdir: Path, run_dir: Path, ipc: Path, sc
     args += ["--bind", str(workdir), str(workdir), "--chdir", str(workdir)]
     # bwrap's root is a tmpfs (in RAM) holding the mount points: read-only, or it is unbounded scratch space
     args += ["--remount-ro", "/"]
-    return args + ["--", *argv]
+    return [*args, "--", *argv]
 
 
 def choose_protections(mode: SandboxMode, lang: str = "zh") -> Protections:

@@ -21,7 +21,7 @@ def _variant(**replacements: str):
 
 
 def _statuses(nb, runs=None) -> dict[str, tuple[Status, list]]:
-    results = [check_loaders(nb, runs or {})] + check_loops(nb, runs or {})
+    results = [check_loaders(nb, runs or {}), *check_loops(nb, runs or {})]
     return {r.id: (r.status, r.details.get("problems", [])) for r in results}
 
 

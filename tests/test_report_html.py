@@ -13,6 +13,7 @@ import pytest
 from grader.errors import BadInputError
 from grader.report import svg_plot
 from grader.report.html import render_submission_html, write_submission_html
+import itertools
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "results"
 FIXTURE_FILES = sorted(FIXTURES.glob("*.json"))
@@ -281,7 +282,7 @@ def test_nice_ticks_cover_the_range_with_round_steps():
     for low, high in ((1.101, 1.151), (0.0, 1.0), (16.5, 16.77), (-3.0, 250.0), (1e-5, 3e-5)):
         ticks = svg_plot.nice_ticks(low, high)
         assert ticks[0] <= low and ticks[-1] >= high
-        steps = {round(b - a, 12) for a, b in zip(ticks, ticks[1:])}
+        steps = {round(b - a, 12) for a, b in itertools.pairwise(ticks)}
         assert len(steps) == 1
         mantissa = steps.pop() / 10 ** math.floor(math.log10(ticks[1] - ticks[0]))
         assert round(mantissa, 6) in (1, 2, 2.5, 5)

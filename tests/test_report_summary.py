@@ -81,7 +81,7 @@ def test_problems_list_ungraded_kernel_deaths_and_cell_timeouts(batch):
     died = fixture("passes_all_reference", submission_id="died", kernel_died=True)
     slow_cell = fixture("passes_all_reference", submission_id="slowcell")
     slow_cell["cells"][3]["status"] = "timeout"
-    s = summarise(batch + [died, slow_cell])
+    s = summarise([*batch, died, slow_cell])
     problems = {p.row.submission_id: p for p in s.problems}
     assert set(problems) == {"ungraded_not_a_notebook", "died", "slowcell"}
     assert problems["ungraded_not_a_notebook"].kinds == ("bad_input",)
