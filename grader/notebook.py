@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,8 @@ from pathlib import Path
 import nbformat
 
 from grader.errors import NotANotebookError
+
+log = logging.getLogger(__name__)
 
 # Notebooks larger than this are refused before parsing: no lab notebook comes close.
 MAX_NOTEBOOK_BYTES = 50 * 1024 * 1024
@@ -216,7 +219,8 @@ def parse_source(source: object, budget: ParseBudget | None = None) -> ParseOutc
         return ParseOutcome(None, NOT_PYTHON)
     except (MemoryError, RecursionError, OverflowError):
         return ParseOutcome(None, TOO_COMPLEX)
-    except Exception:
+    except Exception:  # "could not be analysed" either way; the traceback tells a bug of ours from odd input
+        log.debug("a cell's source could not be parsed", exc_info=True)
         return ParseOutcome(None, FAILED)
 
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import io
 import keyword
+import logging
 import math
 import time
 import tokenize
@@ -57,6 +58,8 @@ from grader.notebook import (
     read_notebook,
 )
 from grader.paths import TEMPLATE_NOTEBOOK
+
+log = logging.getLogger(__name__)
 
 # One gate line of the LSTM normalises to ~22 tokens (`V = V . V ( V @ V . V + ... ) ;`).
 # K = 15 is below one such statement, so a copied statement always yields k-grams, yet long
@@ -466,6 +469,7 @@ def _try_fingerprint(sid: str, nb: nbformat.NotebookNode, ignore: set[int], name
     except _Unanalysable as exc:
         return LeftOut(sid, exc.reason, left_out_note(exc.reason))
     except Exception as exc:
+        log.warning("fingerprinting %s failed; it is left out of the comparison", sid, exc_info=True)
         return LeftOut(sid, FAILED, left_out_note(FAILED, type(exc).__name__))
 
 
@@ -579,6 +583,7 @@ def similarity_for_files(files: Mapping[str, Path], *, template: Path = TEMPLATE
         except GraderError:
             left_out.append(LeftOut(sid, NOT_A_NOTEBOOK, left_out_note(NOT_A_NOTEBOOK)))
         except Exception as exc:
+            log.warning("reading %s failed; it is left out of the comparison", sid, exc_info=True)
             left_out.append(LeftOut(sid, FAILED, left_out_note(FAILED, type(exc).__name__)))
     report = compare(notebooks, read_notebook(template), lang=lang)
     everyone_left_out = sorted(left_out + report.left_out, key=lambda item: item.id)
