@@ -36,6 +36,7 @@ from typing import Any, Protocol
 from grader.batch.jobs import GradeJob, failed_result, grade_job
 from grader.errors import InternalError
 from grader.hosting.launch import PR_SET_PDEATHSIG, load_prctl
+from grader.logs import debug_enabled, logging_to_stderr
 from grader.messages import text
 from grader.report.results import StoredResult
 from grader.rubric import Rubric
@@ -72,7 +73,7 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(0)
 
 
-def _worker_main(conn: Connection, parent_pid: int, tmpdir: str) -> None:
+def _worker_main(conn: Connection, parent_pid: int, tmpdir: str, debug: bool) -> None:
     """A worker's life: warm up, then grade one job per message until told to stop (None)."""
     _die_with_parent(parent_pid)
     # Ctrl-C reaches the whole terminal process group; the coordinator decides what stops.
@@ -87,14 +88,17 @@ def _worker_main(conn: Connection, parent_pid: int, tmpdir: str) -> None:
         importlib.import_module(module)
 
     conn.send(("ready", os.getpid()))
-    while True:
-        try:
-            job = conn.recv()
-        except EOFError:
-            return
-        if job is None:
-            return
-        conn.send(("result", grade_job(job)))
+    # A spawned process starts with no logging set up: the coordinator's, sanitised like it (log lines quote
+    # student text), or warnings would reach the terminal raw and --debug would stop at the coordinator.
+    with logging_to_stderr(debug):
+        while True:
+            try:
+                job = conn.recv()
+            except EOFError:
+                return
+            if job is None:
+                return
+            conn.send(("result", grade_job(job)))
 
 
 # -- the coordinator's side ----------------------------------------------------------------------
@@ -167,7 +171,7 @@ class LocalExecutor:
         ctx = multiprocessing.get_context("spawn")
         parent_conn, child_conn = ctx.Pipe(duplex=True)
         tmpdir = Path(tempfile.mkdtemp(prefix="w-", dir=root))
-        process = ctx.Process(target=_worker_main, args=(child_conn, os.getpid(), str(tmpdir)),
+        process = ctx.Process(target=_worker_main, args=(child_conn, os.getpid(), str(tmpdir), debug_enabled()),
                               name="grader-worker", daemon=True)
         process.start()
         child_conn.close()

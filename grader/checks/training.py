@@ -7,6 +7,11 @@ and the stop decision are computed here. Protocol and the measurements behind
 each choice: docs/training-check.md.
 
     run_training_check(runner, data_dir, rubric.training, device="cpu") -> CheckResult
+
+Longer than most modules because the protocol's trusted half is one sequence
+(write the data, run an epoch, read the kernel's word back through untrusted_fs,
+recompute, decide); the kernel's half is train_probe.py, the weights' check
+lstm_predictions.py, the held-out split heldout.py.
 """
 from __future__ import annotations
 

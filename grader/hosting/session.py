@@ -10,6 +10,10 @@ What the kernel gets (launch.py, and grader/inkernel/ inside it): its own
 kernelspec, a scrubbed environment, rlimits, one torch thread, skipped shell
 escapes, a fake torch_npu and 'npu' -> grading device rewriting where no NPU is
 used, and an epoch cap. Its disk, file and shared-memory budgets: budgets.py.
+
+Longer than most modules because a session is one state machine (start, run
+cells, run probes, die, close) whose steps share its state; the parts that stand
+alone (limits, client, watchdog, budgets, streams, records) are its neighbours.
 """
 from __future__ import annotations
 
@@ -358,7 +362,8 @@ class KernelSession:
             client.execute_cell(cell, index, store_history=store_history)
         except DeadKernelError:
             died = True
-        except Exception as exc:
+        except Exception as exc:  # a hostile kernel's reply, reported as malformed; the traceback tells a bug of ours
+            log.debug("the kernel's reply broke the cell's execution", exc_info=True)
             malformed = f"{type(exc).__name__}: {exc}"[:ERROR_VALUE_CHARS]
         finally:
             watchdog.disarm()

@@ -8,6 +8,10 @@ the only markup built in Python is the SVG charts of `svg_plot`, which escape
 their own text. Every printed value also passes `html_safe` (the environment's
 finalize), which makes bidi overrides and isolates visible. The page loads nothing and runs no script (a CSP meta tag
 enforces that in browsers as a second line of defence).
+
+Longer than most modules because it turns every part of a stored result (checks,
+details, charts, cells, the run) into the one page's view model; the page itself
+is the templates, the drawing is svg_plot and chart_scale.
 """
 from __future__ import annotations
 

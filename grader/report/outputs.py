@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import re
 import sys
 import unicodedata
@@ -51,6 +52,8 @@ from grader.report.results import OUTCOMES, SCHEMA, StoredResult, dumps, neutral
 from grader.report.summary import summarise, summary_csv, summary_rows
 from grader.report.summary_html import summary_html, write_summary_html
 from grader.safe_text import safe_line
+
+logger = logging.getLogger(__name__)  # not `log`: _Guard.log is the batch's log file
 
 MAX_NAME_BYTES = 100  # room for a "-NNN" suffix and ".html" / ".json" under every file system's 255
 FALLBACK_NAME = "submission"
@@ -176,11 +179,12 @@ class _Guard:
                 line = text("outputs.log_class_failed", self.lang, what=what, error=_error_name(exc))
             else:
                 line = text("outputs.log_failed", self.lang, what=what, id=safe_line(sid), error=_error_name(exc))
+            logger.debug("%s", line, exc_info=True)  # the line names the error; a bug of ours needs where
             self.failures.append(line)
             try:
                 print(line, file=self.log, flush=True)
-            except Exception:
-                pass
+            except Exception:  # the failure is still in self.failures; the log itself is what broke
+                logger.warning("could not write to the report log", exc_info=True)
             return False, exc
 
 

@@ -30,6 +30,9 @@ checks[id, status, score, max_score, message, hint]):
   renderer then says, next to the score, that this was a self-check, how many
   hidden checks remain, and that passing it does not guarantee full marks
   (`self_check_notice`); none of them may claim "all tests passed".
+
+Longer than most modules on purpose: it is the contract, and its types, their
+one builder (`build_result`) and their one reader (`from_json`) change together.
 """
 from __future__ import annotations
 
