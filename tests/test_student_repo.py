@@ -306,11 +306,10 @@ class CiRun:
 
 @dataclass
 class Machine:
-    """The runner: a clean venv (setup-python's interpreter), a fresh grader cache, and the timings taken."""
+    """The runner: a clean venv (setup-python's interpreter) and a fresh grader cache."""
 
     venv: Path
     cache: Path
-    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def bin(self) -> Path:
@@ -362,44 +361,41 @@ def run_workflow(machine: Machine, workdir: Path) -> CiRun:
     return run
 
 
-@pytest.fixture(scope="module")
-def machine(tmp_path_factory: pytest.TempPathFactory) -> Machine:
-    root = tmp_path_factory.mktemp("runner")
-    started = time.monotonic()
+def clean_machine(root: Path) -> Machine:
+    """A runner in `root`: a venv that sees none of this environment's packages."""
     subprocess.run([sys.executable, "-m", "venv", str(root / "venv")], check=True, capture_output=True)
     cfg = (root / "venv" / "pyvenv.cfg").read_text()
     assert re.search(r"include-system-site-packages\s*=\s*false", cfg), cfg
-    return Machine(root / "venv", root / "cache", {"venv created": time.monotonic() - started})
+    return Machine(root / "venv", root / "cache")
+
+
+def solved_repository(exported: Path, workdir: Path) -> Path:
+    """A copy of the exported repository at `workdir` (without an earlier run's reports), solved by the reference."""
+    shutil.copytree(exported, workdir, ignore=shutil.ignore_patterns("grader-report"))
+    shutil.copy2(REFERENCE_NOTEBOOK, workdir / "lab.ipynb")  # the student's own work, in the student's folder
+    return workdir
+
+
+# How long each of these steps takes: bench/student_repo_ci.py runs them and prints the figures.
+@pytest.fixture(scope="module")
+def machine(tmp_path_factory: pytest.TempPathFactory) -> Machine:
+    return clean_machine(tmp_path_factory.mktemp("runner"))
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory, machine: Machine) -> Path:
-    started = time.monotonic()
-    repo = export_student_repo(tmp_path_factory.mktemp("export") / "lab-repo")
-    machine.timings["export (wheel build)"] = time.monotonic() - started
-    return repo
+def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return export_student_repo(tmp_path_factory.mktemp("export") / "lab-repo")
 
 
 @pytest.fixture(scope="module")
 def template_run(machine: Machine, exported: Path) -> CiRun:
-    run = run_workflow(machine, exported)
-    for step in run.steps:
-        if step.rc is not None:
-            machine.timings[f"template: {step.name}"] = step.seconds
-    return run
+    return run_workflow(machine, exported)
 
 
 @pytest.fixture(scope="module")
 def reference_run(machine: Machine, exported: Path, template_run: CiRun,
                   tmp_path_factory: pytest.TempPathFactory) -> CiRun:
-    workdir = tmp_path_factory.mktemp("solved") / "lab-repo"
-    shutil.copytree(exported, workdir, ignore=shutil.ignore_patterns("grader-report"))
-    shutil.copy2(REFERENCE_NOTEBOOK, workdir / "lab.ipynb")  # the student's own work, in the student's folder
-    run = run_workflow(machine, workdir)
-    for step in run.steps:
-        if step.rc is not None:
-            machine.timings[f"reference: {step.name}"] = step.seconds
-    return run
+    return run_workflow(machine, solved_repository(exported, tmp_path_factory.mktemp("solved") / "lab-repo"))
 
 
 def junit_of(run: CiRun) -> tuple[ET.Element, dict[str, str]]:
@@ -422,6 +418,7 @@ def test_export_holds_the_template_the_workflow_the_readme_and_one_wheel(exporte
 
 
 @pytest.mark.slow
+@pytest.mark.kernel  # `grader check` in a bash step, where the guard's PYTHONPATH is dropped
 def test_the_untouched_template_fails_the_check_and_still_publishes(machine: Machine, template_run: CiRun) -> None:
     installs = [s for s in template_run.steps if s.rc is not None and "grader check" not in s.name]
     assert installs and all(s.rc == 0 for s in installs), template_run.describe()
@@ -441,6 +438,7 @@ def test_the_untouched_template_fails_the_check_and_still_publishes(machine: Mac
 
 
 @pytest.mark.slow
+@pytest.mark.kernel  # `grader check` in a bash step, where the guard's PYTHONPATH is dropped
 def test_grader_comes_from_the_clean_venv_and_no_reference_is_in_reach(machine: Machine, template_run: CiRun) -> None:
     probe = ("import grader, grader.paths as p, importlib.metadata as m, json, pathlib\n"
              "d = m.distribution('grader')\n"
@@ -462,21 +460,13 @@ def test_grader_comes_from_the_clean_venv_and_no_reference_is_in_reach(machine: 
 
 
 @pytest.mark.slow
+@pytest.mark.kernel  # `grader check` in a bash step, where the guard's PYTHONPATH is dropped
 def test_the_reference_solution_passes_the_same_steps(machine: Machine, reference_run: CiRun) -> None:
     check = reference_run.step("grader check")
     assert check.rc == 0, f"the reference should reach FAIL_UNDER (exit 0)\n{reference_run.describe()}"
     assert TRACEBACK not in check.output
     _, properties = junit_of(reference_run)
     assert float(properties["score"]) >= float(job_env(load_workflow())["FAIL_UNDER"]), properties
-
-
-@pytest.mark.slow
-def test_report_timings(machine: Machine, template_run: CiRun, reference_run: CiRun,
-                        capsys: pytest.CaptureFixture[str]) -> None:
-    with capsys.disabled():
-        print("\nstudent repository CI, measured (s):")
-        for what, seconds in machine.timings.items():
-            print(f"  {what:<45} {seconds:7.1f}")
 
 
 def test_cli_export_writes_the_repository_and_refuses_a_folder_in_use(tmp_path, capsys):
