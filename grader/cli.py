@@ -27,8 +27,9 @@ def _cmd_template(args: argparse.Namespace) -> int:
         from grader.distribution.student_repo import export_student_repo
 
         if args.check or args.out or args.reference:
-            raise BadInputError("--export 直接使用已提交的模板，不能与 --check/--out/--reference 同用 / --export takes the "
-                                "committed template as it is; use it without --check/--out/--reference")
+            raise BadInputError("--export 直接使用已提交的模板，不能与 --check/--out/--reference 同用 / "
+                                "--export takes the committed template as it is; use it without "
+                                "--check/--out/--reference")
         print(text("cli.exported", args.lang or DEFAULT_LANGUAGE, out=export_student_repo(args.export)))
         return EXIT_OK
     return write_template(args.reference, args.out, check_only=args.check)
@@ -136,6 +137,29 @@ def _cmd_grade(args: argparse.Namespace) -> int:
     return grade(options).exit_code
 
 
+def _cmd_override(args: argparse.Namespace) -> int:
+    from grader.batch import ledger
+
+    lang = args.lang or DEFAULT_LANGUAGE
+    with ledger.open_store(args.out, lang) as store:
+        if args.list or args.history:
+            for line in ledger.list_lines(store, lang, history=args.history):
+                print(line)
+            return EXIT_OK
+        by = args.by or ledger.default_author()
+        if args.from_file is not None:
+            requests = ledger.requests_from_csv(args.from_file, by, lang)
+        elif args.student and args.check and (args.clear or args.points is not None):
+            points = None if args.clear else args.points
+            requests = [ledger.Request(args.student, args.check, points, args.reason or "", by)]
+        else:
+            raise BadInputError(text("override.need_action", lang))
+        recorded = ledger.record(store, requests, lang)
+        ledger.rewrite_outputs(store, args.out, lang, sys.stderr)
+    print(text("override.recorded", lang, count=len(recorded), out=str(args.out)))
+    return EXIT_OK
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from grader.distribution.demo import run_demo
 
@@ -187,7 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="exit 0 when the score reaches SCORE, else 1 (instead of 'all checks passed')")
     p.add_argument("--seed", type=int, default=None, help="fix the probe randomness (debugging only)")
     p.add_argument("--html", type=Path, default=None, metavar="FILE", help="also write the HTML report to FILE")
-    p.add_argument("--junit", type=Path, default=None, metavar="FILE", help="also write JUnit XML (one testcase per check)")
+    p.add_argument("--junit", type=Path, default=None, metavar="FILE",
+                   help="also write JUnit XML (one testcase per check)")
     p.add_argument("--gradescope", type=Path, default=None, metavar="FILE",
                    help="also write Gradescope's results.json")
     p.add_argument("--json", type=Path, default=None, metavar="FILE",
@@ -216,7 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, metavar="DIR", help="folder (default: grader/golden/)")
     p.set_defaults(handler=_cmd_golden)
 
-    data = sub.add_parser("data", help="datasets in the lab's layout").add_subparsers(dest="data_command", metavar="ACTION")
+    data = sub.add_parser("data", help="datasets in the lab's layout").add_subparsers(dest="data_command",
+                                                                                       metavar="ACTION")
     data.required = True
     p = data.add_parser("synth", help="write the deterministic synthetic cat/dog/bird dataset (real WAV files)")
     p.add_argument("dir", type=Path)
@@ -226,12 +252,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", type=Path)
     p.set_defaults(handler=_cmd_data_check)
 
-    p = sub.add_parser("calibrate", help="set the lstm.train threshold for a dataset by training the reference over seeds")
+    p = sub.add_parser("calibrate",
+                       help="set the lstm.train threshold for a dataset by training the reference over seeds")
     p.add_argument("--data", type=Path, default=None, help="dataset folder or data.zip (default: the synthetic set)")
     p.add_argument("--seeds", type=int, default=10, help="reference runs, one per seed (default: 10)")
     p.add_argument("--margin", type=float, default=None, help="safety margin below the worst seed (default: 0.05)")
     p.add_argument("--rubric", type=Path, default=None, help="rubric TOML (default: rubrics/lab.toml)")
-    p.add_argument("--out", type=Path, default=None, help="where to write (default: <rubric>.calibration.toml beside it)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="where to write (default: <rubric>.calibration.toml beside it)")
     p.add_argument("--device", choices=("auto", "npu", "cuda", "cpu"), default="cpu")
     p.set_defaults(handler=_cmd_calibrate)
 
@@ -258,6 +286,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--require-sandbox", action="store_true",
                    help="refuse to grade (exit 2) unless every kernel protection is available (bubblewrap, namespaces)")
     p.set_defaults(handler=_cmd_grade)
+
+    p = sub.add_parser("override", help="TAs: set or clear a check's points for one student, with the reason "
+                                        "(kept in a ledger; every output shows it)")
+    p.add_argument("out", type=Path, metavar="OUT", help="the -o folder of `grader grade`")
+    p.add_argument("student", nargs="?", help="the student's submission id")
+    p.add_argument("check", nargs="?", help="the check id, e.g. lstm.grad")
+    p.add_argument("--points", type=float, default=None, help="the check's points (0 to its maximum)")
+    p.add_argument("--reason", default=None, help="why (required to set; shown in the reports)")
+    p.add_argument("--by", default=None, help="who decides (default: your login name)")
+    p.add_argument("--clear", action="store_true", help="remove the override of STUDENT CHECK")
+    p.add_argument("--from", dest="from_file", type=Path, default=None, metavar="FILE",
+                   help="many at once: a CSV with columns student,check,points,reason[,by] (empty points: clear)")
+    p.add_argument("--list", action="store_true", help="show the overrides in force")
+    p.add_argument("--history", action="store_true", help="show the whole ledger, cleared ones too")
+    p.set_defaults(handler=_cmd_override)
 
     p = sub.add_parser("demo", help="the main job on the embedded default data")
     p.add_argument("--out", type=Path, default=Path("demo-out"))

@@ -187,21 +187,24 @@ CREATE TABLE checks (submission_id TEXT NOT NULL REFERENCES submissions(id) ON D
 CREATE TABLE problems (run_id INTEGER, kind TEXT NOT NULL, path TEXT NOT NULL, submission_id TEXT, params TEXT NOT NULL);
 INSERT INTO runs (started_at, grader_version, rubric_sha256) VALUES ('2024-01-01', '0.1.0', 'r1');
 INSERT INTO submissions VALUES ('a', 'a.ipynb', 'n1', 'r1', '0.1.0', 'graded', 7, 20, 'cpu', 1.0, '{}',
-    '2024-01-01', 1, '{"schema": 1, "submission_id": "a", "score": 7}');
+    '2024-01-01', 1, '{"schema": 1, "submission_id": "a", "notebook": "a.ipynb", "score": 7, "max_score": 20,
+    "checks": []}');
 """
 
 
+@pytest.mark.kernel
 def test_a_schema_1_store_is_migrated_in_place_and_its_rows_stay_readable(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / STORE_NAME)
     conn.executescript(SCHEMA_1)
     conn.close()
     with Store.open(tmp_path) as store:
-        assert store.all_results() == [{"schema": 1, "submission_id": "a", "score": 7}]
+        [old] = store.all_results()  # read back through the result contract: the keys added since get theirs
+        assert (old["submission_id"], old["score"], old["max_score"], old["loader_workers"]) == ("a", 7, 20, [])
         assert store.rows()[0]["data_sha256"] is None
         assert store.regrade_reasons("a", KEY) == ["unrecorded"]  # its data was never recorded
         store.save_result(result("a"), notebook_sha256="n1", data_sha256="d1", calibration_sha256="")
         assert store.regrade_reasons("a", KEY) == []
     conn = sqlite3.connect(tmp_path / STORE_NAME)
-    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)] == [(2,)]
+    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)] == [(3,)]
     conn.close()
     Store.open(tmp_path).close()  # opening a migrated store again changes nothing

@@ -65,9 +65,10 @@ def localise_trips_on(monkeypatch, submission_id: str) -> None:
             monkeypatch.setattr(module, "localise", fragile)
 
 
-def grades(path: Path) -> dict[str, list[str]]:
+def grades(path: Path) -> dict[str, dict[str, str]]:
+    """grades.csv's submission rows by id, each as {column: cell}."""
     rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8-sig"))))
-    return {row[0]: row for row in rows[2:]}
+    return {row[0]: dict(zip(rows[0], row)) for row in rows[2:]}
 
 
 def test_a_report_renderer_that_raises_for_one_student_costs_only_that_report(batch, tmp_path, monkeypatch):
@@ -86,7 +87,7 @@ def test_a_report_renderer_that_raises_for_one_student_costs_only_that_report(ba
     assert "Content-Security-Policy" in pages["bob"]
     assert all(text("outputs.report_failed_title", "en") not in pages[s] for s in ("alice", "carol"))
     assert "bob" in log.getvalue() and "RecursionError" in log.getvalue() and "alice" not in log.getvalue()
-    assert [row[-3] for row in grades(paths.grades_csv).values()] == ["100", "64", "0"]  # every grade kept
+    assert [row["percent"] for row in grades(paths.grades_csv).values()] == ["100", "64", "0"]  # every grade kept
     summary = paths.summary_html.read_text(encoding="utf-8")
     assert text("summary.kind_render_error", "en").split(":")[0] in summary
     assert len(paths.failures) == 1
@@ -99,8 +100,8 @@ def test_a_result_the_renderers_trip_on_gets_error_entries_and_the_others_are_wr
     paths = write_outputs(batch, tmp_path, "zh", log=log)
     assert all(p.is_file() for p in paths.all())
     bob = grades(paths.grades_csv)["bob"]
-    assert bob[-3] == "64" and bob[-1] == text("outputs.render_failed", "zh")  # points kept, and why
-    assert grades(paths.grades_csv)["alice"][-3] == "100"
+    assert bob["percent"] == "64" and bob["error"] == text("outputs.render_failed", "zh")  # points kept, and why
+    assert grades(paths.grades_csv)["alice"]["percent"] == "100"
     suites = {s.get("name"): s for s in ET.parse(paths.junit_xml).getroot().findall("testsuite")}
     assert set(suites) == {"alice", "bob", "carol"} and len(suites["alice"].findall("testcase")) == 20
     gradescope = json.loads(paths.gradescope[1].read_text(encoding="utf-8"))
@@ -126,7 +127,7 @@ def test_a_class_level_row_that_raises_is_replaced_by_the_students_error_row(bat
     paths = write_outputs(batch, tmp_path, "en", log=log)
     rows = grades(paths.grades_csv)
     assert set(rows) == {"alice", "bob", "carol"}
-    assert rows["carol"][-1] == text("outputs.render_failed", "en") and rows["alice"][-1] == ""
+    assert rows["carol"]["error"] == text("outputs.render_failed", "en") and rows["alice"]["error"] == ""
     assert "carol" in log.getvalue()
     # only the class-level entry was replaced: carol's own report is her real one
     assert text("outputs.report_failed_title", "en") not in paths.reports[2].read_text(encoding="utf-8")

@@ -146,10 +146,12 @@ def grade(options: GradeOptions, *, out: TextIO | None = None, err: TextIO | Non
                                      calibration=str(context.calibration) if context.calibration else None)
             fresh = _run_jobs(executor, _LazyJobs(todo, job_options), store, run_id, context, lang, err)
             store.end_run(run_id)
-            results = store.all_results()
+            # inside the temporary folder: a zip's notebooks live there
+            similar = _similarity(found, lang, err)
+            if similar is not None:  # kept, so outputs written again later (after an override) show it too
+                store.save_similarity(run_id, similar.pairs, similar.left_out)
+            results = store.results_for_outputs()  # the TAs' overrides applied
             problems = store.problems()
-        # inside the temporary folder: a zip's notebooks live there
-        similar = _similarity(found, lang, err)
     outputs = _write_outputs(results, options.out, lang, similar, err)
     summary = _summarise(found, results, fresh, problems, rubric, options.out, outputs, time.monotonic() - began)
     summary.regraded, summary.regraded_count = dict(regraded.reasons), regraded.count

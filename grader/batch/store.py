@@ -13,8 +13,13 @@ Each row also keeps what decided its verdicts (`VerdictKey`: notebook, rubric te
 calibration applied, dataset incl. its holdout split, grader version); a rerun
 regrades a row whose key differs and says why (`regrade_reasons`).
 
+Beside the results: the TAs' overrides, an append-only ledger (grader/overrides.py),
+and the latest similarity pass, so outputs written again later (after an override)
+are the same as the batch's.
+
 Schema history: 1 keyed rows on notebook, rubric and grader version; 2 adds the
-dataset's and the calibration's hashes (rows from 1 have neither: "unrecorded").
+dataset's and the calibration's hashes (rows from 1 have neither: "unrecorded");
+3 adds the override ledger and the stored similarity pass (new tables only).
 """
 from __future__ import annotations
 
@@ -29,9 +34,10 @@ from typing import Any
 from grader.batch.discover import Problem
 from grader.errors import BadInputError
 from grader.messages import text
+from grader.overrides import CLEAR, SET, Override, apply_overrides, in_force
 from grader.report.results import StoredResult, from_json
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Why a stored verdict no longer stands, in the order the summary names them.
 REGRADE_REASONS = ("notebook", "dataset", "rubric", "calibration", "grader", "unrecorded")
 STORE_NAME = "grades.sqlite"
@@ -73,6 +79,22 @@ CREATE TABLE IF NOT EXISTS checks (
     max_score REAL NOT NULL,
     message TEXT,
     PRIMARY KEY (submission_id, id)
+);
+CREATE TABLE IF NOT EXISTS override_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    submission_id TEXT NOT NULL,
+    check_id TEXT NOT NULL,
+    action TEXT NOT NULL CHECK (action IN ('set', 'clear')),
+    points REAL,
+    reason TEXT NOT NULL,
+    made_by TEXT NOT NULL,
+    made_at TEXT NOT NULL,
+    notebook_sha256 TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS similarity (
+    run_id INTEGER,
+    pairs TEXT NOT NULL,
+    left_out TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS problems (
     run_id INTEGER,
@@ -265,6 +287,68 @@ class Store:
             "duration_s, graded_at, run_id, data_sha256, calibration_sha256 FROM submissions ORDER BY id")
         names = [d[0] for d in cur.description]
         return [dict(zip(names, r)) for r in cur.fetchall()]
+
+    def notebook_hashes(self) -> dict[str, str]:
+        """Each stored submission's notebook sha256: what an override is made, and later checked, against."""
+        return dict(self._conn.execute("SELECT id, notebook_sha256 FROM submissions").fetchall())
+
+    def results_for_outputs(self) -> list[StoredResult]:
+        """Every stored result with the TAs' overrides applied: what every output shows."""
+        hashes = self.notebook_hashes()
+        overrides = list(self.overrides().values())
+        return [apply_overrides(r, [o for o in overrides if o.submission_id == r["submission_id"]],
+                                hashes.get(r["submission_id"], "")) for r in self.all_results()]
+
+    # -- overrides -----------------------------------------------------------------------------------
+
+    def record_override(self, event: Override) -> None:
+        """Append one event to the ledger (never updated or deleted)."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._conn.execute(
+                "INSERT INTO override_events (submission_id, check_id, action, points, reason, made_by, made_at, "
+                "notebook_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (event.submission_id, event.check_id, event.action, event.points, event.reason, event.by, event.at,
+                 event.notebook_sha256))
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+
+    def override_events(self) -> list[Override]:
+        """The whole ledger, oldest first."""
+        rows = self._conn.execute(
+            "SELECT submission_id, check_id, action, points, reason, made_by, made_at, notebook_sha256 "
+            "FROM override_events ORDER BY seq").fetchall()
+        return [Override(sid, cid, action, points, reason, by, at, sha)
+                for sid, cid, action, points, reason, by, at, sha in rows if action in (SET, CLEAR)]
+
+    def overrides(self) -> dict[tuple[str, str], Override]:
+        """The overrides in force, by (submission, check)."""
+        return in_force(self.override_events())
+
+    # -- similarity ----------------------------------------------------------------------------------
+
+    def save_similarity(self, run_id: int, pairs: list[dict[str, Any]], left_out: list[dict[str, Any]]) -> None:
+        """The latest similarity pass (None was not stored: it failed, and the summary says so)."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._conn.execute("DELETE FROM similarity")
+            self._conn.execute("INSERT INTO similarity (run_id, pairs, left_out) VALUES (?, ?, ?)",
+                               (run_id, json.dumps(pairs, ensure_ascii=False),
+                                json.dumps(left_out, ensure_ascii=False)))
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+
+    def similarity(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
+        """(pairs, left_out) of the latest similarity pass, or None when none was stored."""
+        row = self._conn.execute("SELECT pairs, left_out FROM similarity").fetchone()
+        if row is None:
+            return None
+        pairs, left_out = json.loads(row[0]), json.loads(row[1])
+        return (pairs if isinstance(pairs, list) else []), (left_out if isinstance(left_out, list) else [])
 
     # -- problems ------------------------------------------------------------------------------------
 

@@ -3,10 +3,10 @@
 Layout (otter-grader's final_grades.csv idea: the first data row holds the
 maximum points, so a reader needs no rubric to see what each column is out of):
 
-    id,file,notebook.parses,...,lstm.train,total,percent,status,error
-    POINTS_POSSIBLE,,0,4,...,14,100,100,,
-    alice,alice.ipynb,0,4,...,0,86,86,graded,
-    bob,bob.ipynb,0,0,...,0,0,0,bad_input,bob.ipynb: not a valid notebook
+    id,file,notebook.parses,...,lstm.train,total,percent,status,error,grader_total,adjusted
+    POINTS_POSSIBLE,,0,4,...,14,100,100,,,100,
+    alice,alice.ipynb,0,4,...,0,86,86,graded,,86,
+    bob,bob.ipynb,0,0,...,0,0,0,bad_input,bob.ipynb: not a valid notebook,0,
 
 Choices, and why:
 - The header row is English/ASCII whatever the language, so an LMS import
@@ -22,6 +22,10 @@ Choices, and why:
   column never moves between runs. A check a result lacks is an empty cell.
 - `status` is the result's outcome (`graded`, `bad_input`, `crashed`,
   `timeout`). Ungraded submissions still get a row (0 points, `error` says why).
+- A TA's override (grader/overrides.py) changes its check's cell and `total`;
+  `grader_total` keeps the grader's own total beside it, and `adjusted` says
+  which checks a TA changed, from what, by whom and why ("needs review" when
+  the notebook changed after the override was made).
 - Numbers are rounded to 4 decimals (percent to 2) and printed without
   trailing zeros: 12, 12.5, 33.33; never 12.0000001 or 1e-05.
 - The file written by `write_grades_csv` is UTF-8 **with a BOM** and CRLF line
@@ -42,12 +46,12 @@ from pathlib import Path
 from typing import Any
 
 from grader.messages import LANGUAGES
-from grader.report.results import StoredResult
+from grader.report.results import StoredResult, override_note
 from grader.rubric import CHECK_IDS
 
 MAX_ROW_ID = "POINTS_POSSIBLE"
 LEADING_COLUMNS = ("id", "file")
-TRAILING_COLUMNS = ("total", "percent", "status", "error")
+TRAILING_COLUMNS = ("total", "percent", "status", "error", "grader_total", "adjusted")
 CSV_ENCODING = "utf-8-sig"
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -99,7 +103,7 @@ def max_row(results: Sequence[StoredResult], columns: Sequence[str]) -> list[str
             maxima.setdefault(str(check["id"]), check["max_score"])
     total = results[0]["max_score"] if results else sum(float(v) for v in maxima.values())
     cells = [format_number(maxima.get(c)) for c in columns]
-    return [MAX_ROW_ID, "", *cells, format_number(total), "100", "", ""]
+    return [MAX_ROW_ID, "", *cells, format_number(total), "100", "", "", format_number(total), ""]
 
 
 def submission_row(result: StoredResult, columns: Sequence[str]) -> list[str]:
@@ -110,7 +114,15 @@ def submission_row(result: StoredResult, columns: Sequence[str]) -> list[str]:
         *(format_number(points.get(c)) for c in columns),
         format_number(result["score"]), format_number(percent, 2),
         str(result.get("outcome") or "graded"), safe_cell(result.get("error")),
+        format_number(result.get("grader_score", result["score"])), safe_cell(_adjusted(result)),
     ]
+
+
+def _adjusted(result: StoredResult) -> str:
+    """The TAs' overrides of this row, one per check: `lstm.grad: adjusted by a TA from 0 to 8 by ...`."""
+    lang = result.get("lang") if result.get("lang") in LANGUAGES else "en"
+    notes = [f"{c['id']}: {override_note(c, lang)}" for c in result["checks"] if "override" in c]
+    return "; ".join(notes)
 
 
 def grades_rows(results: Sequence[StoredResult]) -> list[list[str]]:

@@ -31,7 +31,15 @@ from pathlib import Path
 from typing import Any
 
 from grader.messages import text
-from grader.report.results import StoredCheck, StoredResult, localise, self_check_notice, self_check_of, title
+from grader.report.results import (
+    StoredCheck,
+    StoredResult,
+    localise,
+    override_note,
+    self_check_notice,
+    self_check_of,
+    title,
+)
 from grader.safe_text import json_safe
 
 PASSED = "passed"
@@ -49,7 +57,7 @@ def _number(value: Any) -> float:
 
 def check_output(check: StoredCheck, lang: str) -> str:
     """The check's message, likely cause and hint, one per line (a localised check)."""
-    lines = [str(check.get("message") or "")]
+    lines = [str(check.get("message") or ""), override_note(check, lang)]
     if check.get("diagnosis"):
         lines.append(text("report.diagnosis", lang, text=check["diagnosis"]))
     if check.get("hint") and check.get("status") != PASSED:

@@ -34,6 +34,7 @@ from grader.report.results import (
     StoredResult,
     as_dict,
     localise,
+    override_note,
     self_check_notice,
     self_check_of,
     title,
@@ -196,7 +197,17 @@ def _score_view(data: StoredResult, t: Translate) -> dict[str, Any]:
         "percent": t("percent", percent=f"{percent:.0f}"),
         "bar": f"{percent:.1f}",
         "level": "passed" if percent >= 85 else ("error" if percent >= 60 else "failed"),
+        "adjusted": _adjusted_total(data, t.lang),
     }
+
+
+def _adjusted_total(data: StoredResult, lang: str) -> str:
+    """Beside an overridden total: what the grader gave, how many checks a TA changed, and a review flag."""
+    grader_score, count = data.get("grader_score"), data.get("overridden")
+    if not isinstance(grader_score, (int, float)) or not isinstance(count, int) or isinstance(count, bool):
+        return ""
+    note = text("override.total_note", lang, grader_score=float(grader_score), count=count)
+    return note + (" " + text("override.needs_review", lang) if data.get("needs_review") is True else "")
 
 
 # ---------------------------------------------------------------- checks
@@ -215,9 +226,18 @@ def _check_view(check: StoredCheck, t: Translate) -> dict[str, Any]:
         "hint": _plain(check.get("hint")) if status != "passed" else "",
         "diagnosis": _plain(check.get("diagnosis")),
         "hidden": check.get("visibility") == "hidden",
+        "override": _override_view(check, t),
         "blocks": _detail_blocks(details, t),
         "open": status != "passed",
     }
+
+
+def _override_view(check: StoredCheck, t: Translate) -> dict[str, str] | None:
+    """A TA's override beside the grader's verdict: a badge by the points, the note under the message."""
+    note = override_note(check, t.lang)
+    if not note:
+        return None
+    return {"badge": text("override.adjusted", t.lang), "text": note}
 
 
 def _detail_blocks(details: dict[str, Any], t: Translate) -> list[dict[str, Any]]:

@@ -41,7 +41,7 @@ from typing import Any
 
 from grader.messages import text
 from grader.report.grades_csv import format_number, percent_of
-from grader.report.results import StoredCheck, StoredResult, localise, self_check_notice, self_check_of
+from grader.report.results import StoredCheck, StoredResult, localise, override_note, self_check_notice, self_check_of
 
 # Everything outside XML 1.0's Char production.
 _ILLEGAL_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -79,7 +79,7 @@ def details_summary(details: Any) -> list[str]:
 
 
 def failure_text(check: StoredCheck, lang: str) -> str:
-    lines = [str(check.get("message") or "")]
+    lines = [str(check.get("message") or ""), override_note(check, lang)]
     if check.get("diagnosis"):
         lines.append(text("report.diagnosis", lang, text=check["diagnosis"]))
     if check.get("hint"):
@@ -106,6 +106,9 @@ def _testcase(suite: ET.Element, submission: str, check: StoredCheck, lang: str)
         _element(case, "error", failure_text(check, lang), message=message, type="check_error")
     elif status == "skipped":
         _element(case, "skipped", message=message)
+    adjusted = override_note(check, lang)
+    if adjusted and status not in ("failed", "error"):  # a failure's text already carries it
+        _element(case, "system-out", adjusted)
 
 
 def _testsuite(root: ET.Element, result: StoredResult, lang: str) -> dict[str, int]:

@@ -97,7 +97,7 @@ class TrainingDetails(TypedDict):
     protocol: dict[str, float]        # learning_rate, batch_size, max_epochs, time_budget_s
 
 
-class StoredCheck(TypedDict):
+class _StoredCheckKeys(TypedDict):
     id: str
     status: str                       # a grader.result.Status value
     score: float
@@ -108,6 +108,21 @@ class StoredCheck(TypedDict):
     visibility: str                   # "visible" or "hidden"
     details: dict[str, Any]           # what the check measured; keys per check (docs/architecture.md)
     i18n: CheckI18n
+
+
+class AppliedOverride(TypedDict):
+    """A TA's override as applied to a check (grader/overrides.py): the grader's own points kept beside it."""
+
+    points: float                     # what the check now scores
+    grader_score: float               # what the grader gave it
+    reason: str
+    by: str
+    at: str                           # when, ISO 8601 UTC
+    needs_review: bool                # made against another version of the notebook than the one graded
+
+
+class StoredCheck(_StoredCheckKeys, total=False):
+    override: AppliedOverride         # only where a TA's override applies
 
 
 class StoredCell(TypedDict):
@@ -167,6 +182,9 @@ class StoredResult(_StoredResultKeys, total=False):
     self_check: SelfCheck             # a self-check's result only (see the module docstring)
     notebook_sha256: str              # a batch's results: the bytes that were graded (the store keys on it)
     render_error: list[str]           # outputs that could not be rendered for it (grader/report/outputs.py)
+    grader_score: float               # where a TA's override applies: the grader's own total (grader/overrides.py)
+    overridden: int                   # how many of its checks a TA's override sets
+    needs_review: bool                # an override was made against another version of the notebook
 
 
 @dataclass(frozen=True)
@@ -375,6 +393,25 @@ def self_check_notice(result: StoredResult, lang: str) -> str:
         parts.append(text(key, lang, hidden=hidden, points=_points(info["hidden_points"])))
     parts.append(text("report.self_check_no_guarantee", lang))
     return text("report.self_check_join", lang, first=parts[0], second=parts[1], third=parts[2])
+
+
+def override_note(check: StoredCheck, lang: str) -> str:
+    """"adjusted by a TA from 0 to 8 by ta: reason" (and "needs review" when it is flagged), or "" without one.
+
+    Every renderer shows an override with this text, beside the grader's own verdict."""
+    override = check.get("override")
+    if not isinstance(override, dict):
+        return ""
+    note = text("override.adjusted_from", lang, grader_score=_number(override.get("grader_score")),
+                points=_number(override.get("points")), by=str(override.get("by", "")),
+                reason=str(override.get("reason", "")))
+    if override.get("needs_review"):
+        note += " (" + text("override.needs_review", lang) + ")"
+    return note
+
+
+def _number(value: object) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
 
 
 def _points(value: Any) -> str:

@@ -244,6 +244,8 @@ def problem(row: SubmissionRow, result: StoredResult) -> Problem | None:
         kinds.append("kernel_died")
     if result.get("render_error"):  # grader.report.outputs: an error entry stands in for its report
         kinds.append("render_error")
+    if result.get("needs_review") is True:  # grader.overrides: a TA's override predates the notebook graded
+        kinds.append("needs_review")
     cells = tuple(int(c.get("index", -1)) for c in result.get("cells") or []
                   if isinstance(c, dict) and c.get("status") == "timeout")
     if cells:

@@ -23,7 +23,15 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from grader.messages import text
-from grader.report.results import StoredCheck, StoredResult, localise, self_check_notice, self_check_of, title
+from grader.report.results import (
+    StoredCheck,
+    StoredResult,
+    localise,
+    override_note,
+    self_check_notice,
+    self_check_of,
+    title,
+)
 from grader.result import Status
 from grader.safe_text import safe_line, write_control
 
@@ -77,6 +85,9 @@ def _write_check(out: TextIO, c: StoredCheck, check_id: str, id_width: int, lang
     points = f"{c['score']:g}/{c['max_score']:g}".rjust(5)
     _write_line(out, [" ", (MARKS[status], COLOURS[status]),
                       f" {check_id.ljust(id_width)}  {label} {points}  {c.get('message') or ''}"], colour)
+    adjusted = override_note(c, lang)
+    if adjusted:  # shown whatever the status: the points on the line are the TA's
+        _write_line(out, [" " * (id_width + 4), (adjusted, "33")], colour)
     # A skipped check's subject is missing; the failed check upstream already says why.
     if status not in (Status.FAILED, Status.ERROR):
         return
