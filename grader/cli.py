@@ -97,10 +97,13 @@ def _cmd_check(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from grader.report.outputs import write_outputs
     from grader.report.results import load_results
+    from grader.roster import join, read_roster
     from grader.rubric import load_rubric
 
-    lang = args.lang or load_rubric(None).meta.language
-    results = load_results(args.results, lang)
+    rubric = load_rubric(args.rubric)
+    lang = args.lang or rubric.meta.language
+    roster = read_roster(args.roster, lang) if args.roster is not None else None
+    results = join(load_results(args.results, lang), roster, rubric, lang)
     written = write_outputs(results, args.out, lang)
     print(text("cli.report_written", lang, count=len(results), out=args.out))
     for path in written.summary_files():
@@ -133,6 +136,7 @@ def _cmd_grade(args: argparse.Namespace) -> int:
         submissions=args.submissions, out=args.out, jobs=args.jobs, data=args.data, device=args.device,
         rubric=args.rubric, id_pattern=args.id_pattern, force=args.force, executor=args.executor,
         scheduler=args.scheduler, lang=lang, require_sandbox=args.require_sandbox, calibration=args.calibration,
+        roster=args.roster,
     )
     return grade(options).exit_code
 
@@ -155,7 +159,7 @@ def _cmd_override(args: argparse.Namespace) -> int:
         else:
             raise BadInputError(text("override.need_action", lang))
         recorded = ledger.record(store, requests, lang)
-        ledger.rewrite_outputs(store, args.out, lang, sys.stderr)
+        ledger.rewrite_outputs(store, args.out, lang, sys.stderr, args.rubric)
     print(text("override.recorded", lang, count=len(recorded), out=str(args.out)))
     return EXIT_OK
 
@@ -224,6 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="render HTML reports, the class summary and exports from stored JSON results")
     p.add_argument("results", type=Path, help="a result .json file (one object or a list) or a folder of them")
     p.add_argument("-o", "--out", type=Path, required=True, help="folder to write into")
+    p.add_argument("--roster", type=Path, default=None, metavar="CSV",
+                   help="join names (columns id,name[,section]); students without a result get a 'missing' row")
+    p.add_argument("--rubric", type=Path, default=None, help="rubric TOML (default: rubrics/lab.toml)")
     p.set_defaults(handler=_cmd_report)
 
     p = sub.add_parser("template", help="generate student_template/ from reference/ (solution regions -> TODO)")
@@ -285,6 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", default=None, metavar="ADDRESS", help="Dask scheduler address, e.g. tcp://host:8786")
     p.add_argument("--require-sandbox", action="store_true",
                    help="refuse to grade (exit 2) unless every kernel protection is available (bubblewrap, namespaces)")
+    p.add_argument("--roster", type=Path, default=None, metavar="CSV",
+                   help="the class list (columns id,name[,section]; UTF-8 or GBK): names in every output, a "
+                        "'missing' row for each student without a submission; kept for later runs")
     p.set_defaults(handler=_cmd_grade)
 
     p = sub.add_parser("override", help="TAs: set or clear a check's points for one student, with the reason "
@@ -300,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="many at once: a CSV with columns student,check,points,reason[,by] (empty points: clear)")
     p.add_argument("--list", action="store_true", help="show the overrides in force")
     p.add_argument("--history", action="store_true", help="show the whole ledger, cleared ones too")
+    p.add_argument("--rubric", type=Path, default=None, help="the class's rubric (default: rubrics/lab.toml)")
     p.set_defaults(handler=_cmd_override)
 
     p = sub.add_parser("demo", help="the main job on the embedded default data")

@@ -18,7 +18,7 @@ from grader.report.results import load_results
 from grader.rubric import CHECK_IDS
 
 FIXTURES = Path(__file__).parent / "fixtures" / "results"
-HEADER = ["id", "file", *CHECK_IDS, "total", "percent", "status", "error", "grader_total", "adjusted"]
+HEADER = ["id", "name", "section", "file", *CHECK_IDS, "total", "percent", "status", "error", "grader_total", "adjusted"]
 
 
 def fixture(name: str) -> dict:
@@ -178,7 +178,8 @@ def test_junit_structure_counts_and_properties(batch):
         assert suite.get("skipped") == str(statuses.count("skipped")) == str(len(suite.findall("testcase/skipped")))
         assert float(suite.get("time")) == pytest.approx(result["duration_s"])
         props = {p.get("name"): p.get("value") for p in suite.findall("properties/property")}
-        assert set(props) == {"score", "max_score", "percent", "outcome", "device", "grader_version", "rubric_sha256"}
+        assert set(props) == {"score", "max_score", "percent", "outcome", "device", "grader_version", "rubric_sha256",
+                              "name", "section"}
         assert props["outcome"] == result["outcome"] and props["rubric_sha256"] == result["rubric_sha256"]
         assert [c.get("name") for c in cases] == [c["id"] for c in result["checks"]]
         assert {c.get("classname") for c in cases} == {f"grader.{result['submission_id']}"}

@@ -35,6 +35,7 @@ from grader.errors import EXIT_CHECK_FAILED, EXIT_OK, BadInputError
 from grader.messages import text
 from grader.plain_numbers import finite_float
 from grader.report.results import StoredResult
+from grader.roster import join, read_roster, unknown_ids
 from grader.rubric import Rubric, load_rubric
 from grader.safe_text import safe_line
 from grader.seeds import SECRET_FILE, load_or_create_secret
@@ -66,6 +67,7 @@ class GradeOptions:
     job_timeout_s: float | None = None   # None: from the rubric's limits (executors.job_timeout_s)
     require_sandbox: bool = False        # refuse to grade unless every kernel protection is available
     calibration: Path | None = None      # --calibration FILE; None: <rubric>.calibration.toml when made on this data
+    roster: Path | None = None           # --roster roster.csv (grader/roster.py); None: the one stored before, if any
 
 
 @dataclass
@@ -83,6 +85,8 @@ class GradeSummary:
     duration_s: float = 0.0
     regraded: dict[str, int] = field(default_factory=dict)   # why stored verdicts were redone: reason -> count
     regraded_count: int = 0                                  # submissions regraded (one may have several reasons)
+    missing: list[str] = field(default_factory=list)         # on the roster, no submission
+    not_on_roster: list[str] = field(default_factory=list)   # submitted, but the roster lists nobody by that id
 
     @property
     def exit_code(self) -> int:
@@ -130,6 +134,7 @@ def grade(options: GradeOptions, *, out: TextIO | None = None, err: TextIO | Non
     # TA grading needs the live reference: a student wheel refuses here (exit 2), not once per submission.
     load_oracle("live")
     executor = _make_executor(options, rubric, lang)
+    new_roster = read_roster(options.roster, lang) if options.roster is not None else None  # exit 2 before any work
     with tempfile.TemporaryDirectory(prefix="grader-batch-") as tmp:
         found = discover(options.submissions, id_pattern=options.id_pattern, lang=lang, workdir=Path(tmp))
         with Store.open(options.out, lang) as store, _data_folder(options, lang) as data:
@@ -137,6 +142,9 @@ def grade(options: GradeOptions, *, out: TextIO | None = None, err: TextIO | Non
             run_id = store.begin_run(__version__, rubric.sha256, data_sha256=context.data_sha256,
                                      calibration_sha256=context.calibration_sha256)
             store.replace_problems(run_id, found.problems)
+            if new_roster is not None:
+                store.save_roster(new_roster)
+            roster = store.roster()
             todo, regraded = _to_grade(found, store, context, options.force)
             job_options = JobOptions(data=data.for_jobs, device=options.device,
                                      rubric=str(Path(options.rubric).resolve()) if options.rubric else None,
@@ -150,11 +158,14 @@ def grade(options: GradeOptions, *, out: TextIO | None = None, err: TextIO | Non
             similar = _similarity(found, lang, err)
             if similar is not None:  # kept, so outputs written again later (after an override) show it too
                 store.save_similarity(run_id, similar.pairs, similar.left_out)
-            results = store.results_for_outputs()  # the TAs' overrides applied
+            # the TAs' overrides applied, the roster joined (names; missing students get a row)
+            results = join(store.results_for_outputs(), roster, rubric, lang)
             problems = store.problems()
     outputs = _write_outputs(results, options.out, lang, similar, err)
     summary = _summarise(found, results, fresh, problems, rubric, options.out, outputs, time.monotonic() - began)
     summary.regraded, summary.regraded_count = dict(regraded.reasons), regraded.count
+    summary.missing = [r["submission_id"] for r in results if r.get("outcome") == "missing"]
+    summary.not_on_roster = unknown_ids(results)
     print_summary(summary, lang, out)
     return summary
 
@@ -328,6 +339,10 @@ def regrade_reasons_text(summary: GradeSummary, lang: str) -> str:
     return ", ".join(parts)
 
 
+def _some(ids: list[str], limit: int = 10) -> str:
+    return ", ".join(ids[:limit]) + (f", … (+{len(ids) - limit})" if len(ids) > limit else "")
+
+
 def print_summary(summary: GradeSummary, lang: str, stream: TextIO) -> None:
     from grader.safe_text import terminal_stream
 
@@ -345,6 +360,10 @@ def print_summary(summary: GradeSummary, lang: str, stream: TextIO) -> None:
         timeout=summary.outcomes.get("timeout", 0))
     if summary.mean_score is not None:
         say("summary_mean", mean=summary.mean_score, max_score=summary.max_score)
+    if summary.missing:
+        say("summary_missing", count=len(summary.missing), ids=_some(summary.missing))
+    if summary.not_on_roster:
+        say("summary_not_on_roster", count=len(summary.not_on_roster), ids=_some(summary.not_on_roster))
     if summary.problems:
         say("summary_problems", count=len(summary.problems))
         for problem in summary.problems[:_PROBLEMS_SHOWN]:

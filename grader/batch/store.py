@@ -19,7 +19,7 @@ are the same as the batch's.
 
 Schema history: 1 keyed rows on notebook, rubric and grader version; 2 adds the
 dataset's and the calibration's hashes (rows from 1 have neither: "unrecorded");
-3 adds the override ledger and the stored similarity pass (new tables only).
+3 adds the override ledger, the stored similarity pass and the roster (new tables only).
 """
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ from grader.errors import BadInputError
 from grader.messages import text
 from grader.overrides import CLEAR, SET, Override, apply_overrides, in_force
 from grader.report.results import StoredResult, from_json
+from grader.roster import Roster, Student
 
 SCHEMA_VERSION = 3
 # Why a stored verdict no longer stands, in the order the summary names them.
@@ -95,6 +96,12 @@ CREATE TABLE IF NOT EXISTS similarity (
     run_id INTEGER,
     pairs TEXT NOT NULL,
     left_out TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS roster (
+    position INTEGER NOT NULL,
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    section TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS problems (
     run_id INTEGER,
@@ -326,6 +333,24 @@ class Store:
     def overrides(self) -> dict[tuple[str, str], Override]:
         """The overrides in force, by (submission, check)."""
         return in_force(self.override_events())
+
+    # -- roster --------------------------------------------------------------------------------------
+
+    def save_roster(self, roster: Roster) -> None:
+        """The roster of the latest run that gave one (it replaces the one before)."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._conn.execute("DELETE FROM roster")
+            self._conn.executemany("INSERT INTO roster (position, id, name, section) VALUES (?, ?, ?, ?)",
+                                   [(i, s.id, s.name, s.section) for i, s in enumerate(roster.students)])
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+
+    def roster(self) -> Roster | None:
+        rows = self._conn.execute("SELECT id, name, section FROM roster ORDER BY position").fetchall()
+        return Roster(tuple(Student(i, n, s) for i, n, s in rows), str(self.path)) if rows else None
 
     # -- similarity ----------------------------------------------------------------------------------
 

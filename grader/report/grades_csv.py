@@ -3,10 +3,10 @@
 Layout (otter-grader's final_grades.csv idea: the first data row holds the
 maximum points, so a reader needs no rubric to see what each column is out of):
 
-    id,file,notebook.parses,...,lstm.train,total,percent,status,error,grader_total,adjusted
-    POINTS_POSSIBLE,,0,4,...,14,100,100,,,100,
-    alice,alice.ipynb,0,4,...,0,86,86,graded,,86,
-    bob,bob.ipynb,0,0,...,0,0,0,bad_input,bob.ipynb: not a valid notebook,0,
+    id,name,section,file,notebook.parses,...,lstm.train,total,percent,status,error,grader_total,adjusted
+    POINTS_POSSIBLE,,,,0,4,...,14,100,100,,,100,
+    alice,李华,1班,alice.ipynb,0,4,...,0,86,86,graded,,86,
+    bob,,,bob.ipynb,0,0,...,0,0,0,bad_input,bob.ipynb: not a valid notebook,0,
 
 Choices, and why:
 - The header row is English/ASCII whatever the language, so an LMS import
@@ -33,6 +33,8 @@ Choices, and why:
   as GBK and garbles every Chinese character; with the BOM it opens directly.
   pandas, Python's csv with `encoding="utf-8-sig"`, and the common LMS
   importers accept the BOM. `grades_csv()` returns the text without the BOM.
+- `name` and `section` come from the roster (grader/roster.py), empty without
+  one; a student on the roster who submitted nothing has a row (status `missing`).
 - Text cells that a student controls (id, file, error) and that start with
   `=`, `+`, `-`, `@`, tab or CR are prefixed with `'`, so a spreadsheet shows
   them as text instead of running them as a formula (CSV injection).
@@ -50,7 +52,7 @@ from grader.report.results import StoredResult, override_note
 from grader.rubric import CHECK_IDS
 
 MAX_ROW_ID = "POINTS_POSSIBLE"
-LEADING_COLUMNS = ("id", "file")
+LEADING_COLUMNS = ("id", "name", "section", "file")
 TRAILING_COLUMNS = ("total", "percent", "status", "error", "grader_total", "adjusted")
 CSV_ENCODING = "utf-8-sig"
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -103,14 +105,15 @@ def max_row(results: Sequence[StoredResult], columns: Sequence[str]) -> list[str
             maxima.setdefault(str(check["id"]), check["max_score"])
     total = results[0]["max_score"] if results else sum(float(v) for v in maxima.values())
     cells = [format_number(maxima.get(c)) for c in columns]
-    return [MAX_ROW_ID, "", *cells, format_number(total), "100", "", "", format_number(total), ""]
+    return [MAX_ROW_ID, "", "", "", *cells, format_number(total), "100", "", "", format_number(total), ""]
 
 
 def submission_row(result: StoredResult, columns: Sequence[str]) -> list[str]:
     points = {str(c["id"]): c["score"] for c in result["checks"]}
     percent = percent_of(result["score"], result["max_score"])
     return [
-        safe_cell(result["submission_id"]), safe_cell(result.get("file", "")),
+        safe_cell(result["submission_id"]), safe_cell(result.get("student_name", "")),
+        safe_cell(result.get("section", "")), safe_cell(result.get("file", "")),
         *(format_number(points.get(c)) for c in columns),
         format_number(result["score"]), format_number(percent, 2),
         str(result.get("outcome") or "graded"), safe_cell(result.get("error")),

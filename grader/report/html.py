@@ -119,6 +119,7 @@ def _page_context(data: StoredResult, lang: str) -> dict[str, Any]:
         "lab_title": lab_title,
         "submission_id": submission,
         "file": str(data.get("file") or ""),
+        "student": " · ".join(str(data.get(k) or "") for k in ("student_name", "section") if data.get(k)),
         "score": _score_view(data, t),
         "counts": counts,
         "self_check": self_check,

@@ -2,7 +2,7 @@
 
     <testsuites name="grader" tests= failures= errors= skipped= time=>
       <testsuite name="<submission id>" tests= failures= errors= skipped= time=>
-        <properties>score, max_score, percent, outcome, device, grader_version, rubric_sha256
+        <properties>score, max_score, percent, outcome, device, grader_version, rubric_sha256, name, section
                     [, self_check, hidden_checks, hidden_points, reference, self_check_notice]</properties>
         <testcase classname="grader.<submission id>" name="<check id>" time="0">
           <failure message="<message>" type="<diagnosis code or check_failed>">
@@ -47,7 +47,8 @@ from grader.report.results import StoredCheck, StoredResult, localise, override_
 _ILLEGAL_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _DETAIL_CHARS = 300  # one line per detail; a loss curve or a long list is cut, not dumped
 _SKIP_DETAILS = ("curve",)
-PROPERTY_NAMES = ("score", "max_score", "percent", "outcome", "device", "grader_version", "rubric_sha256")
+PROPERTY_NAMES = ("score", "max_score", "percent", "outcome", "device", "grader_version", "rubric_sha256", "name",
+                  "section")
 SELF_CHECK_PROPERTY_NAMES = ("self_check", "hidden_checks", "hidden_points", "reference", "self_check_notice")
 
 
@@ -122,6 +123,7 @@ def _testsuite(root: ET.Element, result: StoredResult, lang: str) -> dict[str, i
         "percent": format_number(percent_of(local["score"], local["max_score"]), 2),
         "outcome": local.get("outcome") or "graded", "device": local.get("device") or "",
         "grader_version": local.get("grader_version") or "", "rubric_sha256": local.get("rubric_sha256") or "",
+        "name": str(local.get("student_name") or ""), "section": str(local.get("section") or ""),
     }
     names: tuple[str, ...] = PROPERTY_NAMES
     self_check = self_check_of(local)

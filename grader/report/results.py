@@ -53,7 +53,7 @@ from grader.rubric import Rubric
 log = logging.getLogger(__name__)
 
 SCHEMA = 1
-OUTCOMES = ("graded", "bad_input", "crashed", "timeout")
+OUTCOMES = ("graded", "bad_input", "crashed", "timeout", "missing")  # missing: on the roster, no submission
 REQUIRED_KEYS = ("schema", "notebook", "score", "max_score", "checks")
 REQUIRED_CHECK_KEYS = ("id", "status", "score", "max_score")
 MAX_RESULT_BYTES = 64 * 2**20
@@ -185,6 +185,9 @@ class StoredResult(_StoredResultKeys, total=False):
     grader_score: float               # where a TA's override applies: the grader's own total (grader/overrides.py)
     overridden: int                   # how many of its checks a TA's override sets
     needs_review: bool                # an override was made against another version of the notebook
+    student_name: str                 # from the roster (grader/roster.py), where one was given
+    section: str
+    on_roster: bool                   # False: a submission whose id the roster does not list
 
 
 @dataclass(frozen=True)

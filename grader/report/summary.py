@@ -77,6 +77,7 @@ class SubmissionRow:
     max_score: float
     percent: float
     duration_s: float
+    name: str = ""  # from the roster
 
 
 @dataclass(frozen=True)
@@ -190,7 +191,8 @@ def _row(index: int, result: StoredResult) -> SubmissionRow:
     return SubmissionRow(
         index=index, submission_id=str(result["submission_id"]), file=str(result.get("file") or ""),
         outcome=str(result.get("outcome") or "graded"), score=score, max_score=max_score,
-        percent=round(percent_of(score, max_score), 6), duration_s=float(result.get("duration_s") or 0.0))
+        percent=round(percent_of(score, max_score), 6), duration_s=float(result.get("duration_s") or 0.0),
+        name=str(result.get("student_name") or "")[:200])
 
 
 def histogram(percents: Iterable[float]) -> tuple[HistogramBin, ...]:
@@ -244,6 +246,8 @@ def problem(row: SubmissionRow, result: StoredResult) -> Problem | None:
         kinds.append("kernel_died")
     if result.get("render_error"):  # grader.report.outputs: an error entry stands in for its report
         kinds.append("render_error")
+    if result.get("on_roster") is False:  # grader.roster: a submission the roster does not list
+        kinds.append("not_on_roster")
     if result.get("needs_review") is True:  # grader.overrides: a TA's override predates the notebook graded
         kinds.append("needs_review")
     cells = tuple(int(c.get("index", -1)) for c in result.get("cells") or []
