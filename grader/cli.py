@@ -164,6 +164,17 @@ def _cmd_override(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_release(args: argparse.Namespace) -> int:
+    from grader.release import release
+    from grader.rubric import load_rubric
+
+    rubric = load_rubric(args.rubric)
+    lang = args.lang or rubric.meta.language
+    done = release(args.out, args.dest, lang, rubric)
+    print(text("cli.released", lang, count=len(done.files), dest=str(done.folder), index=str(done.index)))
+    return EXIT_OK
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from grader.distribution.demo import run_demo
 
@@ -312,6 +323,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--history", action="store_true", help="show the whole ledger, cleared ones too")
     p.add_argument("--rubric", type=Path, default=None, help="the class's rubric (default: rubrics/lab.toml)")
     p.set_defaults(handler=_cmd_override)
+
+    p = sub.add_parser("release", help="TAs: one report per student, for the student (hidden checks by points "
+                                       "only, a receipt of the grading), and release.csv")
+    p.add_argument("out", type=Path, metavar="OUT", help="the -o folder of `grader grade`")
+    p.add_argument("-o", "--dest", type=Path, required=True, metavar="DIR", help="folder to write the reports into")
+    p.add_argument("--rubric", type=Path, default=None, help="the class's rubric (default: rubrics/lab.toml)")
+    p.set_defaults(handler=_cmd_release)
 
     p = sub.add_parser("demo", help="the main job on the embedded default data")
     p.add_argument("--out", type=Path, default=Path("demo-out"))

@@ -25,6 +25,9 @@ CHECK_IDS: tuple[str, ...] = (
     "lstm.train",
 )
 VISIBILITIES = ("visible", "hidden")
+# What `grader release` shows students of a check: everything, its points alone, or nothing. Default: a visible
+# check in full, a hidden one by its points only (its message, hint and data would give the hidden test away).
+RELEASES = ("full", "score", "none")
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,11 @@ class CheckSpec:
     hint_zh: str
     hint_en: str
     requires: tuple[str, ...] = ()
+    release: str = ""  # one of RELEASES; "" means the default for its visibility (`released_as`)
+
+    @property
+    def released_as(self) -> str:
+        return self.release or ("full" if self.visibility == "visible" else "score")
 
     def hint(self, lang: str) -> str:
         return self.hint_zh if lang == "zh" else self.hint_en
@@ -158,13 +166,16 @@ def _checks(table: Any, where: str) -> dict[str, CheckSpec]:
         spec_where = f'{where} [checks."{check_id}"]'
         body = dict(body) if isinstance(body, dict) else body
         requires = _requires(body.pop("requires", None) if isinstance(body, dict) else None, check_id, spec_where)
+        release = body.pop("release", "") if isinstance(body, dict) else ""
+        if release not in ("", *RELEASES):
+            raise RubricError(f"{spec_where} release: {release!r} is not one of {', '.join(RELEASES)}")
         values = _section(_CheckBody, body, spec_where)
         if values.visibility not in VISIBILITIES:
             raise RubricError(f"{spec_where} visibility: {values.visibility!r} is not one of {', '.join(VISIBILITIES)}")
         if values.points < 0:
             raise RubricError(f"{spec_where} points: must not be negative")
         specs[check_id] = CheckSpec(check_id, values.points, values.visibility, values.hint_zh, values.hint_en,
-                                    requires)
+                                    requires, str(release))
     missing = [c for c in CHECK_IDS if c not in specs]
     if missing:
         raise RubricError(f"{where}: no entry for check(s) {', '.join(missing)}")

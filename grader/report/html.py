@@ -137,8 +137,22 @@ def _page_context(data: StoredResult, lang: str) -> dict[str, Any]:
         "cells": _cells_view(data.get("cells"), t),
         "shell_escapes": _shell_view(data.get("shell_escapes")),
         "run_rows": _run_rows(data, t),
+        "receipt": _receipt_rows(data, t),
         "version": str(data.get("grader_version") or ""),
     }
+
+
+def _receipt_rows(data: StoredResult, t: Translate) -> list[tuple[str, str]]:
+    """A released report's receipt (grader/release.py) as label/value rows; [] for a TA's report."""
+    receipt = data.get("receipt")
+    if not isinstance(receipt, dict):
+        return []
+    rows = [(t(f"receipt_{key}"), _plain(receipt.get(key)))
+            for key in ("notebook_sha256", "graded_at", "grader_version", "rubric_sha256", "device", "released_at")]
+    hidden = receipt.get("not_shown_points")
+    if _is_number(hidden) and hidden > 0:
+        rows.append((t("receipt_not_shown_points"), _fmt_points(hidden)))
+    return rows
 
 
 def _plain(value: Any) -> str:

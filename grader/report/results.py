@@ -174,6 +174,18 @@ class _StoredResultKeys(TypedDict):
     grader_version: str
 
 
+class Receipt(TypedDict):
+    """What a released report (grader release) says about its grading, so a dispute starts from facts."""
+
+    notebook_sha256: str
+    graded_at: str
+    grader_version: str
+    rubric_sha256: str
+    device: str
+    released_at: str
+    not_shown_points: float           # points of checks the rubric releases with release = "none"
+
+
 # total=False for the one optional key: NotRequired[...] is not seen under `from __future__ import annotations`
 # on Python 3.10 and 3.11 (it made `self_check` a required key).
 class StoredResult(_StoredResultKeys, total=False):
@@ -188,6 +200,7 @@ class StoredResult(_StoredResultKeys, total=False):
     student_name: str                 # from the roster (grader/roster.py), where one was given
     section: str
     on_roster: bool                   # False: a submission whose id the roster does not list
+    receipt: Receipt                  # a report released to its student (grader/release.py)
 
 
 @dataclass(frozen=True)
