@@ -186,9 +186,10 @@ def test_write_outputs_writes_every_promised_file(batch, tmp_path):
     paths = write_outputs(batch, out, "zh", similar_pairs=[])
     for path in paths.all():
         assert path.is_file() and out.resolve() in path.resolve().parents
-    assert {p.name for p in out.iterdir()} == {"summary.html", "summary.csv", "grades.csv", "junit.xml",
+    assert {p.name for p in out.iterdir()} == {"summary.html", "summary.csv", "grades.csv", "grades.xlsx", "junit.xml",
                                                "reports", "gradescope", "results"}
-    assert [p.name for p in paths.summary_files()] == ["summary.html", "summary.csv", "grades.csv", "junit.xml"]
+    assert [p.name for p in paths.summary_files()] == ["summary.html", "summary.csv", "grades.csv", "grades.xlsx",
+                                                         "junit.xml"]
     assert all(folder.is_dir() for folder in paths.folders())
     assert len(set(paths.names)) == len(batch) and paths.names[1] != paths.names[2]
     assert not (tmp_path / "etc").exists()

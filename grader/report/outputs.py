@@ -46,6 +46,7 @@ from urllib.parse import quote
 from grader.messages import text
 from grader.plain_numbers import finite_float
 from grader.report.grades_csv import grades_rows, write_csv_text, write_grades_csv
+from grader.report.grades_xlsx import write_grades_xlsx
 from grader.report.gradescope import write_gradescope_json
 from grader.report.junit import junit_xml, write_junit_xml
 from grader.report.results import OUTCOMES, SCHEMA, StoredResult, dumps, neutral_keys, title
@@ -71,6 +72,7 @@ class OutputPaths:
     summary_csv: Path
     grades_csv: Path
     junit_xml: Path
+    grades_xlsx: Path
     names: list[str] = field(default_factory=list)
     reports: list[Path] = field(default_factory=list)
     gradescope: list[Path] = field(default_factory=list)
@@ -79,7 +81,7 @@ class OutputPaths:
 
     def summary_files(self) -> list[Path]:
         """The class-level files (what a command lists after writing a batch)."""
-        return [self.summary_html, self.summary_csv, self.grades_csv, self.junit_xml]
+        return [self.summary_html, self.summary_csv, self.grades_csv, self.grades_xlsx, self.junit_xml]
 
     def folders(self) -> list[Path]:
         """The per-submission folders: reports/, gradescope/, results/."""
@@ -148,7 +150,8 @@ def write_outputs(results: list[StoredResult], out_dir: Path, lang: str, *,
     ids = [submission_id_of(r, i) for i, r in enumerate(results)]
     names = safe_names(ids)
     paths = OutputPaths(out_dir=out_dir, summary_html=out_dir / "summary.html", summary_csv=out_dir / "summary.csv",
-                        grades_csv=out_dir / "grades.csv", junit_xml=out_dir / "junit.xml", names=names)
+                        grades_csv=out_dir / "grades.csv", junit_xml=out_dir / "junit.xml",
+                        grades_xlsx=out_dir / "grades.xlsx", names=names)
     for folder in paths.folders():  # the promised layout, even for an empty batch
         folder.mkdir(exist_ok=True)
     guard = _Guard(lang, log if log is not None else sys.stderr, paths.failures)
@@ -262,6 +265,7 @@ def _write_class_files(listed: list[StoredResult], paths: OutputPaths, lang: str
     writers: list[tuple[str, Callable[[list[StoredResult]], Any]]] = [
         ("summary.html / summary.csv", summary_files),
         ("grades.csv", lambda entries: write_grades_csv(entries, paths.grades_csv, lang)),
+        ("grades.xlsx", lambda entries: write_grades_xlsx(entries, paths.grades_xlsx)),
         ("junit.xml", lambda entries: write_junit_xml(entries, paths.junit_xml, lang)),
     ]
     for what, write in writers:
