@@ -175,6 +175,14 @@ def _cmd_release(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_gradescope_autograder(args: argparse.Namespace) -> int:
+    from grader.distribution.gradescope_autograder import build_autograder_zip
+
+    written = build_autograder_zip(args.out, data=args.data, rubric=args.rubric)
+    print(text("cli.autograder_written", args.lang or DEFAULT_LANGUAGE, path=str(written)))
+    return EXIT_OK
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from grader.distribution.demo import run_demo
 
@@ -330,6 +338,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--dest", type=Path, required=True, metavar="DIR", help="folder to write the reports into")
     p.add_argument("--rubric", type=Path, default=None, help="the class's rubric (default: rubrics/lab.toml)")
     p.set_defaults(handler=_cmd_release)
+
+    p = sub.add_parser("gradescope-autograder", help="TAs: build the autograder zip Gradescope runs (setup.sh, "
+                                                     "run_autograder, the grader with the reference)")
+    p.add_argument("-o", "--out", type=Path, required=True, metavar="ZIP", help="where to write autograder.zip")
+    p.add_argument("--data", type=Path, default=None, metavar="ZIP",
+                   help="the course's dataset as a zip (default: the synthetic set, generated on Gradescope)")
+    p.add_argument("--rubric", type=Path, default=None, help="the course's rubric (default: rubrics/lab.toml)")
+    p.set_defaults(handler=_cmd_gradescope_autograder)
 
     p = sub.add_parser("demo", help="the main job on the embedded default data")
     p.add_argument("--out", type=Path, default=Path("demo-out"))

@@ -36,6 +36,9 @@ class Meta:
     title_en: str
     language: str = "zh"
     total: float = 100
+    # How the Gradescope autograder marks hidden checks: "hidden" (staff only, always) or "after_published"
+    # (shown once grades are published; Gradescope hides the whole total from students while any test is hidden).
+    gradescope_hidden: str = "hidden"
 
 
 # [limits] and [training] have no defaults in code: every value is the rubric's (rubrics/lab.toml says why
@@ -212,6 +215,9 @@ def _validate(rubric: Rubric, where: str) -> None:
     if rubric.checks["notebook.parses"].points != 0:
         raise RubricError(f"{where}: notebook.parses is a gate and must carry 0 points "
                           "(an untouched template scores 0)")
+    if rubric.meta.gradescope_hidden not in ("hidden", "after_published"):
+        raise RubricError(f"{where} [meta] gradescope_hidden: {rubric.meta.gradescope_hidden!r} is not 'hidden' "
+                          "or 'after_published'")
     if rubric.meta.language not in ("zh", "en"):
         raise RubricError(f"{where} [meta] language: {rubric.meta.language!r} is not 'zh' or 'en'")
     if rubric.limits.epoch_cap < 2:

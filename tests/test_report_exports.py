@@ -120,13 +120,20 @@ def test_grades_of_no_results_is_the_header_and_an_empty_max_row():
 def test_gradescope_exact_keys_and_values():
     result = fixture("fails_lstm_first_step_logits")
     data = gradescope_json(result, "zh")
-    assert set(data) == {"score", "execution_time", "output", "tests"}
+    assert set(data) == {"score", "execution_time", "output", "output_format", "test_output_format", "extra_data",
+                         "tests"}
+    # Gradescope renders the top-level output as HTML unless told otherwise: plain text, explicitly
+    assert data["output_format"] == data["test_output_format"] == "text"
+    assert data["extra_data"]["rubric_sha256"] == result["rubric_sha256"] and data["extra_data"]["device"]
     assert data["score"] == 64.0 and data["execution_time"] == result["duration_s"]
     assert [t["name"] for t in data["tests"]] == list(CHECK_IDS)
+    assert [t["number"] for t in data["tests"]] == [str(i) for i in range(1, len(CHECK_IDS) + 1)]
     for test in data["tests"]:
-        assert set(test) == {"name", "score", "max_score", "status", "output", "visibility"}
-        assert test["status"] in ("passed", "failed")
+        assert set(test) == {"name", "number", "tags", "score", "max_score", "status", "output", "visibility"}
+        assert test["status"] in ("passed", "failed") and test["tags"] == [test["name"].split(".")[0]]
         assert test["visibility"] == ("hidden" if test["name"].endswith(".sizes") else "visible")
+    published = gradescope_json(result, "zh", hidden_as="after_published")["tests"]
+    assert {t["visibility"] for t in published if t["name"].endswith(".sizes")} == {"after_published"}
     forward = data["tests"][CHECK_IDS.index("lstm.forward")]
     assert (forward["score"], forward["max_score"], forward["status"]) == (0.0, 12.0, "failed")
     assert "model(x)" in forward["output"]

@@ -3,7 +3,10 @@
 Only fields Gradescope documents for its autograder specification are used:
 
     {"score": 86.0, "execution_time": 9.3, "output": "...",
-     "tests": [{"name": "lstm.forward", "score": 0.0, "max_score": 14.0,
+     "output_format": "text", "test_output_format": "text",
+     "extra_data": {"grader_version": "...", "rubric_sha256": "...", "device": "cpu", "outcome": "graded",
+                    "protections": {...}},
+     "tests": [{"name": "lstm.forward", "number": "16", "tags": ["lstm"], "score": 0.0, "max_score": 14.0,
                 "status": "failed", "output": "...", "visibility": "visible"}]}
 
 - `score` is set explicitly: Gradescope then uses it instead of summing tests,
@@ -12,10 +15,14 @@ Only fields Gradescope documents for its autograder specification are used:
   check that errored or was skipped earned nothing, so it is "failed"; its
   output says why.
 - `visibility`: the rubric's "visible" stays "visible"; "hidden" becomes
-  Gradescope's "hidden" (never shown to the student, only to staff).
-  "after_published" is not used: the rubric has no such notion, and a hidden
-  check (held-out behaviour, say) must not surface when grades are published.
-  A TA who wants it can post-process this file.
+  Gradescope's "hidden" (never shown to the student, only to staff), or
+  "after_published" where the rubric's [meta] gradescope_hidden says so:
+  while any test is "hidden", Gradescope hides the total score from students.
+- `output_format` / `test_output_format` are set to "text" explicitly: the
+  top-level default is simple_format, which Gradescope renders as HTML.
+- `number` orders the tests as the rubric does; `tags` is the check's group;
+  `extra_data` records what graded it (grader version, rubric hash, device,
+  the kernel's protections) for staff.
 - `name` is the stable check id (what TAs search for); `output` is the
   check's message, then the likely cause and the hint, in `lang`.
 - Plain text only (Gradescope's default output format), so nothing a student
@@ -44,7 +51,6 @@ from grader.safe_text import json_safe
 
 PASSED = "passed"
 FAILED = "failed"
-GRADESCOPE_VISIBILITY = {"visible": "visible", "hidden": "hidden"}
 
 
 def _number(value: Any) -> float:
@@ -65,15 +71,19 @@ def check_output(check: StoredCheck, lang: str) -> str:
     return "\n".join(line for line in lines if line)
 
 
-def gradescope_test(check: StoredCheck, lang: str) -> dict[str, Any]:
+def gradescope_test(check: StoredCheck, lang: str, number: int = 0, hidden_as: str = "hidden") -> dict[str, Any]:
+    check_id = str(check["id"])
+    visibility = str(check.get("visibility", "visible"))
     return {
-        "name": str(check["id"]),
+        "name": check_id,
+        "number": str(number) if number else "",
+        "tags": [check_id.split(".")[0]],
         "score": _number(check["score"]),
         "max_score": _number(check["max_score"]),
         "status": PASSED if check.get("status") == PASSED else FAILED,
         "output": check_output(check, lang),
         # Anything but an explicit "visible" is hidden: an unknown value must not leak a check.
-        "visibility": GRADESCOPE_VISIBILITY.get(str(check.get("visibility", "visible")), "hidden"),
+        "visibility": "visible" if visibility == "visible" else (hidden_as if visibility == "hidden" else "hidden"),
     }
 
 
@@ -91,20 +101,32 @@ def overall_output(result: StoredResult, lang: str) -> str:
     return "\n".join(lines)
 
 
-def gradescope_json(result: StoredResult, lang: str) -> dict[str, Any]:
-    """The results.json object for one stored result, its prose in `lang`."""
+def gradescope_json(result: StoredResult, lang: str, *, hidden_as: str = "hidden") -> dict[str, Any]:
+    """The results.json object for one stored result, its prose in `lang`.
+
+    `hidden_as`: Gradescope's visibility for the rubric's hidden checks (the rubric's [meta] gradescope_hidden).
+    """
     local = localise(result, lang)
     return {
         "score": _number(local["score"]),
         "execution_time": _number(local.get("duration_s") or 0.0),
         "output": overall_output(local, lang),
-        "tests": [gradescope_test(c, lang) for c in local["checks"]],
+        "output_format": "text",
+        "test_output_format": "text",
+        "extra_data": {
+            "grader_version": str(local.get("grader_version") or ""),
+            "rubric_sha256": str(local.get("rubric_sha256") or ""),
+            "device": str(local.get("device") or ""),
+            "outcome": str(local.get("outcome") or "graded"),
+            "protections": local.get("protections"),
+        },
+        "tests": [gradescope_test(c, lang, i, hidden_as) for i, c in enumerate(local["checks"], start=1)],
     }
 
 
-def write_gradescope_json(result: StoredResult, path: Path, lang: str) -> Path:
+def write_gradescope_json(result: StoredResult, path: Path, lang: str, *, hidden_as: str = "hidden") -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    body = json_safe(json.dumps(gradescope_json(result, lang), ensure_ascii=False, indent=2))
+    body = json_safe(json.dumps(gradescope_json(result, lang, hidden_as=hidden_as), ensure_ascii=False, indent=2))
     path.write_text(body + "\n", encoding="utf-8")
     return path
