@@ -18,7 +18,8 @@ from grader.report.results import load_results
 from grader.rubric import CHECK_IDS
 
 FIXTURES = Path(__file__).parent / "fixtures" / "results"
-HEADER = ["id", "name", "section", "file", *CHECK_IDS, "total", "percent", "status", "error", "grader_total", "adjusted"]
+HEADER = ["id", "name", "section", "file", *CHECK_IDS, "total", "percent", "status", "error", "grader_total",
+          "adjusted"]
 
 
 def fixture(name: str) -> dict:
