@@ -54,6 +54,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from grader.messages import Msg, render, text
+from grader.plain_numbers import finite_float
 from grader.report.grades_csv import format_number, percent_of, safe_cell
 from grader.report.results import StoredCheck, StoredResult, as_dict
 from grader.rubric import CHECK_IDS
@@ -78,6 +79,7 @@ class SubmissionRow:
     percent: float
     duration_s: float
     name: str = ""  # from the roster
+    grader_score: float | None = None  # the grader's own total, where a TA's override changed it
 
 
 @dataclass(frozen=True)
@@ -192,7 +194,8 @@ def _row(index: int, result: StoredResult) -> SubmissionRow:
         index=index, submission_id=str(result["submission_id"]), file=str(result.get("file") or ""),
         outcome=str(result.get("outcome") or "graded"), score=score, max_score=max_score,
         percent=round(percent_of(score, max_score), 6), duration_s=float(result.get("duration_s") or 0.0),
-        name=str(result.get("student_name") or "")[:200])
+        name=str(result.get("student_name") or "")[:200],
+        grader_score=finite_float(result.get("grader_score")) if result.get("overridden") else None)
 
 
 def histogram(percents: Iterable[float]) -> tuple[HistogramBin, ...]:
