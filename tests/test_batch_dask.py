@@ -40,6 +40,7 @@ def submissions(tmp_path: Path) -> Path:
     return folder
 
 
+@pytest.mark.kernel
 def test_two_submissions_graded_on_the_cluster(cluster, submissions: Path):
     jobs = [make_job(p.stem, p.name, p, OPTIONS) for p in sorted(submissions.glob("*.ipynb"))]
     received: dict[str, dict] = {}
@@ -56,6 +57,7 @@ def test_two_submissions_graded_on_the_cluster(cluster, submissions: Path):
     assert received["alice"]["notebook_sha256"] == jobs[0].notebook_sha256
 
 
+@pytest.mark.kernel
 def test_a_worker_that_dies_gives_a_crashed_verdict_and_the_batch_goes_on(cluster, submissions: Path):
     jobs = [make_job(p.stem, p.name, p, OPTIONS) for p in sorted(submissions.glob("*.ipynb"))]
 
@@ -79,6 +81,7 @@ def test_task_keys_are_unique_and_readable(submissions: Path):
     assert first != second and first.startswith("grade-a_student_with_odd_name-")
 
 
+@pytest.mark.kernel
 def test_grade_command_with_the_dask_executor(cluster, submissions: Path, tmp_path: Path):
     out = tmp_path / "out"
     env = dict(os.environ, OMP_NUM_THREADS="1")

@@ -84,6 +84,7 @@ def private_tmp(tmp_path, monkeypatch) -> Path:
     assert_no_leftover_processes(str(tmp))
 
 
+@pytest.mark.kernel
 def test_sigkill_mid_batch_then_resume_loses_nothing_and_grades_nothing_twice(tmp_path):
     subs = make_submissions(tmp_path / "subs", {"a_broken": "notjson", "b_template": "template", "c_reference": "reference"})
     out = tmp_path / "out"
@@ -122,6 +123,7 @@ def test_sigkill_mid_batch_then_resume_loses_nothing_and_grades_nothing_twice(tm
     assert_no_leftover_processes(str(tmp))
 
 
+@pytest.mark.kernel
 def test_rerun_regrades_only_the_changed_notebook_and_force_regrades_all(tmp_path, private_tmp):
     subs = make_submissions(tmp_path / "subs", {"a": "template", "b": "notjson", "c": "notjson"})
     out = tmp_path / "out"
@@ -145,6 +147,7 @@ def test_rerun_regrades_only_the_changed_notebook_and_force_regrades_all(tmp_pat
     assert len(rows(out)) == 3
 
 
+@pytest.mark.kernel
 def test_lms_zip_with_student_folders_a_stray_file_and_a_duplicate_id(tmp_path, private_tmp, capsys):
     archive = tmp_path / "moodle.zip"
     with zipfile.ZipFile(archive, "w") as zf:
@@ -176,6 +179,7 @@ def test_lms_zip_with_student_folders_a_stray_file_and_a_duplicate_id(tmp_path, 
     assert (out / "summary.html").is_file() and (out / "junit.xml").is_file()
 
 
+@pytest.mark.kernel
 def test_a_hanging_submission_times_out_and_the_batch_goes_on(tmp_path, private_tmp):
     subs = make_submissions(tmp_path / "subs", {"a_hang": "hang", "b_broken": "notjson", "c_template": "template"})
     out = tmp_path / "out"
@@ -234,6 +238,7 @@ def classes_only_notebook() -> bytes:
     return nbformat.writes(nbformat.v4.new_notebook(cells=cells)).encode("utf-8")
 
 
+@pytest.mark.kernel
 def test_copied_classes_are_flagged_in_the_class_summary_for_a_human(tmp_path, private_tmp):
     subs = tmp_path / "subs"
     subs.mkdir()

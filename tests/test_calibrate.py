@@ -29,6 +29,7 @@ def feature_cache(tmp_path_factory: pytest.TempPathFactory) -> FeatureCache:
     return FeatureCache(tmp_path_factory.getbasetemp() / "training-mfcc")
 
 
+@pytest.mark.kernel
 def test_calibration_writes_a_threshold_the_reference_clears(rubric_path: Path, default_synthetic_dataset: Path,
                                                              feature_cache: FeatureCache) -> None:
     result = calibrate(default_synthetic_dataset, 2, rubric_path, margin=0.05, cache=feature_cache)
@@ -76,6 +77,7 @@ def _single_class_heldout(src: Path, dst: Path) -> Path:
     return dst
 
 
+@pytest.mark.kernel
 def test_data_that_cannot_separate_is_refused_and_nothing_written(rubric_path: Path, tmp_path: Path,
                                                                     small_synthetic_dataset: Path,
                                                                     feature_cache: FeatureCache) -> None:
@@ -181,6 +183,7 @@ def _has_cjk(text: str) -> bool:
     return any("\u4e00" <= ch <= "\u9fff" for ch in text)
 
 
+@pytest.mark.kernel
 def test_calibrate_prints_each_line_once_header_first_in_english(rubric_path: Path, small_synthetic_dataset: Path,
                                                                   tmp_path: Path, capsys) -> None:
     from grader.cli import main
@@ -202,6 +205,7 @@ def test_calibrate_prints_each_line_once_header_first_in_english(rubric_path: Pa
     assert lines[1:3] == seed_lines  # right after the header, each once
 
 
+@pytest.mark.kernel
 def test_calibrate_beside_the_rubric_says_it_is_picked_up_automatically(rubric_path: Path,
                                                                         small_synthetic_dataset: Path,
                                                                         feature_cache: FeatureCache) -> None:
@@ -215,6 +219,7 @@ def test_calibrate_beside_the_rubric_says_it_is_picked_up_automatically(rubric_p
         assert "会自动使用" in result.describe("zh").splitlines()[-1]
 
 
+@pytest.mark.kernel
 def test_a_seed_out_of_its_time_budget_is_an_error_not_a_data_point(rubric_path: Path, small_synthetic_dataset: Path,
                                                                    tmp_path: Path, feature_cache: FeatureCache,
                                                                    capsys) -> None:
@@ -238,6 +243,7 @@ def test_decide_refuses_a_budget_seed() -> None:
     assert "seed 1 ran out of its time budget (120 s) after 1 of 3 epochs" in result.describe("en")
 
 
+@pytest.mark.kernel
 def test_check_applies_the_calibration_given(rubric_path: Path, small_synthetic_dataset: Path, tmp_path: Path,
                                              capsys) -> None:
     """End to end: the reference graded with `--calibration FILE` trains against FILE's threshold."""

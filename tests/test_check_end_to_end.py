@@ -14,10 +14,11 @@ import json
 from pathlib import Path
 
 import pytest
-from rubric_edit import lab_rubric_with
 
 from grader.cli import main
 from grader.paths import DEFAULT_RUBRIC, REFERENCE_NOTEBOOK, TEMPLATE_NOTEBOOK
+
+pytestmark = pytest.mark.kernel  # `grader check` end to end, real kernels
 
 FIXTURES = Path(__file__).resolve().parent / "notebooks" / "check"
 ALL_CHECKS = 20
@@ -39,12 +40,6 @@ def statuses(result: dict) -> dict[str, str]:
 
 def not_passed(result: dict) -> set[str]:
     return {c["id"] for c in result["checks"] if c["status"] != "passed"}
-
-
-@pytest.fixture(scope="module")
-def quick_rubric(tmp_path_factory) -> Path:
-    """The lab rubric with short cell limits, so hanging fixtures finish quickly."""
-    return lab_rubric_with(tmp_path_factory.mktemp("rubric") / "lab.toml", cell_timeout_s=8.0)
 
 
 def test_reference_scores_full_marks_in_ta_grading(capsys):

@@ -21,6 +21,8 @@ from grader.notebook import find_class_sources
 from grader.oracle import load_oracle
 from grader.result import CheckResult, Status
 
+pytestmark = pytest.mark.kernel  # the probes run in SubprocessRunner (a real process) or a kernel
+
 FIXTURES = Path(__file__).parent / "fixtures" / "models"
 _spec = importlib.util.spec_from_file_location("subprocess_runner", FIXTURES / "subprocess_runner.py")
 runner_mod = importlib.util.module_from_spec(_spec)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import nbformat
+import pytest
 
 from grader.checks.model import run_model_checks
 from grader.devices import resolve_device
@@ -12,6 +13,8 @@ from grader.hosting.session import KernelSession
 from grader.notebook import find_class_sources
 from grader.oracle import load_oracle
 from grader.result import Status
+
+pytestmark = pytest.mark.kernel  # the model checks through a real KernelSession
 
 FIXTURES = Path(__file__).parent / "fixtures" / "models"
 LIMITS = ExecutionLimits(cell_timeout_s=30, notebook_timeout_s=120, epoch_cap=2, kill_grace_s=2, output_bytes_per_cell=50_000)

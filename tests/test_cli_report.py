@@ -15,6 +15,7 @@ from grader.rubric import CHECK_IDS
 RESULTS = Path(__file__).resolve().parent / "fixtures" / "results"
 
 
+@pytest.mark.kernel
 def test_check_writes_every_requested_export_from_one_run(tmp_path, capsys):
     files = {name: tmp_path / "out" / name for name in ("r.html", "junit.xml", "results.json", "result.json")}
     # --full: a Gradescope autograder is TA grading (every check, live reference)

@@ -1,7 +1,11 @@
 """`make demo` (grader demo): a small class graded the TA's way, and the two facts the course depends on."""
 from __future__ import annotations
 
+import pytest
+
 from grader.distribution.demo import run_demo
+
+pytestmark = pytest.mark.kernel  # `grader demo` grades a class in real kernels
 
 
 def test_demo_grades_reference_full_and_template_zero_and_writes_every_output(tmp_path, capsys):

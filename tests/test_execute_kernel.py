@@ -11,6 +11,8 @@ from grader.hosting.limits import ExecutionLimits
 from grader.hosting.records import ExecutionResult
 from grader.hosting.session import KernelSession
 
+pytestmark = pytest.mark.kernel  # KernelSession's limits, each in a real kernel
+
 FIXTURES = Path(__file__).parent / "notebooks" / "exec"
 FAST = ExecutionLimits(cell_timeout_s=3, notebook_timeout_s=60, epoch_cap=2, kill_grace_s=1.5, output_bytes_per_cell=50_000)
 

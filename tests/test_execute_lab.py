@@ -15,6 +15,8 @@ from grader.hosting.records import ExecutionResult
 from grader.hosting.session import KernelSession
 from grader.hosting.workdir import prepare_workdir
 
+pytestmark = pytest.mark.kernel  # the mini lab runs in a real kernel
+
 FIXTURES = Path(__file__).parent / "notebooks" / "exec"
 MINI_LAB = FIXTURES / "mini_lab_runs_with_npu_remapped_and_epochs_capped.ipynb"
 CLASSES = {"cat": 300.0, "dog": 600.0, "bird": 1200.0}

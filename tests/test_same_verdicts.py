@@ -21,6 +21,8 @@ from rubric_edit import replaced_once
 
 from grader.paths import DEFAULT_RUBRIC
 
+pytestmark = pytest.mark.kernel  # `check --full` and `grade`, twice each, in real kernels
+
 
 @pytest.fixture()
 def rubric_training_alone(tmp_path: Path) -> Path:

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from grader.paths import PROJECT_ROOT, TEMPLATE_NOTEBOOK
 from grader.sandbox import bwrap_unavailable
 
@@ -24,6 +26,7 @@ def test_the_sandbox_is_active_on_this_machine():
     assert bwrap_unavailable() == "", f"the kernel sandbox is not available here: {bwrap_unavailable()}"
 
 
+@pytest.mark.kernel
 def test_a_checked_notebook_reports_every_protection_it_had():
     proc = run_grader("check", str(TEMPLATE_NOTEBOOK), "--format", "json", "--require-sandbox")
     assert proc.returncode == 1, proc.stderr  # the template fails its checks, but it was graded
@@ -32,6 +35,7 @@ def test_a_checked_notebook_reports_every_protection_it_had():
     assert protections["pid_namespace"] and protections["rlimits"] and protections["unavailable"] == ""
 
 
+@pytest.mark.kernel
 def test_without_bubblewrap_grading_goes_on_and_says_what_was_missing():
     proc = run_grader("check", str(TEMPLATE_NOTEBOOK), "--format", "json", path="/nonexistent")
     assert proc.returncode == 1, proc.stderr
@@ -41,6 +45,7 @@ def test_without_bubblewrap_grading_goes_on_and_says_what_was_missing():
     assert "bubblewrap (bwrap) is not installed" in protections["unavailable"]
 
 
+@pytest.mark.kernel
 def test_require_sandbox_refuses_check_and_grade_without_bubblewrap(tmp_path: Path):
     proc = run_grader("check", str(TEMPLATE_NOTEBOOK), "--require-sandbox", path="/nonexistent")
     assert proc.returncode == 2

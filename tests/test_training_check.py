@@ -27,6 +27,8 @@ from grader.result import Status
 from grader.rubric import Training, load_rubric
 from grader.trusted_runner import ProcessRunner, reference_source
 
+pytestmark = pytest.mark.kernel  # lstm.train in a ProcessRunner or a kernel
+
 FAST = Training(threshold=0.85, max_epochs=12, learning_rate=0.01, batch_size=16, time_budget_s=60)
 
 

@@ -22,7 +22,6 @@ from pathlib import Path
 import nbformat
 import pytest
 from proc_helpers import processes_mentioning
-from rubric_edit import lab_rubric_with
 
 from grader.paths import PROJECT_ROOT, REFERENCE_NOTEBOOK, TEMPLATE_NOTEBOOK
 
@@ -76,13 +75,6 @@ def write(nb: nbformat.NotebookNode, folder: Path, name: str) -> Path:
     path = folder / f"{name}.ipynb"
     path.write_text(nbformat.writes(nb), encoding="utf-8")
     return path
-
-
-@pytest.fixture(scope="session")
-def quick_rubric(tmp_path_factory) -> Path:
-    """The lab rubric with short cell and notebook limits, so hanging attacks finish quickly."""
-    return lab_rubric_with(tmp_path_factory.mktemp("adv-rubric") / "lab.toml", cell_timeout_s=6.0,
-                           notebook_timeout_s=120.0)
 
 
 # -- running the grader ---------------------------------------------------------------------

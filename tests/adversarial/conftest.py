@@ -1,4 +1,7 @@
-"""The suite's fixtures live in advkit.py, beside the helpers the tests import from it."""
-from advkit import contained, loopback_server, quick_rubric
+"""The suite's fixtures live in advkit.py, beside the helpers the tests import from it.
 
-__all__ = ["contained", "loopback_server", "quick_rubric"]
+quick_rubric is shared with the end-to-end tests: tests/conftest.py.
+"""
+from advkit import contained, loopback_server
+
+__all__ = ["contained", "loopback_server"]

@@ -20,6 +20,8 @@ from advkit import Checked, assert_graded, cell, check_in_process, health, refer
 
 from grader.paths import PROJECT_ROOT
 
+pytestmark = pytest.mark.kernel  # every attack is graded in a real (sandboxed) kernel
+
 MODEL_CHECKS = ("rnn.forward", "rnn.grad", "lstm.forward", "lstm.grad")
 # Each attack is graded well within this (a hang guard: the quick rubric's limits end a stuck one sooner).
 WALL_S = 200

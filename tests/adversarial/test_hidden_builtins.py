@@ -11,6 +11,8 @@ import base64
 import pytest
 from advkit import assert_graded, check_in_process, reference, require_sandbox, write
 
+pytestmark = pytest.mark.kernel  # every notebook is graded in a real (sandboxed) kernel
+
 _LSTM_CELL = 28
 # The forward pass of every cheat: the lab's weights, in PyTorch's gate order (i, f, g, o), run by `RUN`.
 _CHEAT_FORWARD = '''

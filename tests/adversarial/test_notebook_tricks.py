@@ -9,6 +9,8 @@ import nbformat
 import pytest
 from advkit import Checked, assert_graded, check_subprocess, require_sandbox, template, with_cells, write
 
+pytestmark = pytest.mark.kernel  # `grader check` on each notebook, kernels included
+
 
 def huge_notebook(folder):
     nb = template()

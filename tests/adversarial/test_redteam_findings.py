@@ -93,6 +93,7 @@ class _SetuidWatcher:
         self._thread.join(5)
 
 
+@pytest.mark.kernel
 def test_the_kernel_cannot_plant_a_setuid_root_file_or_open_the_graders_folders(contained, quick_rubric):
     """Found: inside bwrap the kernel's uid 1000 maps to the grader's uid 0, so its files are owned by the host's
     root and it owns the grader's work and socket folders (it can chmod them). It copied /bin/sh into its work
@@ -129,6 +130,7 @@ k.do_execute = do_execute"""
     ("display_non_string", DISPLAY_NON_STRING),
     ("forged_reply_fields", FORGED_REPLY_FIELDS),
 ])
+@pytest.mark.kernel
 def test_malformed_kernel_messages_are_a_verdict_not_exit_3(contained, quick_rubric, name, source):
     """Found: a display_data whose text/plain is a number (public IPython API) makes nbformat's validation raise
     inside nbclient's iopub task; nbclient re-raises it from execute_cell and KernelSession._execute catches only
@@ -164,6 +166,7 @@ time.sleep(3)
 print("cut", cut)"""
 
 
+@pytest.mark.kernel
 def test_socket_files_swapped_for_links_never_connect_the_grader_to_a_host_socket(contained, quick_rubric):
     """Found: the kernel's socket folder is kernel-writable and the grader's zmq client connects by path. The
     kernel replaced its control/stdin/heartbeat socket files by symlinks to a host Unix socket it cannot see
@@ -219,6 +222,7 @@ import time; time.sleep(2)                     # several watchdog ticks
 print("hidden MiB", 64 * len(held))"""
 
 
+@pytest.mark.kernel
 def test_deleted_but_open_files_count_against_the_disk_budget(contained, quick_rubric, monkeypatch):
     """Found: the budget walks folders, so a file the kernel unlinks while keeping it open is invisible to it.
     640 MiB held that way under a 300 MiB budget: no DiskLimit (RLIMIT_FSIZE bounds one file at 1 GiB, and
@@ -307,6 +311,7 @@ def forging_replace(src, dst, *a, **k):
 os.replace = forging_replace"""
 
 
+@pytest.mark.kernel
 def test_a_notebook_that_forges_the_probe_manifest_gets_a_verdict(contained, quick_rubric):
     """The same through a real kernel: one cell patching os.replace before the probe loads."""
     _grade(with_cells(reference(), FORGED_MANIFEST, at="end"), contained.parent, "attack_forged_manifest",
@@ -338,6 +343,7 @@ def dump(obj, fh, *a, **k):   # the training probe writes its report with json.d
 json.dump = dump"""
 
 
+@pytest.mark.kernel
 def test_a_notebook_that_reports_a_huge_loss_gets_a_verdict(contained, quick_rubric):
     checked = _grade(with_cells(reference(), HUGE_LOSS_REPORT, at="end"), contained.parent, "attack_huge_loss",
                      quick_rubric)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from advkit import assert_graded, check_in_process, reference, require_sandbox, write
 
+pytestmark = pytest.mark.kernel  # lstm.train runs in a real kernel
+
 _LSTM_CELL = 28
 _INPUT_GATE = "i_t = torch.sigmoid(x_t @ self.W_xi + h_t @ self.W_hi + self.b_i)"
 _HEAD = "        self.fc = nn.Linear(hidden_size, output_size)"

@@ -18,7 +18,10 @@ import sys
 import time
 
 import nbformat
+import pytest
 from advkit import grader_env, reference, require_sandbox, template, with_cells, write
+
+pytestmark = pytest.mark.kernel  # `grader grade` on a batch, kernels included
 
 BATCH_TIMEOUT_S = 900  # the reference takes ~1-2 min on two busy cores; a hang would take forever
 

