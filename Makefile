@@ -8,7 +8,7 @@ DEMO    ?= demo-out
 export OMP_NUM_THREADS := 1
 export MKL_NUM_THREADS := 1
 
-.PHONY: setup demo test test-fast wheel clean
+.PHONY: setup demo test test-fast lint wheel clean
 
 $(STAMP): pyproject.toml
 	# bubblewrap (kernel sandbox), chromium + chromedriver (HTML report test) and a CJK font
@@ -43,6 +43,11 @@ test: $(STAMP)
 # are marked `kernel`; under this selection tests/conftest.py fails any unmarked test that starts one.
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 -m "not kernel"
+
+# ruff (rules and why in pyproject.toml) on the whole tree we write, mypy --strict on the grader side.
+lint: $(STAMP)
+	$(BIN)/ruff check grader tests bench
+	$(BIN)/mypy
 
 # The student-safe wheel (no reference/, golden vectors instead), from the tracked files only.
 wheel: $(STAMP)

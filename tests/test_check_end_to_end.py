@@ -102,7 +102,7 @@ def test_first_step_logits_fails_exactly_lstm_forward_grad_train(capsys):
 
 
 def test_detached_hidden_fails_exactly_rnn_grad(capsys):
-    code, result = run_check(capsys, FIXTURES / "fails_rnn_grad_detached_hidden.ipynb")
+    _, result = run_check(capsys, FIXTURES / "fails_rnn_grad_detached_hidden.ipynb")
     assert not_passed(result) == {"rnn.grad"}
     grad = next(c for c in result["checks"] if c["id"] == "rnn.grad")
     assert "detach" in grad["diagnosis"].lower()
@@ -132,7 +132,7 @@ def test_a_cell_that_swallows_interrupts_is_killed_and_every_check_still_gets_a_
 
 
 def test_a_notebook_that_kills_its_kernel_is_graded_from_its_definitions(capsys):
-    code, result = run_check(capsys, FIXTURES / "kills_kernel_after_lstm_yet_models_graded.ipynb")
+    _, result = run_check(capsys, FIXTURES / "kills_kernel_after_lstm_yet_models_graded.ipynb")
     assert result["kernel_died"] is True and result["fallback_kernel"] is True
     assert not_passed(result) == {"notebook.runs"}
     assert result["score"] == VISIBLE_POINTS - 4

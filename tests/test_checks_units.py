@@ -94,7 +94,7 @@ def test_reply_deeply_nested_manifest_is_a_bad_result(tmp_path: Path) -> None:
 def test_probe_source_is_self_contained() -> None:
     """The probe must not import the grader: it runs in the student's process."""
     source = harvest.probe_source()
-    assert "grader" not in "".join(l for l in source.splitlines() if l.startswith(("import", "from")))
+    assert "grader" not in "".join(line for line in source.splitlines() if line.startswith(("import", "from")))
     compile(source, "probe", "exec")
 
 

@@ -26,7 +26,8 @@ def test_shared_memory_is_read_from_its_own_line_not_from_a_process_name() -> No
     from grader.hosting.process_usage import shared_memory_bytes
 
     libc = ctypes.CDLL(None)
-    before = open("/proc/self/comm").read().strip()
+    with open("/proc/self/comm") as fh:
+        before = fh.read().strip()
     libc.prctl(15, b"RssShmem: 99999", 0, 0, 0)  # PR_SET_NAME: what a student's process can call itself
     try:
         assert shared_memory_bytes([os.getpid()]) < 90_000 * 1024

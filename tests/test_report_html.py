@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import math
 import re
@@ -13,7 +14,6 @@ import pytest
 from grader.errors import BadInputError
 from grader.report import svg_plot
 from grader.report.html import render_submission_html, write_submission_html
-import itertools
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "results"
 FIXTURE_FILES = sorted(FIXTURES.glob("*.json"))

@@ -34,7 +34,7 @@ def test_misspelt_key_gets_did_you_mean(tmp_path):
 
 def test_misspelt_check_id_gets_did_you_mean(tmp_path):
     path = _edited(tmp_path, '[checks."lstm.grad"]', '[checks."lstm.gard"]')
-    with pytest.raises(RubricError, match="unknown check 'lstm.gard'; did you mean 'lstm.grad'"):
+    with pytest.raises(RubricError, match=r"unknown check 'lstm\.gard'; did you mean 'lstm\.grad'"):
         load_rubric(path)
 
 
@@ -54,7 +54,7 @@ def test_points_on_the_parse_gate_are_refused(tmp_path):
     path = _edited(tmp_path, "[meta]", "[meta]\ntotal = 104")
     path.write_text(path.read_text(encoding="utf-8").replace("total = 100\n", "").replace("points = 0 ", "points = 4 "),
                     encoding="utf-8")
-    with pytest.raises(RubricError, match="notebook.parses is a gate and must carry 0 points"):
+    with pytest.raises(RubricError, match=r"notebook\.parses is a gate and must carry 0 points"):
         load_rubric(path)
 
 
@@ -98,7 +98,7 @@ def test_requires_names_a_real_other_check(tmp_path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text(DEFAULT_RUBRIC.read_text(encoding="utf-8").replace('requires = ["lstm.forward"]',
                                                                       'requires = ["lstm.forwrd"]'), encoding="utf-8")
-    with pytest.raises(RubricError, match="did you mean 'lstm.forward'"):
+    with pytest.raises(RubricError, match=r"did you mean 'lstm\.forward'"):
         load_rubric(bad)
 
 
