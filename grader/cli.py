@@ -143,6 +143,7 @@ def _cmd_grade(args: argparse.Namespace) -> int:
 
 def _cmd_override(args: argparse.Namespace) -> int:
     from grader.batch import ledger
+    from grader.rubric import load_rubric
 
     lang = args.lang or DEFAULT_LANGUAGE
     with ledger.open_store(args.out, lang) as store:
@@ -158,8 +159,9 @@ def _cmd_override(args: argparse.Namespace) -> int:
             requests = [ledger.Request(args.student, args.check, points, args.reason or "", by)]
         else:
             raise BadInputError(text("override.need_action", lang))
+        rubric = load_rubric(args.rubric)  # before anything is recorded: a bad --rubric records nothing
         recorded = ledger.record(store, requests, lang)
-        ledger.rewrite_outputs(store, args.out, lang, sys.stderr, args.rubric)
+        ledger.rewrite_outputs(store, args.out, lang, sys.stderr, rubric)
     print(text("override.recorded", lang, count=len(recorded), out=str(args.out)))
     return EXIT_OK
 

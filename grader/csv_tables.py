@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,7 +55,14 @@ def read_table(path: Path, required: tuple[str, ...], optional: tuple[str, ...],
     if decoded is None:
         raise BadInputError(text("tables.encoding", lang, path=str(path)))
     content, encoding = decoded
-    reader = csv.reader(io.StringIO(content, newline=""))
+    try:
+        return _rows(path, encoding, csv.reader(io.StringIO(content, newline="")), required, optional, lang)
+    except csv.Error as exc:  # a cell past csv's field limit, a stray NUL: the file's problem, said by line
+        raise BadInputError(text("tables.malformed", lang, path=str(path), reason=str(exc)[:200])) from None
+
+
+def _rows(path: Path, encoding: str, reader: Iterator[list[str]], required: tuple[str, ...],
+          optional: tuple[str, ...], lang: str) -> Table:
     header = next(reader, None)
     if header is None:
         raise BadInputError(text("tables.empty", lang, path=str(path)))

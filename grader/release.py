@@ -23,6 +23,8 @@ from pathlib import Path
 
 from grader.batch.ledger import open_store
 from grader.batch.store import now_iso
+from grader.errors import BadInputError
+from grader.messages import text
 from grader.report.grades_csv import safe_cell, write_csv_text
 from grader.report.html import render_submission_html
 from grader.report.outputs import safe_names
@@ -56,22 +58,34 @@ def redact(result: StoredResult, rubric: Rubric, receipt: Receipt) -> StoredResu
             check["i18n"] = {"message": None, "diagnosis": None, "hint": None}
             check.pop("override", None)  # a TA's reason may quote what the check found
         kept.append(check)
+    for check in kept:  # the seed every secret input of the run is drawn from: never the student's to see
+        check["details"].pop("seed", None)
     released["checks"] = kept
     released["protections"] = None
     released["timings"] = {}
-    for key in ("on_roster", "notebook_sha256", "render_error"):
+    for key in ("on_roster", "notebook_sha256", "render_error", "grader_score", "overridden", "needs_review"):
         released.pop(key, None)  # type: ignore[misc]
+    visible_overrides = [c for c in kept if "override" in c]
+    if visible_overrides:  # what the page shows of the TA's changes: only those of the checks it lists
+        released["overridden"] = len(visible_overrides)
+        released["grader_score"] = float(result["score"]) - sum(
+            c["override"]["points"] - c["override"]["grader_score"] for c in visible_overrides)
     released["receipt"] = {**receipt, "not_shown_points": round(hidden_points, 6)}
     return released
 
 
 def release(out: Path, dest: Path, lang: str, rubric: Rubric) -> Released:
     """Write every student's released report into `dest` (created), and release.csv."""
+    dest = Path(dest)
+    if dest.exists() and not dest.is_dir():
+        raise BadInputError(text("release.dest_not_folder", lang, dest=str(dest)))
     with open_store(out, lang) as store:
         results = join(store.results_for_outputs(), store.roster(), rubric, lang)
         hashes = store.notebook_hashes()
         graded_at = {row["id"]: str(row["graded_at"]) for row in store.rows()}
-    dest = Path(dest)
+    other = sorted({str(r.get("rubric_sha256") or "") for r in results} - {rubric.sha256, ""})
+    if other:  # what a check may show is the rubric's say: another rubric's would release the wrong things
+        raise BadInputError(text("release.other_rubric", lang, rubric=str(rubric.path), count=len(other)))
     dest.mkdir(parents=True, exist_ok=True)
     ids = [r["submission_id"] for r in results]
     names = safe_names(ids)

@@ -44,3 +44,13 @@ def test_the_workbook_has_the_csvs_rows_with_numbers_as_numbers_and_no_formula(t
     assert {"notebook", "rnn", "lstm", "loop"} <= set(book.sheetnames)
     lstm = [[c.value for c in row] for row in book["lstm"].iter_rows()]
     assert lstm[0][:2] == ["id", "name"] and all(h.startswith("lstm.") for h in lstm[0][2:])
+
+
+def test_control_characters_in_an_id_or_a_name_cost_no_one_their_workbook(tmp_path):
+    results = [_result("passes_all_reference", "bo\x01b", student_name="Bob\x08"),
+               _result("scores_zero_untouched_template", "c\x1b[31mred")]
+    paths = write_outputs(results, tmp_path, "en", log=io.StringIO())
+    assert paths.failures == []
+    rows = [[c.value for c in row] for row in load_workbook(paths.grades_xlsx)["grades"].iter_rows()]
+    assert rows[2][2 - 1] == "Bob\ufffd" and rows[2][0] == "bo\ufffdb" and rows[2][rows[0].index("total")] == 100
+    assert "\x1b" not in paths.grades_csv.read_text(encoding="utf-8-sig")

@@ -95,3 +95,19 @@ def test_without_a_notebook_or_without_python_there_is_still_a_results_json(auto
     assert nothing["score"] == 0 and "no .ipynb" in nothing["output"]
     broken = _run(run, root, python="/bin/false")
     assert broken["score"] == 0 and "could not start" in broken["output"]
+
+
+def test_a_linked_folder_in_the_submission_is_never_graded(tmp_path):
+    """`sub -> /autograder/source/grader-src/reference` would have the reference graded as the student's work."""
+    from grader.distribution.gradescope_run import pick_notebook
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(REFERENCE_NOTEBOOK, elsewhere / "lab.ipynb")
+    submission = tmp_path / "submission"
+    submission.mkdir()
+    (submission / "sub").symlink_to(elsewhere, target_is_directory=True)
+    (submission / "x.ipynb").symlink_to(elsewhere / "lab.ipynb")
+    assert pick_notebook(submission) is None
+    (submission / "mine.ipynb").write_text("{}", encoding="utf-8")
+    assert pick_notebook(submission) == submission / "mine.ipynb"

@@ -167,3 +167,12 @@ def test_a_reason_cannot_drive_the_terminal_or_a_spreadsheet(graded, capsys):
     assert override(out, "--list") == 0
     shown = capsys.readouterr().out
     assert "\x1b" not in shown and "\x07" not in shown
+
+
+def test_a_bad_rubric_records_nothing(graded, tmp_path):
+    broken = tmp_path / "broken.toml"
+    broken.write_text("not = [toml", encoding="utf-8")
+    assert override(graded["out"], "bob", "rnn.defined", "--points", "1", "--reason", REASON,
+                    "--rubric", str(broken)) == 2
+    with Store.open(graded["out"]) as store:
+        assert store.override_events() == []

@@ -18,15 +18,17 @@ from test_report_browser import DESKTOP, PHONE, _open, _save_screenshot, _severe
 from grader.batch.store import Store
 from grader.cli import main
 from grader.paths import DEFAULT_RUBRIC
+from grader.rubric import load_rubric
 
 FIXTURES = Path(__file__).parent / "fixtures" / "results"
 STUDENTS = {"alice": "passes_all_reference", "bob": "fails_lstm_first_step_logits",
             "carol": "ungraded_not_a_notebook"}
 
 
-def _stored(name: str, sid: str) -> dict:
+def _stored(name: str, sid: str, rubric_sha256: str | None = None) -> dict:
     result = json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
     result["submission_id"] = sid
+    result["rubric_sha256"] = rubric_sha256 or load_rubric(None).sha256  # graded with the course's rubric
     result["protections"] = {"filesystem": True, "network": True, "unavailable": "internal-detail"}
     return result
 
@@ -83,6 +85,10 @@ def test_a_rubric_can_release_a_check_fully_or_not_at_all(graded, tmp_path):
         '[checks."lstm.train"]\n', '[checks."lstm.train"]\nrelease = "none"\n')
     rubric = tmp_path / "lab.toml"
     rubric.write_text(text, encoding="utf-8")
+    with Store.open(graded) as store:  # graded with that rubric
+        for sid, name in STUDENTS.items():
+            store.save_result(_stored(name, sid, load_rubric(rubric).sha256), notebook_sha256=f"{sid}-sha256",
+                              data_sha256="d", calibration_sha256="")
     dest = tmp_path / "release"
     assert _release(graded, dest, "--rubric", str(rubric)) == 0
     page = (dest / "alice.html").read_text(encoding="utf-8")
@@ -120,3 +126,25 @@ def test_the_secret_never_leaves_out(graded, tmp_path):
     secret = (graded / ".grader-secret").read_bytes().decode()
     assert all(secret not in p.read_text(encoding="utf-8") for p in dest.iterdir())
     shutil.rmtree(dest)
+
+
+def test_release_under_another_rubric_than_the_one_that_graded_is_refused(graded, tmp_path, capsys):
+    """Which checks a student may see is the grading rubric's say; another's could release a hidden check."""
+    other = tmp_path / "other.toml"
+    other.write_text(DEFAULT_RUBRIC.read_text(encoding="utf-8") + "\n# another course\n", encoding="utf-8")
+    assert _release(graded, tmp_path / "release", "--rubric", str(other)) == 2
+    assert "another rubric" in capsys.readouterr().err and not (tmp_path / "release").exists()
+
+
+def test_a_released_page_shows_neither_the_runs_seed_nor_a_hidden_checks_override(graded, tmp_path):
+    with Store.open(graded) as store:
+        result = _stored("passes_all_reference", "alice")
+        train = next(c for c in result["checks"] if c["id"] == "lstm.train")
+        train["details"]["seed"] = 987654321123
+        store.save_result(result, notebook_sha256="alice-sha256", data_sha256="d", calibration_sha256="")
+    assert main(["override", str(graded), "alice", "rnn.sizes", "--points", "0", "--reason", "secret reason",
+                 "--lang", "en"]) == 0
+    dest = tmp_path / "release"
+    assert _release(graded, dest) == 0
+    page = (dest / "alice.html").read_text(encoding="utf-8")
+    assert "987654321123" not in page and "secret reason" not in page and "data-adjusted" not in page

@@ -120,3 +120,10 @@ def test_grader_report_takes_a_roster_too(graded_with_roster, tmp_path, capsys):
     rows = grades(out)
     assert rows["alice"]["name"] == "Alice" and rows["dave"]["status"] == "missing"
     assert {"bob", "mallory"} <= set(rows)  # results the new roster does not list are kept, not dropped
+
+
+def test_a_cell_past_the_csv_field_limit_is_bad_input_not_a_crash(tmp_path):
+    path = tmp_path / "roster.csv"
+    path.write_text("id,name\nalice," + "x" * 200_000 + "\n", encoding="utf-8")
+    with pytest.raises(BadInputError, match="not a CSV this grader can read"):
+        read_roster(path, "en")

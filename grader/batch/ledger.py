@@ -23,7 +23,7 @@ from grader.overrides import CLEAR, MAX_NAME_CHARS, MAX_REASON_CHARS, SET, Overr
 from grader.overrides import validate_points as _validate_points
 from grader.report.results import StoredResult
 from grader.roster import join
-from grader.rubric import load_rubric
+from grader.rubric import Rubric
 from grader.safe_text import safe_line
 
 CSV_REQUIRED = ("student", "check")
@@ -141,12 +141,12 @@ def list_lines(store: Store, lang: str, *, history: bool = False) -> list[str]:
     return lines
 
 
-def rewrite_outputs(store: Store, out: Path, lang: str, err: TextIO, rubric: Path | None = None) -> None:
+def rewrite_outputs(store: Store, out: Path, lang: str, err: TextIO, rubric: Rubric) -> None:
     """Every output of OUT again, from the store, with the overrides in force and the stored similarity pass."""
     from grader.report.outputs import write_outputs
 
     similarity = store.similarity()
-    results = join(store.results_for_outputs(), store.roster(), load_rubric(rubric), lang)
+    results = join(store.results_for_outputs(), store.roster(), rubric, lang)
     write_outputs(results, Path(out), lang,
                   similar_pairs=similarity[0] if similarity else None,
                   similarity_left_out=similarity[1] if similarity else (), log=err)

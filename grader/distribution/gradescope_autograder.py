@@ -61,7 +61,9 @@ rm -f "$RESULTS"
 DATA=()
 if [ -f "$SOURCE/data.zip" ]; then DATA=(--data "$SOURCE/data.zip"); fi
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-PYTHONPATH="$SOURCE/grader-src${PYTHONPATH:+:$PYTHONPATH}" "$PY" -m grader.distribution.gradescope_run \\
+# Below Gradescope's own limit (set it above this in the assignment): past it, the fallback below still writes.
+PYTHONPATH="$SOURCE/grader-src${PYTHONPATH:+:$PYTHONPATH}" timeout --kill-after=30 "${GRADER_TIMEOUT_S:-2400}" \\
+    "$PY" -m grader.distribution.gradescope_run \\
     --submission "$ROOT/submission" --results "$RESULTS" --secret "$SOURCE/grader-secret" "${DATA[@]}"
 if [ ! -s "$RESULTS" ]; then
     NOTE="The grader could not start; a TA will look at this submission. / 评分程序未能启动，助教会人工查看。"
@@ -95,6 +97,8 @@ def build_autograder_zip(out: Path, *, data: Path | None = None, rubric: Path | 
     if data is not None and not (Path(data).is_file() and zipfile.is_zipfile(data)):
         raise BadInputError(f"{data}: --data must be the dataset as a .zip for the autograder / --data 须为数据集 zip")
     out = Path(out)
+    if out.is_dir() or (out.parent.exists() and not out.parent.is_dir()):
+        raise BadInputError(f"{out}: give the path of a .zip file to write / 请给出要写入的 .zip 文件路径")
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="grader-autograder-") as tmp:
         stage = Path(tmp) / "zip"

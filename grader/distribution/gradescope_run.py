@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -29,11 +30,18 @@ MAX_NOTEBOOKS_LOOKED_AT = 200
 
 
 def pick_notebook(submission: Path) -> Path | None:
-    """lab.ipynb, else the only .ipynb, else the newest one (searched to two levels; links never followed)."""
-    found = [p for p in sorted(submission.glob("*.ipynb"))[:MAX_NOTEBOOKS_LOOKED_AT] if p.is_file()
-             and not p.is_symlink()]
-    found += [p for p in sorted(submission.glob("*/*.ipynb"))[:MAX_NOTEBOOKS_LOOKED_AT] if p.is_file()
-              and not p.is_symlink() and ".ipynb_checkpoints" not in p.parts]
+    """lab.ipynb, else the only .ipynb, else the newest one (searched to two levels).
+
+    A link (a file or a folder on the way) is never followed: a submission with `sub -> /autograder/source`
+    would otherwise have the reference graded as its own work."""
+    root = submission.resolve()
+
+    def inside(path: Path) -> bool:
+        return (path.is_file() and not path.is_symlink() and not path.parent.is_symlink()
+                and path.resolve().is_relative_to(root) and ".ipynb_checkpoints" not in path.parts)
+
+    found = [p for p in sorted(submission.glob("*.ipynb"))[:MAX_NOTEBOOKS_LOOKED_AT] if inside(p)]
+    found += [p for p in sorted(submission.glob("*/*.ipynb"))[:MAX_NOTEBOOKS_LOOKED_AT] if inside(p)]
     if not found:
         return None
     named = [p for p in found if p.name == NOTEBOOK_NAME]
@@ -74,7 +82,9 @@ def grade(submission: Path, secret: bytes, data: Path | None, rubric: Rubric) ->
 def write_results(result: StoredResult, rubric: Rubric, path: Path) -> None:
     body = gradescope_json(result, rubric.meta.language, hidden_as=rubric.meta.gradescope_hidden)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json_safe(json.dumps(body, ensure_ascii=False, indent=2)) + "\n", encoding="utf-8")
+    partial = path.with_name(path.name + ".partial")  # a run killed mid-write leaves no half a results.json
+    partial.write_text(json_safe(json.dumps(body, ensure_ascii=False, indent=2)) + "\n", encoding="utf-8")
+    os.replace(partial, path)
 
 
 def main(argv: list[str] | None = None) -> int:

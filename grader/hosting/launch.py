@@ -95,6 +95,8 @@ def copy_kernel_side(run_dir: Path) -> Path:
     (root / "grader" / "__init__.py").write_text("", encoding="utf-8")
     for name in _KERNEL_SIDE:
         shutil.copy2(INKERNEL_DIR / name, package / name)
+    # `from grader import selfcheck` in a submitted notebook finds the stand-in: check cells cost nothing
+    shutil.copy2(INKERNEL_DIR / "selfcheck_stub.py", root / "grader" / "selfcheck.py")
     shutil.copytree(FAKES_DIR, package / "fakes", ignore=shutil.ignore_patterns("__pycache__"))
     return root
 

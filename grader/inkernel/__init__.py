@@ -13,6 +13,7 @@ imported or executed in the student's process, beside hostile code, so:
 - shell_shims.py  `!cmd`, `%pip`, `%%bash`, ... are skipped instead of run
 - fakes/          a stand-in torch_npu package, put on sys.path without an NPU
 - probe.py        the model probes' code (sent as text by grader/harvest.py)
+- selfcheck_stub.py  `grader.selfcheck` as the grading kernel sees it (a check cell costs nothing)
 - train_probe.py  the lstm.train protocol's code (sent as text by grader/checks/training.py)
 
 The grader side that hosts the kernel (launching, limits, the watchdog, the

@@ -82,8 +82,11 @@ def percent_of(score: Any, max_score: Any) -> float:
 
 
 def safe_cell(value: Any) -> str:
-    """Student-derived text as a CSV cell: one line, and never read as a spreadsheet formula."""
+    """Student-derived text as a CSV (or workbook) cell: one line, no control characters (an escape sequence
+    would drive a terminal that shows the file; openpyxl refuses the whole workbook over one), never read
+    as a spreadsheet formula."""
     text = "" if value is None else " ".join(str(value).split())
+    text = "".join(ch if ch.isprintable() else "\ufffd" for ch in text)
     return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 

@@ -12,6 +12,7 @@ with the string type forced, so no cell of the file is ever a formula.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -76,7 +77,13 @@ def grades_workbook(results: Sequence[StoredResult]) -> Workbook:
 
 
 def write_grades_xlsx(results: Sequence[StoredResult], path: Path) -> Path:
+    """Written beside and renamed into place: a workbook that fails half-way never replaces the last good one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    grades_workbook(results).save(path)
+    partial = path.with_name(path.name + ".partial")
+    try:
+        grades_workbook(results).save(partial)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
     return path

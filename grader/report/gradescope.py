@@ -87,10 +87,11 @@ def gradescope_test(check: StoredCheck, lang: str, number: int = 0, hidden_as: s
     }
 
 
-def overall_output(result: StoredResult, lang: str) -> str:
+def overall_output(result: StoredResult, lang: str, *, with_score: bool = True) -> str:
     score_key = "report.score_line_self_check" if self_check_of(result) is not None else "report.score_line"
-    lines = [title(result, lang),
-             text(score_key, lang, score=_number(result["score"]), max_score=_number(result["max_score"]))]
+    lines = [title(result, lang)]
+    if with_score:
+        lines.append(text(score_key, lang, score=_number(result["score"]), max_score=_number(result["max_score"])))
     outcome = result.get("outcome") or "graded"
     if outcome != "graded":
         lines.append(text("report.ungraded", lang, outcome=text(f"report.outcome_{outcome}", lang),
@@ -107,10 +108,12 @@ def gradescope_json(result: StoredResult, lang: str, *, hidden_as: str = "hidden
     `hidden_as`: Gradescope's visibility for the rubric's hidden checks (the rubric's [meta] gradescope_hidden).
     """
     local = localise(result, lang)
+    # Gradescope hides the total from students while any test is "hidden"; the text must not print it either.
+    hides_total = hidden_as == "hidden" and any(c.get("visibility") == "hidden" for c in local["checks"])
     return {
         "score": _number(local["score"]),
         "execution_time": _number(local.get("duration_s") or 0.0),
-        "output": overall_output(local, lang),
+        "output": overall_output(local, lang, with_score=not hides_total),
         "output_format": "text",
         "test_output_format": "text",
         "extra_data": {
