@@ -69,7 +69,7 @@ def cuda_device_count() -> int:
 def resolve_device(requested: str, lang: str = DEFAULT_LANGUAGE) -> DeviceChoice:
     """Turn 'auto', 'cpu', 'cuda[:N]' or 'npu[:N]' into a DeviceChoice.
 
-    'auto' prefers a real NPU, then CUDA, then the CPU. Asking for a device
+    'auto' prefers a real NPU, else the CPU (`_auto` says why not CUDA). Asking for a device
     that is not there raises BadInputError rather than quietly grading elsewhere.
     """
     match = _REQUEST.match(requested.strip().lower())
@@ -90,8 +90,15 @@ def resolve_device(requested: str, lang: str = DEFAULT_LANGUAGE) -> DeviceChoice
 
 
 def _auto() -> DeviceChoice:
+    """A real NPU (the lab's own device: the notebook runs as students run it), else the CPU.
+
+    Not CUDA: for the lab's small recurrent models the accelerator is the slow path. Measured on an H100
+    machine, `grader check` took 44.8 s with --device cuda against 10.5 s on these 2-core CPUs (31 s of it
+    running the notebook: every step of the per-time-step loops launches tiny kernels). `--device cuda` still
+    uses it when asked.
+    """
     if npu_device_count() > 0:
         return DeviceChoice("npu", "npu:0", Msg("exec.device_auto_npu"))
     if cuda_device_count() > 0:
-        return DeviceChoice("cuda", "cuda:0", Msg("exec.device_auto_cuda"))
+        return DeviceChoice("cpu", "cpu", Msg("exec.device_auto_cpu_not_cuda"))
     return DeviceChoice("cpu", "cpu", Msg("exec.device_auto_cpu"))

@@ -27,7 +27,7 @@ from grader.hosting.records import ExecutionResult
 from grader.hosting.session import KernelSession
 from grader.hosting.workdir import prepare_workdir, remove_workdir
 from grader.lab_api import CLASS_NAMES
-from grader.messages import Msg
+from grader.messages import Msg, render
 from grader.notebook import find_class_sources, find_loader_workers, find_top_level_imports, read_notebook
 from grader.oracle import Oracle, load_oracle
 from grader.report.results import self_check_summary
@@ -80,6 +80,7 @@ def check_notebook(path: Path, options: CheckOptions, *, lang: str = "zh") -> Su
     score, max_score = total(scored)
     return SubmissionReport(
         notebook=str(path), score=score, max_score=max_score, device=device.torch_device,
+        device_note=render(device.reason, lang),
         npu_remapped=execution.npu_remapped if execution else False,
         duration_s=time.monotonic() - began, checks=scored,
         cells=execution.cells if execution else [],

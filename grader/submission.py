@@ -42,6 +42,7 @@ class SubmissionReport:
     self_check: SelfCheck | None = None
     # num_workers=N > 0 the notebook asked for; its DataLoaders ran with 0 (grader/inkernel/startup.py)
     loader_workers: list[int] = field(default_factory=list)
+    device_note: str = ""             # which device and why (grader/devices.py), in the run's language
     epoch_cap: int = 0                # the notebook's epoch loops ran at most this often (0: no cap)
 
     @property

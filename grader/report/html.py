@@ -550,7 +550,8 @@ def _epoch_cap_text(data: StoredResult) -> str:
 
 
 def _run_rows(data: StoredResult, t: Translate) -> list[tuple[str, str]]:
-    rows = [(t("device"), _plain(data.get("device")) or t("none")),
+    note = _plain(data.get("device_note"))
+    rows = [(t("device"), (_plain(data.get("device")) or t("none")) + (f" — {note}" if note else "")),
             (t("npu_remapped"), t("yes") if data.get("npu_remapped") else t("no")),
             (t("execution_caps"), t("execution_caps_value", epochs=_epoch_cap_text(data), workers=0))]
     if data.get("kernel_died"):

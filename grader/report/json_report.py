@@ -51,7 +51,8 @@ def _plain(value: Any) -> Any:
 def report_to_json(report: SubmissionReport, rubric: Rubric, lang: str) -> StoredResult:
     """The stored result of a graded notebook, built by the same builder as an ungraded one."""
     run = RunFacts(
-        device=report.device, duration_s=report.duration_s, npu_remapped=report.npu_remapped,
+        device=report.device, device_note=report.device_note, duration_s=report.duration_s,
+        npu_remapped=report.npu_remapped,
         shell_escapes=report.shell_escapes, loader_workers=report.loader_workers, epoch_cap=report.epoch_cap,
         kernel_died=report.kernel_died, fallback_kernel=report.fallback_kernel,
         cells=[_cell(c, lang) for c in report.cells], student_curve=report.student_curve,

@@ -157,6 +157,7 @@ class _StoredResultKeys(TypedDict):
     score: float
     max_score: float
     device: str
+    device_note: str                  # which device and why (grader/devices.py), in `lang`
     duration_s: float
     checks: list[StoredCheck]
     lang: str
@@ -208,6 +209,7 @@ class RunFacts:
     """What a run says about itself beyond its checks; the defaults are what an ungraded result says."""
 
     device: str = ""
+    device_note: str = ""
     duration_s: float = 0.0
     npu_remapped: bool = False
     shell_escapes: list[dict[str, Any]] = field(default_factory=list)
@@ -230,7 +232,8 @@ def build_result(*, submission_id: str, file: str, outcome: str, error: str | No
         "schema": SCHEMA, "submission_id": submission_id, "file": file, "notebook": file,
         "outcome": outcome, "error": error,
         "title": {"zh": rubric.meta.title_zh, "en": rubric.meta.title_en},
-        "score": score, "max_score": max_score, "device": run.device, "duration_s": round(run.duration_s, 3),
+        "score": score, "max_score": max_score, "device": run.device, "device_note": run.device_note,
+        "duration_s": round(run.duration_s, 3),
         "checks": checks, "lang": lang,
         "npu_remapped": run.npu_remapped, "shell_escapes": list(run.shell_escapes),
         "loader_workers": list(run.loader_workers), "epoch_cap": run.epoch_cap,

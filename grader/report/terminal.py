@@ -112,6 +112,8 @@ def _write_footer(out: TextIO, result: StoredResult, lang: str, colour: bool) ->
     remap = text("report.npu_remapped", lang) if result.get("npu_remapped") else ""
     _write_line(out, [text("report.device_line", lang, device=result.get("device", ""), remap=remap,
                            duration=result.get("duration_s", 0.0))], colour)
+    if result.get("device_note"):
+        _write_line(out, ["  " + safe_line(str(result["device_note"]))], colour)
     protections = result.get("protections")
     if isinstance(protections, dict) and protections.get("filesystem") is False:
         # Students see a line only when the sandbox was missing: then their code could reach more than usual.
