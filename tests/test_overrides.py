@@ -10,19 +10,17 @@ from __future__ import annotations
 import csv
 import io
 import json
-import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from graded_class import NOT_A_NOTEBOOK, grade_class
 from test_batch_regrade import InProcessExecutor, run_batch
 
 from grader.batch import run as batch_run
 from grader.batch.store import Store
 from grader.cli import main
-from grader.paths import DEFAULT_RUBRIC
 
-NOT_A_NOTEBOOK = b"this is not a notebook {"
 REASON = "the notebook ran on the TA's machine; the crash was the upload's"
 
 
@@ -32,19 +30,9 @@ def in_process(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def graded(tmp_path: Path, small_synthetic_dataset: Path) -> dict[str, Path]:
+def graded(tmp_path: Path, small_synthetic_dataset: Path) -> dict:
     """A graded class of three (alice, bob, carol), every one ungraded (0 points)."""
-    subs = tmp_path / "subs"
-    subs.mkdir()
-    for sid in ("alice", "bob", "carol"):
-        (subs / f"{sid}.ipynb").write_bytes(NOT_A_NOTEBOOK + sid.encode())
-    rubric = tmp_path / "rubrics" / "lab.toml"
-    rubric.parent.mkdir()
-    shutil.copy(DEFAULT_RUBRIC, rubric)
-    data = Path(shutil.copytree(small_synthetic_dataset, tmp_path / "data"))
-    out = tmp_path / "out"
-    run_batch(subs, out, data, rubric)
-    return {"subs": subs, "out": out, "data": data, "rubric": rubric}
+    return grade_class(tmp_path, small_synthetic_dataset, ("alice", "bob", "carol"))
 
 
 def override(out: Path, *args: str) -> int:

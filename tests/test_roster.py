@@ -10,19 +10,17 @@ import csv
 import io
 import json
 import re
-import shutil
 from pathlib import Path
 
 import pytest
+from graded_class import grade_class
 from test_batch_regrade import InProcessExecutor, run_batch
 
 from grader.batch import run as batch_run
 from grader.cli import main
 from grader.errors import BadInputError
-from grader.paths import DEFAULT_RUBRIC
 from grader.roster import read_roster
 
-NOT_A_NOTEBOOK = b"this is not a notebook {"
 ROSTER = "id,name,section\nalice,李华,1班\nbob,Bob Smith,2班\ncarol,张伟,1班\n"
 
 
@@ -60,21 +58,11 @@ def test_a_file_that_is_neither_utf8_nor_gbk_is_refused(tmp_path):
 
 
 @pytest.fixture
-def graded_with_roster(tmp_path: Path, small_synthetic_dataset: Path) -> dict[str, object]:
+def graded_with_roster(tmp_path: Path, small_synthetic_dataset: Path) -> dict:
     """alice and bob submitted and are on the roster; carol is on it and did not submit; mallory is not on it."""
-    subs = tmp_path / "subs"
-    subs.mkdir()
-    for sid in ("alice", "bob", "mallory"):
-        (subs / f"{sid}.ipynb").write_bytes(NOT_A_NOTEBOOK + sid.encode())
-    rubric = tmp_path / "rubrics" / "lab.toml"
-    rubric.parent.mkdir()
-    shutil.copy(DEFAULT_RUBRIC, rubric)
     roster = tmp_path / "roster.csv"
     roster.write_bytes(ROSTER.encode("gbk"))
-    data = Path(shutil.copytree(small_synthetic_dataset, tmp_path / "data"))
-    out = tmp_path / "out"
-    summary, printed = run_batch(subs, out, data, rubric, roster=roster)
-    return {"out": out, "summary": summary, "printed": printed, "subs": subs, "data": data, "rubric": rubric}
+    return grade_class(tmp_path, small_synthetic_dataset, ("alice", "bob", "mallory"), roster=roster)
 
 
 def grades(out: Path) -> dict[str, dict[str, str]]:
