@@ -5,10 +5,9 @@ jinja2 like the reports, and the text goes through safe_line, so neither markup 
 """
 from __future__ import annotations
 
-import jinja2
-
 from grader.messages import text
-from grader.safe_text import html_safe, safe_line
+from grader.report.templating import environment
+from grader.safe_text import safe_line
 from grader.selfcheck import SelfCheckResult
 
 MARKS = {"passed": "✓", "failed": "✗", "error": "!", "skipped": "-"}
@@ -35,11 +34,8 @@ def as_text(result: SelfCheckResult) -> str:
 
 
 def as_html(result: SelfCheckResult) -> str:
-    env = jinja2.Environment(loader=jinja2.PackageLoader("grader.report", "templates"), autoescape=True,
-                             finalize=html_safe, undefined=jinja2.StrictUndefined, trim_blocks=True,
-                             lstrip_blocks=True)
     lang = result.lang
-    return env.get_template("selfcheck.html.j2").render(
+    return environment().get_template("selfcheck.html.j2").render(
         r=result, title=text("selfcheck.title", lang, cls=result.class_name),
         where=text("selfcheck.where", lang, device=result.device, precision=result.precision or "-",
                    seconds=f"{result.duration_s:.1f}"),

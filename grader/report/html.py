@@ -21,11 +21,8 @@ import logging
 import math
 import re
 from dataclasses import dataclass, replace
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
-
-import jinja2
 
 from grader.messages import catalogue, text
 from grader.report import chart_scale, svg_plot
@@ -40,7 +37,7 @@ from grader.report.results import (
     title,
     validate_result,
 )
-from grader.safe_text import html_safe
+from grader.report.templating import environment
 
 STATUSES = ("passed", "failed", "error", "skipped")
 # Cell states map onto the shared badge colours of base.html.j2.
@@ -72,27 +69,13 @@ class Translate:
         """The label for `key`, or `fallback` for values a newer grader may produce."""
         return catalogue(self.lang).get(f"html.{key}", fallback)
 
-
-@lru_cache(maxsize=1)
-def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("grader.report", "templates"),
-        autoescape=True,
-        # Autoescape leaves bidi overrides, which reorder what a reader sees of student text.
-        finalize=html_safe,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-
-
 def render_submission_html(result: StoredResult, lang: str) -> str:
     """The report page for one stored result, in `lang` ("zh" or "en")."""
     source = str(result.get("file") or "result") if isinstance(result, dict) else "result"
     checked = validate_result(copy.deepcopy(result), source, lang)
     data = localise(checked, lang)
     context = _page_context(data, lang)
-    return _environment().get_template("submission.html.j2").render(**context)
+    return environment().get_template("submission.html.j2").render(**context)
 
 
 def write_submission_html(result: StoredResult, path: Path, lang: str) -> Path:

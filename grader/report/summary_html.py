@@ -13,18 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
-
-import jinja2
 
 from grader.messages import LANGUAGES, text
 from grader.report.grades_csv import format_number
 from grader.report.summary import ClassSummary, problem_text
-from grader.safe_text import html_safe
+from grader.report.templating import environment
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"
 HTML_LANG = {"zh": "zh-CN", "en": "en"}
 
 # Histogram geometry (SVG user units); the CSS scales the SVG to the card's width.
@@ -70,15 +66,6 @@ def histogram_svg(summary: ClassSummary) -> HistogramSvg:
         bars.append(Bar(x=round(PLOT_LEFT + i * slot + BAR_GAP / 2, 2), y=round(PLOT_BOTTOM - height, 2),
                         width=round(slot - BAR_GAP, 2), height=round(height, 2), count=b.count, label=b.label))
     return HistogramSvg(SVG_WIDTH, SVG_HEIGHT, PLOT_LEFT, PLOT_TOP, PLOT_BOTTOM, plot_right, peak, tuple(bars))
-
-
-@lru_cache(maxsize=1)
-def environment() -> jinja2.Environment:
-    # autoescape=True outright: select_autoescape would not match the ".html.j2" names.
-    # finalize: autoescape leaves bidi overrides, which reorder what a reader sees of ids and file names.
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
-                              finalize=html_safe, undefined=jinja2.StrictUndefined, trim_blocks=True,
-                              lstrip_blocks=True)
 
 
 def summary_html(summary: ClassSummary, lang: str, report_hrefs: Sequence[str | None] | None = None,
