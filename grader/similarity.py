@@ -27,6 +27,10 @@ comparison: each submission's share of the work (class extraction, lexing,
 fingerprinting) is bounded (MAX_CLASS_CHARS, MAX_TOKENS, FINGERPRINT_DEADLINE_S)
 and isolated; one that exceeds a bound, or whose analysis raises anything, is
 left out with a note (`LeftOut`) and the others are compared as usual.
+
+Longer than most modules: the method is one pipeline (normalise, fingerprint, pair,
+bound), and its bounds (time, size, common fingerprints) only hold if they are
+enforced where each step runs; the class summary reads its result as plain dicts.
 """
 from __future__ import annotations
 

@@ -191,8 +191,14 @@ class UntrustedDir:
                         if entry.is_dir(follow_symlinks=False):
                             stack.append((Path(entry.path), dest.make_dir(entry.name, exist_ok=True)))
                         elif entry.is_file(follow_symlinks=False) and copied < max_entries:
-                            with open(entry.path, "rb") as fh:
-                                dest.write_bytes(entry.name, fh.read())
+                            try:
+                                with open(entry.path, "rb") as fh:
+                                    data = fh.read()
+                            except FileNotFoundError:
+                                # Gone since it was listed: numba in a parallel grader renames its temporary
+                                # files into this shared cache. A cache missing one file only recompiles it.
+                                continue
+                            dest.write_bytes(entry.name, data)
                             copied += 1
                 finally:
                     if dest is not self:

@@ -197,3 +197,29 @@ def test_socket_folders_of_a_grader_that_is_gone_are_removed_by_the_next(tmp_pat
     assert not stale.parent.exists() and alive.exists() and unowned.exists()
     assert fresh.parent.name.startswith(f"gk-{os.getpid()}-") and fresh.parent.stat().st_mode & 0o777 == 0o700
     assert remove_tree(short)
+
+
+def test_a_cache_file_that_vanishes_while_copied_is_skipped_not_fatal(tmp_path, monkeypatch):
+    """numba in a parallel grader renames its temporary files into the shared warm cache: a file listed a
+    moment ago can be gone when it is opened. The kernel's copy then lacks it (numba recompiles it); the
+    grading must go on. (Once, on a cold CI machine, it stopped a check with exit 3.)"""
+    import builtins
+
+    import grader.untrusted_fs as ufs
+
+    source = tmp_path / "warm"
+    source.mkdir()
+    (source / "kept.nbi").write_bytes(b"index")
+    (source / "gone.tmp").write_bytes(b"temporary")
+    real_open = builtins.open
+
+    def vanishing(path, *args, **kwargs):
+        if str(path).endswith("gone.tmp"):
+            raise FileNotFoundError(path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(ufs, "open", vanishing, raising=False)
+    (tmp_path / "kernel").mkdir()
+    with ufs.UntrustedDir.open(tmp_path / "kernel") as folder:
+        assert folder.copy_tree_from(source) == 1
+    assert sorted(p.name for p in (tmp_path / "kernel").iterdir()) == ["kept.nbi"]

@@ -258,7 +258,10 @@ class KernelSession:
         for relative in launch.KERNEL_FOLDERS:
             self.workdir_dir.make_dirs(relative).close()
         with self.workdir_dir.make_dirs(".cache/numba") as numba:
-            numba_cache.seed_kernel_cache(numba)
+            try:
+                numba_cache.seed_kernel_cache(numba)
+            except OSError:  # an optimisation: without it librosa compiles in the kernel (slower, not wrong)
+                log.warning("the warm numba cache could not be copied into the kernel's folder", exc_info=True)
 
     def _kernel_folders(self) -> list[Path]:
         """Every host folder the kernel can write: its work folder, sockets, scratch /tmp and IPython folder."""

@@ -9,11 +9,10 @@ from __future__ import annotations
 import base64
 
 import pytest
-from advkit import assert_graded, check_in_process, reference, require_sandbox, write
+from advkit import assert_graded, check_in_process, class_cell, reference, require_sandbox, write
 
 pytestmark = pytest.mark.kernel  # every notebook is graded in a real (sandboxed) kernel
 
-_LSTM_CELL = 28
 # The forward pass of every cheat: the lab's weights, in PyTorch's gate order (i, f, g, o), run by `RUN`.
 _CHEAT_FORWARD = '''
     def forward(self, x):
@@ -52,13 +51,13 @@ def _sandbox_is_active() -> None:
 def _cheat(route: str):
     before, run, after = _ROUTES[route]
     nb = reference()
-    cell = nb.cells[_LSTM_CELL]
+    cell = nb.cells[class_cell(nb)]
     head = cell.source[: cell.source.index("    def forward(self, x):")]
     cell.source = before + head + _CHEAT_FORWARD.replace("RUN", run) + after
     if route == "helper_in_another_cell":
         import nbformat
 
-        nb.cells.insert(_LSTM_CELL, nbformat.v4.new_code_cell(_HELPER))
+        nb.cells.insert(class_cell(nb), nbformat.v4.new_code_cell(_HELPER))
     return nb
 
 

@@ -3,11 +3,10 @@ threshold (+14 points) while their LSTM's equations were wrong now earn nothing,
 from __future__ import annotations
 
 import pytest
-from advkit import assert_graded, check_in_process, reference, require_sandbox, write
+from advkit import assert_graded, check_in_process, class_cell, reference, require_sandbox, write
 
 pytestmark = pytest.mark.kernel  # lstm.train runs in a real kernel
 
-_LSTM_CELL = 28
 _INPUT_GATE = "i_t = torch.sigmoid(x_t @ self.W_xi + h_t @ self.W_hi + self.b_i)"
 _HEAD = "        self.fc = nn.Linear(hidden_size, output_size)"
 _READOUT = "        logits = self.fc(h_t)  # (batch_size, output_size)"
@@ -29,7 +28,7 @@ def _sandbox_is_active() -> None:
 
 def _shortcut(head: str, readout: str):
     nb = reference()
-    cell = nb.cells[_LSTM_CELL]
+    cell = nb.cells[class_cell(nb)]
     assert _INPUT_GATE in cell.source and _HEAD in cell.source and _READOUT in cell.source
     cell.source = (cell.source.replace(_INPUT_GATE, "i_t = 1.0")  # the broken LSTM: no input gate
                    .replace(_HEAD, head).replace(_READOUT, readout))
@@ -51,7 +50,7 @@ def test_a_correct_lstm_that_switches_to_a_shortcut_in_training_earns_no_trainin
     tell: they are not what its LSTM computes with its trained weights."""
     head, readout = STACK_SHORTCUT
     nb = reference()
-    cell = nb.cells[_LSTM_CELL]
+    cell = nb.cells[class_cell(nb)]
     cell.source = cell.source.replace(_HEAD, head).replace(_READOUT, readout)
     checked = check_in_process(write(nb, contained.parent, "shortcut_correct_lstm"), quick_rubric)
     assert_graded(checked)
