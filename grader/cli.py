@@ -63,6 +63,10 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
+    from grader.check_progress import CheckProgress
+
+    progress = CheckProgress(args.lang or DEFAULT_LANGUAGE)
+    progress.start(Path(args.notebook).name)  # before torch is imported: the first word in well under 1 s
     from grader.pipeline import CheckOptions, check_notebook
     from grader.report.json_report import report_to_json
     from grader.report.results import dumps
@@ -79,7 +83,11 @@ def _cmd_check(args: argparse.Namespace) -> int:
     options = CheckOptions(data=args.data, device=args.device, rubric=args.rubric, seed=args.seed,
                            sandbox="require" if args.require_sandbox else "auto", self_check=not args.full,
                            calibration=args.calibration)
-    report = check_notebook(args.notebook, options, lang=lang)
+    progress.lang = lang
+    try:
+        report = check_notebook(args.notebook, options, lang=lang, progress=progress)
+    finally:
+        progress.finish()
     result = report_to_json(report, rubric, lang)
     if args.format == "json":
         print(dumps(result))

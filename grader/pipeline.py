@@ -16,6 +16,7 @@ from typing import Any
 import nbformat
 
 from grader.calibration import calibrated_rubric
+from grader.check_progress import CheckProgress
 from grader.checks.builtin import notebook_hits
 from grader.checks.loops import CellRun, check_loaders, check_loops
 from grader.checks.student_curve import harvest_student_curve
@@ -58,7 +59,8 @@ class CheckOptions:
     secret: bytes | None = field(default=None, repr=False)
 
 
-def check_notebook(path: Path, options: CheckOptions, *, lang: str = "zh") -> SubmissionReport:
+def check_notebook(path: Path, options: CheckOptions, *, lang: str = "zh",
+                   progress: CheckProgress | None = None) -> SubmissionReport:
     """Grade one notebook. Bad input (not a notebook, bad rubric/data) raises a BadInputError."""
     began = time.monotonic()
     limit_torch_threads()
@@ -73,7 +75,8 @@ def check_notebook(path: Path, options: CheckOptions, *, lang: str = "zh") -> Su
         # Before any kernel starts: a calibration made on other data is refused here (grader/calibration.py).
         rubric = calibrated_rubric(rubric, data_dir, options.calibration, data=options.data)
         run = GradingRun(Path(path), nb, rubric, device, data_dir, options, seed, protections, oracle, hidden,
-                         execution_limits(rubric, options.sandbox), find_class_sources(nb, list(CLASS_NAMES)))
+                         execution_limits(rubric, options.sandbox), find_class_sources(nb, list(CLASS_NAMES)),
+                         progress=progress)
         _grade(run)
     execution = run.execution
     scored = score_results(run.results, rubric, include_hidden=not options.self_check)
@@ -129,6 +132,7 @@ class GradingRun:
     kernel_lost: Msg | None = None          # why no kernel answers the probes (the fallback could not start)
     curve: dict[str, Any] | None = None
     folders: list[Path] = field(default_factory=list)  # work folders to remove at the end
+    progress: CheckProgress | None = None   # `grader check` on a terminal: where the run is
 
     def add(self, results: list[CheckResult]) -> None:
         self.results += [r for r in results if r.id not in self.hidden]
@@ -146,7 +150,7 @@ def _execute(run: GradingRun) -> None:
     mark = time.monotonic()
     run.session = KernelSession(run.folders[0], run.device, run.limits, run.protections)
     run.session.start()
-    run.execution = run.session.run_notebook(run.nb)
+    run.execution = run.session.run_notebook(run.nb, on_cell=run.progress.cell if run.progress else None)
     run.timings["execute_s"] = time.monotonic() - mark
     run.add([_notebook_runs(run.execution)])
     run.runs = {c.index: CellRun(c.status, c.traceback or "", c.model_frames) for c in run.execution.cells}
@@ -182,6 +186,8 @@ def _model(run: GradingRun) -> None:
     from grader.checks.model import run_model_checks
 
     assert run.session is not None
+    if run.progress is not None:
+        run.progress.stage("model")
     mark = time.monotonic()
     hits = notebook_hits([c.source for c in run.nb.cells
                           if c.get("cell_type") == "code" and isinstance(c.get("source"), str)])
@@ -208,6 +214,8 @@ def _train(run: GradingRun) -> None:
     if unmet:  # it could not count: no need to spend the training's time
         run.add([CheckResult("lstm.train", Status.SKIPPED, requirement_message(unmet))])
         return
+    if run.progress is not None:
+        run.progress.stage("train")
     mark = time.monotonic()
     # Chosen now, after the notebook ran: clips the kernel never saw (grader/checks/heldout.py).
     heldout = choose_heldout(run.data_dir, synthetic=run.options.data is None, seed=derived(run.seed, "heldout"))

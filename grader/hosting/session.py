@@ -24,6 +24,7 @@ import secrets
 import signal
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -429,8 +430,11 @@ class KernelSession:
             polled: int | None = process.poll()
             return polled
 
-    def run_notebook(self, nb: nbformat.NotebookNode) -> ExecutionResult:
-        """Run every code cell in order; return a record per code cell and the executed notebook."""
+    def run_notebook(self, nb: nbformat.NotebookNode,
+                     on_cell: Callable[[int, int], None] | None = None) -> ExecutionResult:
+        """Run every code cell in order; return a record per code cell and the executed notebook.
+
+        `on_cell(number, total)` is told before each code cell runs (1-based, among the code cells)."""
         client = self._client
         if client is None:
             raise InternalError("KernelSession.run_notebook called before start()")
@@ -439,6 +443,7 @@ class KernelSession:
         began = time.monotonic()
         budget_end = began + self.limits.notebook_timeout_s
         records: list[CellRecord] = []
+        total = sum(1 for c in executed.cells if c.cell_type == "code")
         timed_out = killed = died = False
         for index, cell in enumerate(executed.cells):
             if cell.cell_type != "code":
@@ -449,6 +454,8 @@ class KernelSession:
                 reason = "exec.not_run_after_death" if died else "exec.not_run_budget"
                 records.append(not_run(index, cell.source, Msg(reason)))
                 continue
+            if on_cell is not None:
+                on_cell(len(records) + 1, total)
             timeout_s = min(self.limits.cell_timeout_s, remaining)
             outcome = self._execute(cell, index, timeout_s, store_history=True)
             if outcome.status == "timeout" and timeout_s < self.limits.cell_timeout_s:
