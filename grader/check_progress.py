@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from grader.messages import text
-from grader.safe_text import safe_line, write_control
+from grader.safe_text import redraw_line
 
 
 @dataclass
@@ -37,8 +37,7 @@ class CheckProgress:
     def finish(self) -> None:
         if self.is_tty:  # the report starts on a clean line
             try:
-                write_control(self.stream, "\r\x1b[K")
-                self.stream.flush()
+                redraw_line(self.stream, "")
             except (OSError, ValueError):
                 self.is_tty = False
 
@@ -46,9 +45,6 @@ class CheckProgress:
         if not self.is_tty:
             return
         try:
-            write_control(self.stream, "\r")
-            self.stream.write(safe_line(line))
-            write_control(self.stream, "\x1b[K")
-            self.stream.flush()
+            redraw_line(self.stream, line)
         except (OSError, ValueError):  # a closed terminal must not cost the check its result
             self.is_tty = False

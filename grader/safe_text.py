@@ -170,6 +170,14 @@ def write_control(stream: TextIO, code: str) -> None:
         stream.write(code)
 
 
+def redraw_line(stream: TextIO, line: str) -> None:
+    """Replace the terminal's current line with `line` (made safe): the grader's progress lines."""
+    write_control(stream, "\r")
+    stream.write(safe_line(line))
+    write_control(stream, "\x1b[K")  # erase to the end: the line shrinks cleanly when it gets shorter
+    stream.flush()
+
+
 @contextlib.contextmanager
 def safe_std_streams() -> Iterator[None]:
     """sys.stdout and sys.stderr wrapped in SafeStreams for the duration: every print is sanitised."""

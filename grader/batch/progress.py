@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from grader.messages import text
-from grader.safe_text import safe_line, write_control
+from grader.safe_text import redraw_line, safe_line
 
 
 def format_duration(seconds: float) -> str:
@@ -69,11 +69,7 @@ class Progress:
 
     def _draw(self, *, force: bool) -> None:
         if self.is_tty:
-            # \r and "erase to end of line": the line shrinks cleanly when numbers get shorter.
-            write_control(self.stream, "\r")
-            self.stream.write(safe_line(self.line()))
-            write_control(self.stream, "\x1b[K")
-            self.stream.flush()
+            redraw_line(self.stream, self.line())
             return
         now = time.monotonic()
         if force or now - self._last_line >= self.interval_s:

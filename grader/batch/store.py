@@ -283,10 +283,6 @@ class Store:
         rows = self._conn.execute("SELECT id, result FROM submissions ORDER BY id").fetchall()
         return [from_json(json.loads(r[1]), f"{self.path} ({r[0]})") for r in rows]
 
-    def results_for(self, ids: Iterable[str]) -> list[StoredResult]:
-        wanted = set(ids)
-        return [r for r in self.all_results() if r.get("submission_id") in wanted]
-
     def rows(self) -> list[dict[str, Any]]:
         """The submissions table without the JSON (for tests and a TA's quick look)."""
         cur = self._conn.execute(

@@ -11,6 +11,7 @@ is written: a zero score and the reason, in the rubric's language, never a trace
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import os
@@ -40,8 +41,9 @@ def pick_notebook(submission: Path) -> Path | None:
         return (path.is_file() and not path.is_symlink() and not path.parent.is_symlink()
                 and path.resolve().is_relative_to(root) and ".ipynb_checkpoints" not in path.parts)
 
-    found = [p for p in sorted(submission.glob("*.ipynb"))[:MAX_NOTEBOOKS_LOOKED_AT] if inside(p)]
-    found += [p for p in sorted(submission.glob("*/*.ipynb"))[:MAX_NOTEBOOKS_LOOKED_AT] if inside(p)]
+    # islice: a submission of a million files is listed no further than needed
+    found = [p for p in itertools.islice(submission.glob("*.ipynb"), MAX_NOTEBOOKS_LOOKED_AT) if inside(p)]
+    found += [p for p in itertools.islice(submission.glob("*/*.ipynb"), MAX_NOTEBOOKS_LOOKED_AT) if inside(p)]
     if not found:
         return None
     named = [p for p in found if p.name == NOTEBOOK_NAME]

@@ -252,12 +252,9 @@ def as_dict(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def to_json(result: StoredResult) -> str:
-    return dumps(result)
-
-
 def from_json(data: Any, source: str, lang: str = "zh") -> StoredResult:
-    """A stored result read back (validate_result): its shape checked, every key present."""
+    """A stored result read back (validate_result): its shape checked, every key present. The other way is
+    `dumps`."""
     return validate_result(data, source, lang)
 
 
