@@ -185,6 +185,12 @@ def _cmd_release(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from grader.serve.command import serve
+
+    return serve(args.out, port=args.port, allow_edit=args.allow_edit, rubric_path=args.rubric, lang=args.lang)
+
+
 def _cmd_gradescope_autograder(args: argparse.Namespace) -> int:
     from grader.distribution.gradescope_autograder import build_autograder_zip
 
@@ -348,6 +354,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--dest", type=Path, required=True, metavar="DIR", help="folder to write the reports into")
     p.add_argument("--rubric", type=Path, default=None, help="the class's rubric (default: rubrics/lab.toml)")
     p.set_defaults(handler=_cmd_release)
+
+    p = sub.add_parser("serve", help="TAs: a local page over a graded class (127.0.0.1 only): the class table, each "
+                                     "student's report, similar pairs side by side, the exports")
+    p.add_argument("out", type=Path, metavar="OUT", help="the -o folder of `grader grade`")
+    p.add_argument("--port", type=int, default=8000, metavar="N", help="port on 127.0.0.1 (default: 8000; 0: any free)")
+    p.add_argument("--allow-edit", action="store_true",
+                   help="allow overrides, similarity reviews and the release folder from the page (a per-run token "
+                        "in the printed URL is needed for each change)")
+    p.add_argument("--rubric", type=Path, default=None, help="the class's rubric (default: rubrics/lab.toml)")
+    p.set_defaults(handler=_cmd_serve)
 
     p = sub.add_parser("gradescope-autograder", help="TAs: build the autograder zip Gradescope runs (setup.sh, "
                                                      "run_autograder, the grader with the reference)")

@@ -65,7 +65,8 @@ def default_synthetic_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 _FAST_SELECTION = re.compile(r"\bnot\s+kernel\b")
 _GUARD_LOG_ENV = "GRADER_TEST_KERNEL_GUARD_LOG"
-_CLI_WITHOUT_KERNELS = frozenset({"report", "data", "template", "override", "release", "gradescope-autograder"})
+_CLI_WITHOUT_KERNELS = frozenset({"report", "data", "template", "override", "release", "gradescope-autograder",
+                                  "serve"})
 _MARK_IT = ("started {what} while the fast selection (-m 'not kernel') runs. Mark the test "
             "@pytest.mark.kernel (a whole module: pytestmark = pytest.mark.kernel): `make test-fast` then leaves "
             "it out, `make test` still runs it.")

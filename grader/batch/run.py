@@ -158,6 +158,11 @@ def grade(options: GradeOptions, *, out: TextIO | None = None, err: TextIO | Non
             similar = _similarity(found, lang, err)
             if similar is not None:  # kept, so outputs written again later (after an override) show it too
                 store.save_similarity(run_id, similar.pairs, similar.left_out)
+                # and the flagged classes, for `grader serve` to show side by side once the zip's copies are gone
+                from grader.batch.class_sources import flagged_class_sources
+
+                store.save_class_sources(flagged_class_sources(similar.pairs,
+                                                               {s.id: s.path for s in found.submissions}))
             # the TAs' overrides applied, the roster joined (names; missing students get a row)
             results = join(store.results_for_outputs(), roster, rubric, lang)
             problems = store.problems()

@@ -19,7 +19,9 @@ are the same as the batch's.
 
 Schema history: 1 keyed rows on notebook, rubric and grader version; 2 adds the
 dataset's and the calibration's hashes (rows from 1 have neither: "unrecorded");
-3 adds the override ledger, the stored similarity pass and the roster (new tables only).
+3 adds the override ledger, the stored similarity pass and the roster (new tables only);
+4 adds the flagged submissions' class sources and the TAs' similarity review marks (new tables only:
+a schema-3 store gains them, empty, when opened).
 """
 from __future__ import annotations
 
@@ -37,8 +39,9 @@ from grader.messages import text
 from grader.overrides import CLEAR, SET, Override, apply_overrides, in_force
 from grader.report.results import StoredResult, from_json
 from grader.roster import Roster, Student
+from grader.similarity_reviews import REOPENED, REVIEWED, PairReview, reviewed_pairs
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # Why a stored verdict no longer stands, in the order the summary names them.
 REGRADE_REASONS = ("notebook", "dataset", "rubric", "calibration", "grader", "unrecorded")
 STORE_NAME = "grades.sqlite"
@@ -103,6 +106,20 @@ CREATE TABLE IF NOT EXISTS roster (
     name TEXT NOT NULL,
     section TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS class_sources (
+    submission_id TEXT PRIMARY KEY,
+    notebook_sha256 TEXT NOT NULL,
+    sources TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS similarity_reviews (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    a TEXT NOT NULL,
+    b TEXT NOT NULL,
+    action TEXT NOT NULL CHECK (action IN ('reviewed', 'reopened')),
+    note TEXT NOT NULL,
+    made_by TEXT NOT NULL,
+    made_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS problems (
     run_id INTEGER,
     kind TEXT NOT NULL,
@@ -140,13 +157,15 @@ class Store:
         self.path = path
 
     @classmethod
-    def open(cls, out_dir: Path, lang: str = "zh") -> Store:
+    def open(cls, out_dir: Path, lang: str = "zh", *, shared: bool = False) -> Store:
+        """`shared`: the connection may be used from other threads (`grader serve`, which holds a lock around
+        every use); sqlite3 refuses that by default."""
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / STORE_NAME
         try:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per result.
-            conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+            conn = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=not shared)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
@@ -191,6 +210,12 @@ class Store:
             for column in columns:
                 if column not in have:
                     self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
+
+    def stamp(self) -> tuple[int, int]:
+        """Changes whenever the store does (another process's commit, or this connection's own): a cache of
+        what was read from it is still good while the stamp is the same."""
+        row = self._conn.execute("PRAGMA data_version").fetchone()
+        return int(row[0]), self._conn.total_changes
 
     def _version(self) -> int | None:
         exists = self._conn.execute(
@@ -370,6 +395,47 @@ class Store:
             return None
         pairs, left_out = json.loads(row[0]), json.loads(row[1])
         return (pairs if isinstance(pairs, list) else []), (left_out if isinstance(left_out, list) else [])
+
+    # -- the flagged submissions' class sources and the TAs' review marks --------------------------
+
+    def save_class_sources(self, sources: dict[str, tuple[str, list[dict[str, Any]]]]) -> None:
+        """Each flagged submission's classes (`grader.similarity.ClassSource` as dicts), with the notebook
+        SHA-256 they came from, replacing the pass before's: `grader serve` shows them side by side later,
+        when the submissions' own files may be gone (a zip's are extracted into a temporary folder)."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._conn.execute("DELETE FROM class_sources")
+            self._conn.executemany(
+                "INSERT INTO class_sources (submission_id, notebook_sha256, sources) VALUES (?, ?, ?)",
+                [(sid, sha, json.dumps(items, ensure_ascii=False)) for sid, (sha, items) in sources.items()])
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+
+    def class_sources(self, submission_id: str) -> tuple[str, list[dict[str, Any]]] | None:
+        """(notebook SHA-256, classes) stored for one submission, or None."""
+        row = self._conn.execute("SELECT notebook_sha256, sources FROM class_sources WHERE submission_id = ?",
+                                 (submission_id,)).fetchone()
+        if row is None:
+            return None
+        items = json.loads(row[1])
+        return str(row[0]), [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
+
+    def record_pair_review(self, event: PairReview) -> None:
+        """Append one mark to the similarity reviews (never updated or deleted)."""
+        self._conn.execute(
+            "INSERT INTO similarity_reviews (a, b, action, note, made_by, made_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (event.a, event.b, event.action, event.note, event.by, event.at))
+
+    def pair_review_events(self) -> list[PairReview]:
+        rows = self._conn.execute(
+            "SELECT a, b, action, note, made_by, made_at FROM similarity_reviews ORDER BY seq").fetchall()
+        return [PairReview(*row) for row in rows if row[2] in (REVIEWED, REOPENED)]
+
+    def reviewed_pairs(self) -> dict[tuple[str, str], PairReview]:
+        """The "reviewed, not a concern" marks in force, by pair (similarity_reviews.pair_key)."""
+        return reviewed_pairs(self.pair_review_events())
 
     # -- problems ------------------------------------------------------------------------------------
 

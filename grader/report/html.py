@@ -71,11 +71,14 @@ class Translate:
 
 def render_submission_html(result: StoredResult, lang: str) -> str:
     """The report page for one stored result, in `lang` ("zh" or "en")."""
+    return environment().get_template("submission.html.j2").render(**submission_context(result, lang))
+
+
+def submission_context(result: StoredResult, lang: str) -> dict[str, Any]:
+    """What submission.html.j2 renders: also the context of `grader serve`'s student page, which extends it."""
     source = str(result.get("file") or "result") if isinstance(result, dict) else "result"
     checked = validate_result(copy.deepcopy(result), source, lang)
-    data = localise(checked, lang)
-    context = _page_context(data, lang)
-    return environment().get_template("submission.html.j2").render(**context)
+    return _page_context(localise(checked, lang), lang)
 
 
 def write_submission_html(result: StoredResult, path: Path, lang: str) -> Path:

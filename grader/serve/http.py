@@ -1,0 +1,161 @@
+"""The standard library's threading HTTP server on 127.0.0.1, carrying requests to the app (app.py).
+
+Why the standard library and not starlette + uvicorn: the page is a handful of
+server-rendered routes over one SQLite file for one TA; http.server does that with no
+dependency to install, pin or audit, and no event loop between a request and SQLite's
+blocking calls. Threads, not one at a time: Chromium opens spare connections it may
+never use, and a one-at-a-time server waits on such a connection before the next
+request (docs/serve.md).
+
+Bounds on what a request may send: the request line and headers as http.server caps
+them (64 KiB a line, 100 headers), a form of 64 KiB at most and only urlencoded, at most
+50 fields. Nothing a request says reaches a terminal: the per-request log is off.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import urllib.parse
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from grader.rubric import Rubric
+from grader.serve.app import App, Request, Response
+from grader.serve.classdata import ClassStore
+from grader.serve.guard import HOST, Guard
+
+log = logging.getLogger(__name__)
+MAX_FORM_BYTES = 64 * 1024
+MAX_FORM_FIELDS = 50
+FORM_TYPE = "application/x-www-form-urlencoded"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+    server_version = "grader"
+    sys_version = ""
+
+    def do_GET(self) -> None:
+        self._answer(self._dispatch(self._request("GET", {})))
+
+    def do_HEAD(self) -> None:
+        self._answer(self._dispatch(self._request("HEAD", {})), body=False)
+
+    def do_POST(self) -> None:
+        form = self._form()
+        if form is None:
+            self._answer(Response(413 if self._length() > MAX_FORM_BYTES else 400), close=True)
+            return
+        self._answer(self._dispatch(self._request("POST", form)))
+
+    def _dispatch(self, request: Request) -> Response:
+        try:
+            return self.server.app.handle(request)
+        except Exception:  # a bug of ours costs this answer, never the server
+            log.warning("grader serve: %s %s failed", request.method, request.path[:200], exc_info=True)
+            return self.server.app.message(500, "internal_error")
+
+    def do_PUT(self) -> None:
+        self._answer(Response(405, headers=[("Allow", "GET, HEAD, POST")]), close=True)
+
+    do_DELETE = do_PATCH = do_OPTIONS = do_PUT
+
+    def _request(self, method: str, form: dict[str, str]) -> Request:
+        parts = urllib.parse.urlsplit(self.path)
+        query = urllib.parse.parse_qs(parts.query, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        return Request(method, parts.path, query, headers, form)
+
+    def _length(self) -> int:
+        try:
+            return max(0, int(self.headers.get("Content-Length") or 0))
+        except ValueError:
+            return MAX_FORM_BYTES + 1
+
+    def _form(self) -> dict[str, str] | None:
+        """The urlencoded form, or None for one too large, of another type or malformed."""
+        length = self._length()
+        content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if length > MAX_FORM_BYTES or content_type != FORM_TYPE:
+            return None
+        body = self.rfile.read(length)
+        try:
+            pairs = urllib.parse.parse_qsl(body.decode("utf-8"), keep_blank_values=True,
+                                           max_num_fields=MAX_FORM_FIELDS, strict_parsing=False)
+        except (UnicodeDecodeError, ValueError):
+            return None
+        return dict(pairs)
+
+    def _answer(self, response: Response, *, body: bool = True, close: bool = False) -> None:
+        self.send_response(response.status)
+        for name, value in response.all_headers():
+            self.send_header(name, value)
+        if close:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        if body:
+            self.wfile.write(response.body)
+
+    def handle_one_request(self) -> None:
+        try:
+            super().handle_one_request()
+        except (ConnectionResetError, BrokenPipeError):
+            self.close_connection = True
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass  # request lines quote URLs anyone can type; nothing of them goes to the TA's terminal
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    app: App
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        log.debug("a request failed", exc_info=True)
+
+
+@dataclass
+class Running:
+    """A server started by `start`: its URL (with the token when editing is allowed), and how to stop it."""
+
+    server: _Server
+    guard: Guard
+    classes: ClassStore
+    thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return self.guard.start_url()
+
+    @property
+    def origin(self) -> str:
+        return self.guard.origin
+
+    def stop(self) -> None:
+        if self.thread is not None:
+            self.server.shutdown()
+            self.thread.join(timeout=10)
+        self.server.server_close()
+        self.classes.close()
+
+
+def start(out: Path, lang: str, rubric: Rubric, *, port: int = 0, allow_edit: bool = False,
+          in_thread: bool = True) -> Running:
+    """Bind 127.0.0.1:port (0: a free port) over OUT's store; serve in a thread unless `in_thread` is False
+    (then call `serve_forever` on `.server`)."""
+    classes = ClassStore(out, lang, rubric)
+    try:
+        server = _Server((HOST, port), _Handler)
+    except BaseException:
+        classes.close()
+        raise
+    guard = Guard(server.server_address[1], allow_edit)
+    server.app = App(classes, guard)
+    running = Running(server, guard, classes)
+    if in_thread:
+        running.thread = threading.Thread(target=server.serve_forever, name="grader-serve", daemon=True)
+        running.thread.start()
+    return running

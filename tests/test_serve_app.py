@@ -1,0 +1,309 @@
+"""`grader serve` without a browser: the real server on a free port over a real store (built from the
+stored-result fixtures, tests/serve_class.py), driven with urllib; and its parts (view state, guard, pairs)."""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+from serve_class import build_class
+
+from grader.batch.store import SCHEMA_VERSION, STORE_NAME, Store
+from grader.cli import main
+from grader.paths import DEFAULT_RUBRIC
+from grader.report.grades_csv import write_grades_csv
+from grader.roster import join
+from grader.rubric import load_rubric
+from grader.serve.guard import CSP, Guard
+from grader.serve.http import start
+from grader.serve.pairs import class_pairs, find_pair
+from grader.serve.table import ViewState
+from grader.similarity_reviews import REOPENED, REVIEWED, PairReview, reviewed_pairs
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+OPENER = urllib.request.build_opener(NoRedirect)
+
+
+def fetch(url: str, data: dict | None = None, headers: dict | None = None) -> tuple[int, dict, str]:
+    body = urllib.parse.urlencode(data).encode() if data is not None else None
+    request = urllib.request.Request(url, data=body, headers=headers or {})
+    try:
+        with OPENER.open(request, timeout=30) as response:
+            return response.status, dict(response.headers), response.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read().decode("utf-8", "replace")
+
+
+@pytest.fixture
+def served(tmp_path):
+    klass = build_class(tmp_path / "out")
+    running = start(klass.out, "en", load_rubric(DEFAULT_RUBRIC), allow_edit=True)
+    try:
+        yield klass, running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def read_only(tmp_path):
+    klass = build_class(tmp_path / "out")
+    running = start(klass.out, "en", load_rubric(DEFAULT_RUBRIC))
+    try:
+        yield klass, running
+    finally:
+        running.stop()
+
+
+def same_origin(running) -> dict:
+    return {"Origin": running.origin}
+
+
+# -- the view in the URL -------------------------------------------------------------------------------------
+
+
+def test_view_state_round_trips_through_its_query_and_ignores_nonsense():
+    view = ViewState.from_query({"sort": ["check:lstm.grad"], "dir": ["desc"], "check": ["lstm.grad"],
+                                 "check_status": ["failed"], "flagged": ["1"], "status": ["bogus"], "q": ["ali"]})
+    again = ViewState.from_query(urllib.parse.parse_qs(view.query()))
+    assert again == view and again.status == "" and again.desc
+    assert ViewState().query() == ""
+    assert "dir=desc" not in ViewState(sort="score", desc=True).sort_query("score")
+
+
+# -- pages ---------------------------------------------------------------------------------------------------
+
+
+def test_the_class_table_lists_every_student_with_the_missing_one_and_escapes_names(read_only):
+    klass, running = read_only
+    status, headers, page = fetch(running.origin + "/")
+    assert status == 200
+    for sid in (*klass.ids, klass.missing):
+        assert f'data-row="{sid}"' in page
+    assert "<script>document.title" not in page and "&lt;script&gt;" in page
+    assert "\u202e" not in page  # the bidi override is shown as a marker, never obeyed
+    assert headers["Content-Security-Policy"] == CSP and "script-src" not in CSP
+    assert headers["X-Content-Type-Options"] == "nosniff" and headers["X-Frame-Options"] == "DENY"
+    assert "<script" not in page.replace("&lt;script", "")
+
+
+def test_filters_and_sort_come_from_the_url(read_only):
+    klass, running = read_only
+    _, _, page = fetch(running.origin + "/?review=1")
+    assert f'data-row="{klass.review}"' in page and 'data-count="1"' in page
+    _, _, page = fetch(running.origin + "/?overridden=1")
+    assert 'data-count="2"' in page
+    _, _, page = fetch(running.origin + "/?flagged=1")
+    assert 'data-count="2"' in page and all(f'data-row="{sid}"' in page for sid in klass.pair)
+    _, _, page = fetch(running.origin + "/?status=missing")
+    assert f'data-row="{klass.missing}"' in page and 'data-count="1"' in page
+    _, _, page = fetch(running.origin + "/?diagnosis=checks.diag.first_step_logits")
+    wanted = [sid for sid, kind in klass.kinds.items() if kind == "fails_lstm_first_step_logits"]
+    assert f'data-count="{len(wanted)}"' in page
+    _, _, page = fetch(running.origin + "/?sort=score&dir=desc")
+    order = [line.split('data-row="')[1].split('"')[0] for line in page.splitlines() if 'data-row="' in line]
+    scores = {r["submission_id"]: r["score"] for r in Store.open(klass.out, "en").results_for_outputs()}
+    assert [scores.get(sid, 0.0) for sid in order] == sorted((scores.get(sid, 0.0) for sid in order), reverse=True)
+
+
+def test_student_page_is_the_report_with_the_override_ledger_and_failing_cells_first(served):
+    klass, running = served
+    status, _, page = fetch(f"{running.origin}/student?id={klass.overridden}")
+    assert status == 200
+    assert "data-check-id=" in page and "data-override-note" in page  # the report's own template
+    assert 'data-event="set"' in page and "partial credit" in page
+    cells = [line.split('data-cell="')[1].split('"')[0] for line in page.splitlines() if 'data-cell="' in line]
+    assert cells  # failing cells are listed before the ones that ran
+    assert fetch(f"{running.origin}/student?id=nobody")[0] == 404
+
+
+def test_the_pair_page_marks_the_matching_lines_of_both_classes(served):
+    klass, running = served
+    a, b = klass.pair
+    status, _, page = fetch(f"{running.origin}/pair?a={b}&b={a}")
+    assert status == 200 and "0.93" in page
+    assert page.count("data-hit") == 12  # 6 lines marked on each side
+    assert "</pre><script>" not in page and "&lt;/pre&gt;&lt;script&gt;" in page
+
+
+def test_pairs_view_maps_ranges_onto_class_lines():
+    pair = {"a": "x", "b": "y", "score": 0.7, "matches": [
+        {"name": "CustomRNN", "score": 0.7, "shared": 3, "a_lines": [{"cell": 2, "start": 5, "end": 6}],
+         "b_lines": [{"cell": 1, "start": 1, "end": 1}, {"cell": 9, "start": 1, "end": 99}]}]}
+    sources = {"x": [{"name": "CustomRNN", "text": "a\nb\nc\nd", "cell": 2, "line": 4}],
+               "y": [{"name": "CustomRNN", "text": "a\nb", "cell": 1, "line": 1}]}
+    [view] = class_pairs(pair, sources)
+    assert [line.hit for line in view.a.lines] == [False, True, True, False]
+    assert [line.number for line in view.a.lines] == [4, 5, 6, 7]
+    assert [line.hit for line in view.b.lines] == [True, False]
+    assert find_pair([pair], "y", "x") is pair and find_pair([pair], "x", "x") is None
+    assert class_pairs(pair, {})[0].a.lines == ()
+
+
+# -- changes -------------------------------------------------------------------------------------------------
+
+
+def test_the_start_url_sets_the_token_cookie_and_drops_the_token_from_the_url(served):
+    _, running = served
+    status, headers, _ = fetch(running.url)
+    assert status == 303 and headers["Location"] == "/"
+    assert "HttpOnly" in headers["Set-Cookie"] and "SameSite=Strict" in headers["Set-Cookie"]
+    assert fetch(running.origin + "/?token=wrong")[0] == 403
+
+
+def test_an_override_needs_the_token_and_our_origin_then_goes_through_the_ledger(served):
+    klass, running = served
+    sid = klass.ids[0]
+    form = {"id": sid, "check": "lstm.forward", "points": "3", "reason": "seen in lab", "by": "王助教",
+            "action": "set"}
+    assert fetch(running.origin + "/override", form, same_origin(running))[0] == 403  # no token
+    assert fetch(running.origin + "/override", {**form, "token": "nope"}, same_origin(running))[0] == 403
+    tokened = {**form, "token": running.guard.token}
+    assert fetch(running.origin + "/override", tokened, {"Origin": "http://evil.example"})[0] == 403
+    assert fetch(running.origin + "/override", tokened, {"Origin": "null"})[0] == 403
+    assert fetch(running.origin + "/override", tokened)[0] == 403  # neither Origin nor Referer
+    with Store.open(klass.out, "en") as store:
+        assert (sid, "lstm.forward") not in store.overrides()
+
+    status, headers, _ = fetch(running.origin + "/override", tokened, same_origin(running))
+    assert status == 303 and headers["Location"].startswith("/student?")
+    with Store.open(klass.out, "en") as store:
+        assert store.overrides()[(sid, "lstm.forward")].by == "王助教"
+    grades = (klass.out / "grades.csv").read_text(encoding="utf-8-sig")  # outputs written again, as the CLI does
+    assert "seen in lab" in grades
+
+    status, _, page = fetch(running.origin + "/override", {**tokened, "points": "999"}, same_origin(running))
+    assert status == 400 and "from 0 to" in page and "Traceback" not in page
+    status, _, page = fetch(running.origin + "/override", {**tokened, "reason": ""}, same_origin(running))
+    assert status == 400 and "--reason" in page
+    status, _, page = fetch(running.origin + "/override", {**tokened, "check": "no.such"}, same_origin(running))
+    assert status == 400 and "not one of this submission" in page
+    clear = {"id": sid, "check": "lstm.forward", "action": "clear", "token": running.guard.token}
+    assert fetch(running.origin + "/override", clear, {"Referer": running.origin + "/student?id=x"})[0] == 303
+    with Store.open(klass.out, "en") as store:
+        assert (sid, "lstm.forward") not in store.overrides()
+
+
+def test_a_read_only_server_refuses_every_change(read_only):
+    klass, running = read_only
+    form = {"id": klass.ids[0], "check": "lstm.forward", "points": "3", "reason": "r", "token": running.guard.token}
+    status, _, page = fetch(running.origin + "/override", form, same_origin(running))
+    assert status == 403 and "--allow-edit" in page
+    assert "data-override-form" not in fetch(f"{running.origin}/student?id={klass.ids[0]}")[2]
+
+
+def test_requests_for_another_host_name_are_refused(served):
+    _, running = served
+    assert fetch(running.origin + "/", headers={"Host": "attacker.example"})[0] == 403
+    assert fetch(running.origin + "/", headers={"Host": f"localhost:{running.guard.port}"})[0] == 200
+
+
+def test_a_pair_review_is_stored_in_the_store_and_can_be_reopened(served):
+    klass, running = served
+    a, b = klass.pair
+    form = {"a": b, "b": a, "action": REVIEWED, "note": "same tutorial", "token": running.guard.token}
+    assert fetch(running.origin + "/pair/review", form, same_origin(running))[0] == 303
+    with Store.open(klass.out, "en") as store:
+        assert store.reviewed_pairs()[(a, b)].note == "same tutorial"
+    _, _, page = fetch(running.origin + "/?flagged=1")
+    assert 'data-count="0"' in page  # a reviewed pair is no longer "flagged"
+    fetch(running.origin + "/pair/review", {**form, "action": REOPENED}, same_origin(running))
+    with Store.open(klass.out, "en") as store:
+        assert store.reviewed_pairs() == {}
+    assert fetch(running.origin + "/pair/review", {**form, "b": "nobody"}, same_origin(running))[0] == 404
+
+
+def test_reviewed_pairs_take_each_pairs_last_event():
+    events = [PairReview("b", "a", REVIEWED, "", "ta", "t1"), PairReview("c", "d", REVIEWED, "", "ta", "t2"),
+              PairReview("a", "b", REOPENED, "", "ta", "t3")]
+    assert list(reviewed_pairs(events)) == [("c", "d")]
+
+
+def test_exports_are_the_files_the_command_line_writes(served, tmp_path):
+    klass, running = served
+    status, headers, body = fetch(running.origin + "/export/grades.csv")
+    assert status == 200 and headers["Content-Disposition"] == 'attachment; filename="grades.csv"'
+    rubric = load_rubric(DEFAULT_RUBRIC)
+    with Store.open(klass.out, "en") as store:
+        results = join(store.results_for_outputs(), store.roster(), rubric, "en")
+    expected = write_grades_csv(results, tmp_path / "grades.csv", "en").read_bytes().decode("utf-8")
+    assert body == expected  # byte for byte: the BOM and CRLF too
+    assert len(list(csv.reader(io.StringIO(expected)))) == len(klass.ids) + 1 + 2  # header, max row, missing
+    request = urllib.request.Request(running.origin + "/export/grades.xlsx")
+    with urllib.request.urlopen(request) as response:
+        assert response.read()[:2] == b"PK"
+
+    status, headers, _ = fetch(running.origin + "/export/release", {"token": running.guard.token},
+                               same_origin(running))
+    assert status == 303
+    released = sorted(p.name for p in (klass.out / "release").iterdir())
+    assert "release.csv" in released and len(released) == len(klass.ids) + 2
+
+
+# -- the store's schema and the command ----------------------------------------------------------------------
+
+
+def test_a_schema_3_store_gains_the_review_tables_and_stays_readable(tmp_path):
+    klass = build_class(tmp_path / "out", 6)
+    conn = sqlite3.connect(klass.out / STORE_NAME)
+    conn.execute("DROP TABLE class_sources")
+    conn.execute("DROP TABLE similarity_reviews")
+    conn.execute("UPDATE schema_version SET version = 3")
+    conn.commit()
+    conn.close()
+    with Store.open(klass.out, "en") as store:
+        assert len(store.all_results()) == 6 and store.reviewed_pairs() == {}
+        assert store.class_sources(klass.ids[0]) is None
+    conn = sqlite3.connect(klass.out / STORE_NAME)
+    assert conn.execute("SELECT version FROM schema_version").fetchone()[0] == SCHEMA_VERSION == 4
+
+
+def test_guard_rules():
+    guard = Guard(8123, allow_edit=True)
+    assert guard.host_ok("127.0.0.1:8123") and guard.host_ok("localhost:8123")
+    assert not guard.host_ok("127.0.0.1:9") and not guard.host_ok(None) and not guard.host_ok("evil:8123")
+    assert guard.same_origin({"referer": "http://127.0.0.1:8123/student?id=a"})
+    assert not guard.same_origin({"origin": "http://127.0.0.1:8124"})
+    assert not guard.same_origin({"referer": "http://127.0.0.1:8123.evil/"})
+    assert guard.token_ok(guard.token) and not guard.token_ok(guard.token[:-1]) and not guard.token_ok(None)
+    assert not Guard(8123, allow_edit=False).token_ok(Guard(8123, allow_edit=False).token)
+
+
+def test_serve_on_a_folder_without_a_store_is_bad_input(tmp_path, capsys):
+    assert main(["serve", str(tmp_path), "--port", "0", "--lang", "en"]) == 2
+    assert "no grades.sqlite" in capsys.readouterr().err
+
+
+def test_the_command_prints_its_url_and_stops_cleanly_on_ctrl_c(tmp_path):
+    klass = build_class(tmp_path / "out", 6)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "grader", "serve", str(klass.out), "--port", "0",
+                             "--allow-edit", "--lang", "en"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env, cwd=tmp_path)
+    try:
+        line = proc.stdout.readline()
+        url = line.split("grader serve: ", 1)[1].strip()
+        assert url.startswith("http://127.0.0.1:") and "?token=" in url
+        origin = url.split("/?")[0]
+        assert fetch(origin + "/")[0] == 200
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "stopped" in err and "Traceback" not in err
