@@ -307,3 +307,16 @@ def test_the_command_prints_its_url_and_stops_cleanly_on_ctrl_c(tmp_path):
         proc.kill()
     assert proc.returncode == 0, err
     assert "stopped" in err and "Traceback" not in err
+
+
+def test_grade_keeps_the_flagged_submissions_classes_and_leaves_out_what_it_cannot_read(tmp_path):
+    from grader.batch.class_sources import flagged_class_sources
+
+    bad = tmp_path / "bad.ipynb"
+    bad.write_text("not a notebook", encoding="utf-8")
+    pairs = [{"a": "ref", "b": "bad"}, {"a": "ref", "b": "gone"}]
+    kept = flagged_class_sources(pairs, {"ref": REPO / "reference" / "lab.ipynb", "bad": bad})
+    assert list(kept) == ["ref"]
+    sha, classes = kept["ref"]
+    assert len(sha) == 64 and {c["name"] for c in classes} == {"CustomRNN", "CustomLSTM"}
+    assert all(c["text"].startswith("class ") and c["cell"] >= 0 and c["line"] >= 1 for c in classes)
