@@ -19,9 +19,10 @@ from grader.paths import DEFAULT_RUBRIC
 
 CHECK_IDS: tuple[str, ...] = (
     "notebook.parses", "notebook.runs", "data.loaders",
-    "rnn.defined", "rnn.params", "rnn.init", "rnn.forward", "rnn.grad", "rnn.no_builtin", "rnn.sizes",
+    "rnn.defined", "rnn.params", "rnn.init", "rnn.forward", "rnn.grad", "rnn.no_builtin", "rnn.device", "rnn.sizes",
     "loop.train", "loop.eval",
-    "lstm.defined", "lstm.params", "lstm.init", "lstm.forward", "lstm.grad", "lstm.no_builtin", "lstm.sizes",
+    "lstm.defined", "lstm.params", "lstm.init", "lstm.forward", "lstm.grad", "lstm.no_builtin", "lstm.device",
+    "lstm.sizes",
     "lstm.train",
 )
 VISIBILITIES = ("visible", "hidden")

@@ -4,7 +4,7 @@
     selfcheck.check(CustomRNN)      # or CustomLSTM; lang="en" for English
 
 It runs the visible model checks of `grader check` (defined, params, init, forward,
-grad, no_builtin) with the same ids, messages, diagnoses and hints, against the
+grad, no_builtin, device) with the same ids, messages, diagnoses and hints, against the
 packaged golden vectors, in the student's process and on the student's device. It
 never trains and never runs the notebook. The probe is the grader's own
 (grader/inkernel/probe.py), run here in-process instead of in a grading kernel.

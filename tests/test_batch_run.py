@@ -29,6 +29,7 @@ from grader.batch.run import GradeOptions, grade
 from grader.batch.store import STORE_NAME
 from grader.cli import main
 from grader.paths import PROJECT_ROOT, REFERENCE_NOTEBOOK, TEMPLATE_NOTEBOOK
+from grader.rubric import CHECK_IDS
 
 NOT_JSON = b"this is not a notebook {"
 
@@ -119,7 +120,7 @@ def test_sigkill_mid_batch_then_resume_loses_nothing_and_grades_nothing_twice(tm
     assert conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 2
     conn.close()
     assert f"{3 - len(before)} graded, 0 not graded, {len(before)} unchanged" in second.stdout
-    assert len(json.loads((out / "results" / "c_reference.json").read_text())["checks"]) == 20
+    assert len(json.loads((out / "results" / "c_reference.json").read_text())["checks"]) == len(CHECK_IDS)
     assert_no_leftover_processes(str(tmp))
 
 
@@ -191,7 +192,7 @@ def test_a_hanging_submission_times_out_and_the_batch_goes_on(tmp_path, private_
         "a_hang": "timeout", "b_broken": "bad_input", "c_template": "graded"}
     assert summary.exit_code == 1 and summary.outcomes == {"timeout": 1, "bad_input": 1, "graded": 1}
     hung = json.loads((out / "results" / "a_hang.json").read_text())
-    assert "20 s" in hung["error"] and len(hung["checks"]) == 20
+    assert "20 s" in hung["error"] and len(hung["checks"]) == len(CHECK_IDS)
     assert all(c["status"] == "error" and c["score"] == 0 for c in hung["checks"])
 
 

@@ -21,8 +21,8 @@ from grader.paths import DEFAULT_RUBRIC, REFERENCE_NOTEBOOK, TEMPLATE_NOTEBOOK
 pytestmark = pytest.mark.kernel  # `grader check` end to end, real kernels
 
 FIXTURES = Path(__file__).resolve().parent / "notebooks" / "check"
-ALL_CHECKS = 20
-VISIBLE_CHECKS = 18
+ALL_CHECKS = 22
+VISIBLE_CHECKS = 20
 VISIBLE_POINTS = 96
 
 
@@ -86,7 +86,8 @@ def test_untouched_template_scores_zero_without_crashing(capsys):
     assert statuses(result)["lstm.train"] == "skipped"
 
 
-@pytest.mark.parametrize("fixture", ["passes_all_with_w_at_x_orientation", "passes_all_with_mixed_orientation"])
+@pytest.mark.parametrize("fixture", ["passes_all_with_w_at_x_orientation", "passes_all_with_mixed_orientation",
+                                     "passes_all_with_global_device"])
 def test_correct_notebooks_in_any_orientation_pass(capsys, fixture):
     code, result = run_check(capsys, FIXTURES / f"{fixture}.ipynb")
     assert not_passed(result) == set() and code == 0
@@ -98,7 +99,17 @@ def test_first_step_logits_fails_exactly_lstm_forward_grad_train(capsys):
     assert not_passed(result) == {"lstm.forward", "lstm.grad", "lstm.train"}
     forward = next(c for c in result["checks"] if c["id"] == "lstm.forward")
     assert "first" in forward["diagnosis"].lower()
-    assert result["score"] == VISIBLE_POINTS - 12 - 8 - 14
+    assert result["score"] == VISIBLE_POINTS - 10 - 8 - 14
+
+
+@pytest.mark.parametrize("full", [False, True], ids=["self_check", "ta_grading"])
+def test_a_cell_state_made_on_the_cpu_fails_exactly_lstm_device_with_its_line(capsys, full):
+    code, result = run_check(capsys, FIXTURES / "fails_lstm_device_only_cell_state_on_cpu.ipynb", *(["--full"] if full else []))
+    assert code == 1 and not_passed(result) == {"lstm.device"}
+    device = next(c for c in result["checks"] if c["id"] == "lstm.device")
+    assert "c_t = torch.zeros(batch_size, self.hidden_size)" in device["message"]
+    assert "device=" in device["diagnosis"] and "device=x.device" in device["hint"]
+    assert result["score"] == result["max_score"] - 2
 
 
 def test_detached_hidden_fails_exactly_rnn_grad(capsys):
@@ -111,8 +122,9 @@ def test_detached_hidden_fails_exactly_rnn_grad(capsys):
 @pytest.mark.parametrize(("fixture", "fails"), [
     # the RNN returns every step's logits: criterion(logits, labels) raises in the (correct) training cell
     ("fails_rnn_forward_grad_runs_all_steps_logits_loops_pass", {"rnn.forward", "rnn.grad", "notebook.runs"}),
-    # the RNN's weights are plain tensors: Adam(model.parameters()) raises "empty parameter list"
-    ("fails_rnn_params_grad_runs_plain_tensors_loops_pass", {"rnn.params", "rnn.grad", "notebook.runs"}),
+    # the RNN's weights are plain tensors: Adam(model.parameters()) raises "empty parameter list", and
+    # model.to(device) would leave them on the CPU (rnn.device)
+    ("fails_rnn_params_grad_runs_plain_tensors_loops_pass", {"rnn.params", "rnn.grad", "rnn.device", "notebook.runs"}),
     # (1, H) LSTM biases Xavier-initialised by the template's dim() > 1 rule are not zero at initialisation
     ("fails_lstm_init_only_2d_bias_xavier", {"lstm.init"}),
 ])

@@ -30,7 +30,7 @@ sys.modules["subprocess_runner"] = runner_mod
 _spec.loader.exec_module(runner_mod)
 SubprocessRunner = runner_mod.SubprocessRunner
 
-CHECKS = ("defined", "params", "init", "forward", "grad", "no_builtin")
+CHECKS = ("defined", "params", "init", "forward", "grad", "no_builtin", "device")
 ORACLES = {kind: load_oracle(kind) for kind in ("live", "golden")}
 LIVE = ORACLES["live"]
 
@@ -40,13 +40,17 @@ EXPECTED: dict[str, dict[str, str | None]] = {
     "correct_w_at_x": {},
     "correct_mixed_orientation": {},
     "correct_rnn_float32_hardcoded": {},
+    "correct_global_device": {},
+    "rnn_hidden_state_on_cpu": {"device": "device_created_on_cpu"},
+    "lstm_cell_state_on_cpu": {"device": "device_created_on_cpu"},
     "rnn_no_tanh": {"forward": "no_tanh", "grad": "no_tanh"},
     "rnn_x0_every_step": {"forward": "x0_every_step", "grad": "x0_every_step"},
     "rnn_first_step_logits": {"forward": "first_step_logits", "grad": "first_step_logits"},
     "rnn_all_steps_logits": {"forward": "all_steps_logits", "grad": "all_steps_logits"},
     "rnn_detached_hidden": {"grad": "detached_hidden"},
     "rnn_ignores_hidden_state": {"forward": "ignores_hidden_state"},
-    "rnn_params_not_registered": {"params": "not_registered", "grad": "not_registered"},
+    # plain tensors are not moved by model.to(device): on the NPU the forward pass meets them on the CPU
+    "rnn_params_not_registered": {"params": "not_registered", "grad": "not_registered", "device": "device_not_moved"},
     "rnn_randn_init": {"init": None},
     "rnn_uses_nn_rnn": {"no_builtin": None, "forward": None, "grad": "unused_params"},
     "lstm_tanh_on_forget_gate": {"forward": "tanh_forget_gate", "grad": "tanh_forget_gate"},
@@ -59,7 +63,7 @@ EXPECTED: dict[str, dict[str, str | None]] = {
     "lstm_x0_every_step": {"forward": "x0_every_step", "grad": "x0_every_step"},
     "lstm_first_step_logits": {"forward": "first_step_logits", "grad": "first_step_logits"},
     "lstm_all_steps_logits": {"forward": "all_steps_logits", "grad": "all_steps_logits"},
-    "lstm_params_not_registered": {"params": "not_registered", "grad": "not_registered"},
+    "lstm_params_not_registered": {"params": "not_registered", "grad": "not_registered", "device": "device_not_moved"},
     "lstm_uses_torch_vf": {"no_builtin": None},
     "lstm_2d_bias_xavier_init": {"init": None},
 }

@@ -50,26 +50,26 @@ def stored(out: Path, sid: str) -> dict:
 
 def test_an_override_shows_in_every_output_beside_the_graders_own_verdict(graded, capsys):
     out = graded["out"]
-    assert override(out, "bob", "lstm.forward", "--points", "12", "--reason", REASON, "--by", "王助教") == 0
+    assert override(out, "bob", "lstm.forward", "--points", "10", "--reason", REASON, "--by", "王助教") == 0
     assert "1 override(s) recorded" in capsys.readouterr().out
 
     row = grades(out)["bob"]
-    assert (row["lstm.forward"], row["total"], row["grader_total"]) == ("12", "12", "0")
+    assert (row["lstm.forward"], row["total"], row["grader_total"]) == ("10", "10", "0")
     assert "lstm.forward" in row["adjusted"] and "王助教" in row["adjusted"] and REASON in row["adjusted"]
     assert grades(out)["alice"]["adjusted"] == "" and grades(out)["alice"]["total"] == "0"
 
     result = stored(out, "bob")
     check = next(c for c in result["checks"] if c["id"] == "lstm.forward")
-    assert check["status"] == "error" and check["score"] == 12  # the grader's verdict stays, the points are the TA's
-    assert check["override"] == {**check["override"], "points": 12.0, "grader_score": 0.0, "by": "王助教",
+    assert check["status"] == "error" and check["score"] == 10  # the grader's verdict stays, the points are the TA's
+    assert check["override"] == {**check["override"], "points": 10.0, "grader_score": 0.0, "by": "王助教",
                                  "reason": REASON, "needs_review": False}
-    assert (result["score"], result["grader_score"], result["overridden"]) == (12.0, 0.0, 1)
+    assert (result["score"], result["grader_score"], result["overridden"]) == (10.0, 0.0, 1)
 
     report = (out / "reports" / "bob.html").read_text(encoding="utf-8")
     assert "data-override-note" in report and "the crash was the upload" in report and "data-adjusted" in report
     gradescope = json.loads((out / "gradescope" / "bob" / "results.json").read_text(encoding="utf-8"))
     test = next(t for t in gradescope["tests"] if t["name"] == "lstm.forward")
-    assert test["score"] == 12 and REASON in test["output"] and gradescope["score"] == 12
+    assert test["score"] == 10 and REASON in test["output"] and gradescope["score"] == 10
     suite = next(s for s in ET.parse(out / "junit.xml").getroot() if s.get("name") == "bob")
     case = next(c for c in suite if c.get("name") == "lstm.forward")
     assert REASON in "".join(case.itertext())

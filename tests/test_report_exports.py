@@ -50,7 +50,7 @@ def test_grades_first_row_holds_the_maximum_points(batch):
     maxima = {c["id"]: c["max_score"] for c in batch[0]["checks"]}
     assert first["id"] == MAX_ROW_ID and first["file"] == ""
     assert {c: first[c] for c in CHECK_IDS} == {c: format_number(maxima[c]) for c in CHECK_IDS}
-    assert first["lstm.forward"] == "12" and first["rnn.sizes"] == "2" and first["notebook.parses"] == "0"
+    assert first["lstm.forward"] == "10" and first["rnn.sizes"] == "2" and first["notebook.parses"] == "0"
     assert first["total"] == "100" and first["percent"] == "100"
     assert first["status"] == "" and first["error"] == ""
 
@@ -60,8 +60,8 @@ def test_grades_one_row_per_submission_with_points_total_percent_status(batch):
     assert [r["id"] for r in rows] == [r["submission_id"] for r in batch]
     lstm = rows[1]
     assert lstm["file"] == "fails_lstm_first_step_logits.ipynb"
-    assert (lstm["lstm.forward"], lstm["lstm.grad"], lstm["lstm.train"], lstm["rnn.forward"]) == ("0", "0", "0", "8")
-    assert (lstm["total"], lstm["percent"], lstm["status"], lstm["error"]) == ("64", "64", "graded", "")
+    assert (lstm["lstm.forward"], lstm["lstm.grad"], lstm["lstm.train"], lstm["rnn.forward"]) == ("0", "0", "0", "6")
+    assert (lstm["total"], lstm["percent"], lstm["status"], lstm["error"]) == ("66", "66", "graded", "")
     ungraded = rows[3]
     assert ungraded["status"] == "bad_input"
     assert ungraded["error"] == "ungraded_not_a_notebook.ipynb: 不是有效的 Jupyter 笔记本"
@@ -79,11 +79,11 @@ def test_numbers_have_no_float_noise():
 
 def test_grades_fractional_points_and_missing_checks(batch):
     odd = copy.deepcopy(batch[1])
-    odd["score"] = 64.0000001
+    odd["score"] = 66.0000001
     odd["checks"][1]["score"] = 3.9999999999
     odd["checks"] = [c for c in odd["checks"] if c["id"] != "loop.eval"]
     row = rows_of(grades_csv([odd], "en"))[1]
-    assert row["notebook.runs"] == "4" and row["total"] == "64" and row["loop.eval"] == ""
+    assert row["notebook.runs"] == "4" and row["total"] == "66" and row["loop.eval"] == ""
 
 
 def test_student_text_cannot_become_a_spreadsheet_formula(batch):
@@ -105,7 +105,7 @@ def test_grades_file_has_a_bom_and_round_trips_through_csv_and_pandas(batch, tmp
     frame = pd.read_csv(path, encoding="utf-8-sig")
     assert list(frame.columns) == HEADER
     assert frame.loc[0, "id"] == MAX_ROW_ID and frame.loc[0, "total"] == 100
-    assert frame.loc[2, "lstm.forward"] == 0 and frame.loc[2, "total"] == 64
+    assert frame.loc[2, "lstm.forward"] == 0 and frame.loc[2, "total"] == 66
     assert frame.loc[4, "status"] == "bad_input" and "Jupyter" in frame.loc[4, "error"]
     # pandas' default utf-8 also strips the BOM: the first column is still "id"
     assert pd.read_csv(path).columns[0] == "id"
@@ -126,7 +126,7 @@ def test_gradescope_exact_keys_and_values():
     # Gradescope renders the top-level output as HTML unless told otherwise: plain text, explicitly
     assert data["output_format"] == data["test_output_format"] == "text"
     assert data["extra_data"]["rubric_sha256"] == result["rubric_sha256"] and data["extra_data"]["device"]
-    assert data["score"] == 64.0 and data["execution_time"] == result["duration_s"]
+    assert data["score"] == 66.0 and data["execution_time"] == result["duration_s"]
     assert [t["name"] for t in data["tests"]] == list(CHECK_IDS)
     assert [t["number"] for t in data["tests"]] == [str(i) for i in range(1, len(CHECK_IDS) + 1)]
     for test in data["tests"]:
@@ -136,7 +136,7 @@ def test_gradescope_exact_keys_and_values():
     published = gradescope_json(result, "zh", hidden_as="after_published")["tests"]
     assert {t["visibility"] for t in published if t["name"].endswith(".sizes")} == {"after_published"}
     forward = data["tests"][CHECK_IDS.index("lstm.forward")]
-    assert (forward["score"], forward["max_score"], forward["status"]) == (0.0, 12.0, "failed")
+    assert (forward["score"], forward["max_score"], forward["status"]) == (0.0, 10.0, "failed")
     assert "model(x)" in forward["output"]
     assert "可能原因：logits 来自第一个时间步" in forward["output"]
     assert "提示：" in forward["output"]
@@ -149,9 +149,9 @@ def test_gradescope_renders_in_english_from_the_stored_keys():
     forward = data["tests"][CHECK_IDS.index("lstm.forward")]
     assert "likely cause:" in forward["output"] and "hint: Check all six equations" in forward["output"]
     # the fixture has hidden checks: Gradescope hides the total from students, so the text does not print it
-    assert "Score: 64 / 100" not in data["output"]
+    assert "Score: 66 / 100" not in data["output"]
     shown = gradescope_json(fixture("fails_lstm_first_step_logits"), "en", hidden_as="after_published")
-    assert "Score: 64 / 100" in shown["output"]
+    assert "Score: 66 / 100" in shown["output"]
 
 
 def test_gradescope_hidden_check_is_hidden_and_other_statuses_fail():
@@ -197,7 +197,7 @@ def test_junit_structure_counts_and_properties(batch):
     totals = [sum(int(s.get(k)) for s in suites) for k in ("tests", "failures", "errors", "skipped")]
     assert totals == [int(root.get(k)) for k in ("tests", "failures", "errors", "skipped")]
     props = {p.get("name"): p.get("value") for p in suites[1].findall("properties/property")}
-    assert (props["score"], props["max_score"], props["percent"]) == ("64", "100", "64")
+    assert (props["score"], props["max_score"], props["percent"]) == ("66", "100", "66")
 
 
 def test_junit_failure_carries_message_diagnosis_hint_and_details(batch):

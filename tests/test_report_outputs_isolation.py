@@ -24,6 +24,7 @@ from grader.report import grades_csv, html, outputs
 from grader.report.outputs import error_entry, write_outputs
 from grader.report.results import load_results
 from grader.report.summary import summarise
+from grader.rubric import CHECK_IDS
 
 FIXTURES = Path(__file__).parent / "fixtures" / "results"
 
@@ -87,7 +88,7 @@ def test_a_report_renderer_that_raises_for_one_student_costs_only_that_report(ba
     assert "Content-Security-Policy" in pages["bob"]
     assert all(text("outputs.report_failed_title", "en") not in pages[s] for s in ("alice", "carol"))
     assert "bob" in log.getvalue() and "RecursionError" in log.getvalue() and "alice" not in log.getvalue()
-    assert [row["percent"] for row in grades(paths.grades_csv).values()] == ["100", "64", "0"]  # every grade kept
+    assert [row["percent"] for row in grades(paths.grades_csv).values()] == ["100", "66", "0"]  # every grade kept
     summary = paths.summary_html.read_text(encoding="utf-8")
     assert text("summary.kind_render_error", "en").split(":")[0] in summary
     assert len(paths.failures) == 1
@@ -100,12 +101,12 @@ def test_a_result_the_renderers_trip_on_gets_error_entries_and_the_others_are_wr
     paths = write_outputs(batch, tmp_path, "zh", log=log)
     assert all(p.is_file() for p in paths.all())
     bob = grades(paths.grades_csv)["bob"]
-    assert bob["percent"] == "64" and bob["error"] == text("outputs.render_failed", "zh")  # points kept, and why
+    assert bob["percent"] == "66" and bob["error"] == text("outputs.render_failed", "zh")  # points kept, and why
     assert grades(paths.grades_csv)["alice"]["percent"] == "100"
     suites = {s.get("name"): s for s in ET.parse(paths.junit_xml).getroot().findall("testsuite")}
-    assert set(suites) == {"alice", "bob", "carol"} and len(suites["alice"].findall("testcase")) == 20
+    assert set(suites) == {"alice", "bob", "carol"} and len(suites["alice"].findall("testcase")) == len(CHECK_IDS)
     gradescope = json.loads(paths.gradescope[1].read_text(encoding="utf-8"))
-    assert gradescope["score"] == 64.0 and "bob" in gradescope["output"]
+    assert gradescope["score"] == 66.0 and "bob" in gradescope["output"]
     assert text("outputs.report_failed_title", "zh") in paths.reports[1].read_text(encoding="utf-8")
     assert "bob" in log.getvalue() and "alice" not in log.getvalue()
     assert "bob" in paths.summary_html.read_text(encoding="utf-8")

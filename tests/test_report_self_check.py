@@ -98,8 +98,8 @@ def _page(html: str) -> _Page:
 # --- the notice ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("lang, hidden, points, passed, no_guarantee", [
-    ("zh", "另有 2 项隐藏检查", "共 4 分", "通过了 18/18 项可见检查（96/96 分）", "本地自查通过并不保证最终满分"),
-    ("en", "2 more hidden checks", "4 points in total", "18 of 18 visible checks passed (96/96 points)",
+    ("zh", "另有 2 项隐藏检查", "共 4 分", "通过了 20/20 项可见检查（96/96 分）", "本地自查通过并不保证最终满分"),
+    ("en", "2 more hidden checks", "4 points in total", "20 of 20 visible checks passed (96/96 points)",
      "does not guarantee full marks"),
 ])
 def test_terminal_names_hidden_checks_points_and_no_guarantee(lang, hidden, points, passed, no_guarantee):
@@ -117,10 +117,10 @@ def test_terminal_names_hidden_checks_points_and_no_guarantee(lang, hidden, poin
 
 def test_exact_notice_in_both_languages():
     assert self_check_notice(_self_check(), "zh") == (
-        "这是本地自查：通过了 18/18 项可见检查（96/96 分）。另有 2 项隐藏检查（共 4 分）只在助教评分时运行；"
+        "这是本地自查：通过了 20/20 项可见检查（96/96 分）。另有 2 项隐藏检查（共 4 分）只在助教评分时运行；"
         "评分时还会使用新的随机输入。本地自查通过并不保证最终满分。")
     assert self_check_notice(_self_check(), "en") == (
-        "This is a local self-check: 18 of 18 visible checks passed (96/96 points). 2 more hidden checks "
+        "This is a local self-check: 20 of 20 visible checks passed (96/96 points). 2 more hidden checks "
         "(4 points in total) run only when the TAs grade, and grading also uses fresh random inputs. "
         "Passing this self-check does not guarantee full marks.")
     assert "1 more hidden check (2.5 points) runs only" in self_check_notice(_self_check(1, 2.5), "en")
@@ -140,7 +140,7 @@ def test_a_failing_self_check_counts_only_the_passed_visible_checks():
     result["checks"][3]["status"] = "failed"
     result["score"] -= result["checks"][3]["score"]
     result["checks"][3]["score"] = 0.0
-    assert "通过了 17/18 项可见检查（94/96 分）" in self_check_notice(result, "zh")
+    assert "通过了 19/20 项可见检查（94/96 分）" in self_check_notice(result, "zh")
 
 
 @pytest.mark.parametrize("lang", ["zh", "en"])
@@ -178,7 +178,7 @@ def test_html_banner_next_to_the_score_says_hidden_checks_and_no_guarantee(lang)
     assert html.index("data-score") < html.index("data-self-check") < html.index('id="h-checks"')
     text = "".join(page.text_parts)
     assert ("自查得分（仅可见检查）" if lang == "zh" else "Self-check score (visible checks only)") in text
-    assert ("可见检查：通过 18 项" if lang == "zh" else "visible checks: 18 passed") in text
+    assert ("可见检查：通过 20 项" if lang == "zh" else "visible checks: 20 passed") in text
     assert ("随作业发布的参考输出" if lang == "zh" else "packaged reference outputs") in text
     assert not ALL_PASSED.search(text)
     assert "<script" not in html
@@ -208,7 +208,7 @@ def test_junit_suite_properties_and_system_out_for_a_self_check():
     assert props["max_score"] == "96"
     assert "does not guarantee full marks" in props["self_check_notice"]
     assert suite.find("system-out").text == self_check_notice(_self_check(), "en")
-    assert len(suite.findall("testcase")) == 18
+    assert len(suite.findall("testcase")) == 20
 
 
 def test_junit_without_self_check_has_only_the_usual_properties():

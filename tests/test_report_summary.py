@@ -40,7 +40,7 @@ def batch() -> list[dict]:
 def test_histogram_counts_graded_submissions_in_ten_bins(batch):
     s = summarise(batch)
     assert [b.label for b in s.histogram] == [f"{10 * i}-{10 * i + 10}" for i in range(10)]
-    # 100 -> last bin; 64 x3 -> 60-70; 94 -> 90-100; template 0 -> 0-10; the ungraded one is not counted
+    # 100 -> last bin; 66 x3 -> 60-70; 94 -> 90-100; template 0 -> 0-10; the ungraded one is not counted
     assert [b.count for b in s.histogram] == [1, 0, 0, 0, 0, 0, 3, 0, 0, 2]
     assert s.graded_count == 6 and s.count == 7
 
@@ -54,8 +54,8 @@ def test_bin_edges_survive_float_noise():
 
 def test_mean_and_median_over_graded(batch):
     s = summarise(batch)
-    assert s.mean_percent == pytest.approx((100 + 64 * 3 + 94 + 0) / 6)
-    assert s.median_percent == pytest.approx(64.0)
+    assert s.mean_percent == pytest.approx((100 + 66 * 3 + 94 + 0) / 6)
+    assert s.median_percent == pytest.approx(66.0)
     assert summarise([]).mean_percent is None
 
 
@@ -200,7 +200,7 @@ def test_write_outputs_writes_every_promised_file(batch, tmp_path):
     again = [json.loads(p.read_text(encoding="utf-8")) for p in paths.results]
     assert again == batch
     assert len(load_results(out / "results")) == len(batch)
-    assert json.loads(paths.gradescope[1].read_text(encoding="utf-8"))["score"] == 64.0
+    assert json.loads(paths.gradescope[1].read_text(encoding="utf-8"))["score"] == 66.0
     assert paths.grades_csv.read_bytes().startswith(b"\xef\xbb\xbf")
     assert paths.summary_csv.read_bytes().startswith(b"\xef\xbb\xbf")
     assert len(ET.parse(paths.junit_xml).getroot().findall("testsuite")) == len(batch)

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from grader.harvest import KERNEL_DIED, TIMED_OUT, ProbeReply
 from grader.messages import Msg
 from grader.result import CheckResult, Status
 
@@ -60,6 +61,12 @@ def result(check_id: str, status: Status, key: str | None = None, diagnosis: Msg
         diagnosis=diagnosis,
         details=details or {},
     )
+
+
+def transport_key(reply: ProbeReply) -> str:
+    """The message key (under checks.) for a probe call that got no usable reply."""
+    keys: dict[str, str] = {KERNEL_DIED: "kernel.died", TIMED_OUT: "kernel.timeout"}
+    return keys.get(reply.failure or "", "kernel.no_result")
 
 
 def names(items: list[str] | tuple[str, ...]) -> str:

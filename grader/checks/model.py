@@ -19,14 +19,15 @@ import logging
 from typing import Any
 
 from grader.checks.builtin import check_no_builtin
-from grader.checks.common import result
-from grader.checks.equivalence import check_forward, check_grad, run_request, view_run
+from grader.checks.common import result, transport_key
+from grader.checks.device import run_device_check, skipped_device
+from grader.checks.equivalence import RunView, check_forward, check_grad, run_request, view_run
 from grader.checks.initialization import check_init
 from grader.checks.params import check_params
-from grader.harvest import KERNEL_DIED, TIMED_OUT, KernelRunner, ProbeReply, call_probe
+from grader.harvest import KernelRunner, ProbeReply, call_probe
 from grader.lab_api import CHECK_NAMES, LAB_SIZES, MODELS, ModelSpec, Sizes
 from grader.oracle import Oracle
-from grader.oracle.probe_data import new_seed
+from grader.oracle.probe_data import ProbeData, new_seed
 from grader.result import CheckResult, Status
 
 log = logging.getLogger(__name__)
@@ -118,9 +119,7 @@ def _all(spec: ModelSpec, status: Status, key: str, **params: Any) -> list[Check
 
 
 def _transport_failure(spec: ModelSpec, reply: ProbeReply) -> list[CheckResult]:
-    keys: dict[str, str] = {KERNEL_DIED: "kernel.died", TIMED_OUT: "kernel.timeout"}
-    key = keys.get(reply.failure or "", "kernel.no_result")
-    return _all(spec, Status.ERROR, key, reason=reply.reason or reply.failure)
+    return _all(spec, Status.ERROR, transport_key(reply), reason=reply.reason or reply.failure)
 
 
 def check_model(
@@ -154,20 +153,30 @@ def check_model(
         # Weights we cannot place cannot be set, so the equations cannot be judged.
         forward = result(f"{spec.prefix}.forward", Status.SKIPPED, "skipped.params", names=", ".join(unusable))
         grad = result(f"{spec.prefix}.grad", Status.SKIPPED, "skipped.params", names=", ".join(unusable))
-        return [defined, params.result, init, forward, grad, no_builtin]
+        device = result(f"{spec.prefix}.device", Status.SKIPPED, "skipped.params", names=", ".join(unusable))
+        return [defined, params.result, init, forward, grad, no_builtin, device]
 
     data = oracle.probe_data(spec, sizes, seed)
     run_req, arrays = run_request(spec, sizes, data, params.layouts, _device_of(runner))
     run = call_probe(runner, run_req, arrays, timeout_s=timeout_s)
     if not run.ok:
         failed = _transport_failure(spec, run)
-        return [defined, params.result, init, failed[3], failed[4], no_builtin]
+        return [defined, params.result, init, failed[3], failed[4], no_builtin, failed[6]]
     # Judged again with what the watched forward pass ran (the probe's `observed` step).
     no_builtin = check_no_builtin(spec, inspect, source, elsewhere=elsewhere, observed=run.steps.get("observed"))
     view = view_run(run)
     forward_outcome = check_forward(oracle, spec, data, view)
     grad = check_grad(oracle, spec, data, view, params.layouts, params.untrained, sizes)
-    return [defined, params.result, init, forward_outcome.result, grad, no_builtin]
+    device = _device(runner, spec, sizes, data, view, timeout_s)
+    return [defined, params.result, init, forward_outcome.result, grad, no_builtin, device]
+
+
+def _device(runner: KernelRunner, spec: ModelSpec, sizes: Sizes, data: ProbeData, view: RunView | None,
+            timeout_s: float) -> CheckResult:
+    """`*.device`, in the dtype the forward pass worked in; only when it worked on the grading device."""
+    if view is None or not view.attempt.get("ok"):
+        return skipped_device(spec)
+    return run_device_check(runner, spec, sizes, data, str(view.attempt.get("dtype", "")), timeout_s=timeout_s)
 
 
 def _device_of(runner: KernelRunner) -> str:

@@ -14,12 +14,22 @@ can at worst spoil the arrays it returns, i.e. make its own checks fail.
 Each step is guarded separately so one failure does not lose the others, and
 the manifest is written last, atomically, so a half-finished run reads as
 "no result" rather than as a partial one.
+
+Three request modes, one protocol: `inspect` (build, parameters, module tree,
+initial values), `run` (forward/backward on the grader's weights and inputs) and
+`device` (the forward pass with parameters and inputs on the `meta` device, to
+find tensors created without a device). One text because the kernel is sent one
+text per probe call and the modes share the builder and the reply format; that
+is why the file is longer than the project's 400 lines.
 """
 # Captured at exec time, in the probe's own namespace: names the notebook
 # rebinds (np, json, open, print, ...) cannot reach these.
 import builtins as _builtins
 import json as _json
+import linecache as _linecache
 import os as _os
+import sys as _sys
+import sysconfig as _sysconfig
 
 import numpy as _np
 import torch as _torch
@@ -48,6 +58,15 @@ _json_dumps = _json.dumps
 _json_loads = _json.loads
 _replace = _os.replace
 _join = _os.path.join
+_dirname = _os.path.dirname
+_getframe = _sys._getframe
+_getline = _linecache.getline
+_tuple = _builtins.tuple
+_dict = _builtins.dict
+_id = _builtins.id
+_device = _torch.device
+_empty = _torch.empty
+_tensor_to = _Tensor.to
 
 from torch.overrides import TorchFunctionMode as _TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode as _TorchDispatchMode
@@ -61,6 +80,13 @@ MAX_ARRAY_ELEMENTS = 1_000_000  # no legitimate output of the lab's classes come
 MAX_ERROR_CHARS = 500
 MAX_LIST = 200
 _DTYPES = {"float64": _torch.float64, "float32": _torch.float32}
+# Where library code lives: a frame outside these (and outside this probe) is the student's own code.
+_LIBRARY_DIRS = _tuple({_dirname(_torch.__file__), _dirname(_np.__file__),
+                        *(_sysconfig.get_paths().get(k) or "/nonexistent" for k in ("stdlib", "platstdlib",
+                                                                                   "purelib", "platlib"))})
+_PROBE_FILE = "<grader-probe>"
+MAX_BORN = 1000       # device-less tensors remembered during one forward pass (a few per time step at most)
+MAX_CODE_CHARS = 200
 
 
 def _err(exc):
@@ -327,6 +353,104 @@ def _observe(model, args):
     return {"ok": True, "recurrent": _builtins.sorted(seen)}
 
 
+def _student_site():
+    """The innermost frame of the student's own code: its line number and the line's text."""
+    frame = _getframe(1)
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if name != _PROBE_FILE and not name.startswith(_LIBRARY_DIRS):
+            return {"line": int(frame.f_lineno), "code": _getline(name, frame.f_lineno).strip()[:MAX_CODE_CHARS]}
+        frame = frame.f_back
+    return None
+
+
+def _tensors_in(values, depth=0):
+    found = []
+    for value in values:
+        if _isinstance(value, _Tensor):
+            found.append(value)
+        elif _isinstance(value, (_builtins.list, _tuple)) and depth < 2:
+            found.extend(_tensors_in(value[:MAX_LIST], depth + 1))
+    return found
+
+
+class _DeviceWatch(_TorchFunctionMode):
+    """Sends every device the code names to the stand-in device; remembers tensors created without one.
+
+    `device=...`, `.to(device)` and `.to('npu')` all name the device the code means, so they go to the stand-in
+    (the parameters and inputs are there). A tensor created with no device falls on the CPU: that is the bug on
+    an NPU, and the first operation that mixes it with the stand-in raises. The mixing operation and where its
+    CPU operand was created are recorded for the report.
+    """
+
+    def __init__(self, target):
+        super().__init__()
+        self.target = target
+        self.born = {}
+        self.clash = None
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = _dict(kwargs or {})
+        if kwargs.get("device") is not None:
+            kwargs["device"] = self.target
+        if func is _tensor_to and _len(args) > 1 and _isinstance(args[1], (_str, _device)):
+            args = (args[0], self.target, *args[2:])
+        inputs = _tensors_in(args) + _tensors_in(_builtins.list(kwargs.values()))
+        try:
+            out = func(*args, **kwargs)
+        except BaseException:
+            if self.clash is None:
+                self.clash = self._describe_clash(inputs)
+            raise
+        if _isinstance(out, _Tensor) and out.device.type != self.target.type and _len(self.born) < MAX_BORN:
+            # Born here without a device, or computed from such a tensor (some operations mixing the CPU with
+            # `meta` return a CPU tensor instead of raising): the site is where the first one was created.
+            site = self.site_of(inputs) if inputs else _student_site()
+            if site is not None:
+                self.born[_id(out)] = (out, site)
+        return out
+
+    def site_of(self, tensors):
+        for t in tensors:
+            if _id(t) in self.born:
+                return self.born[_id(t)][1]
+        return None
+
+    def _describe_clash(self, inputs):
+        kinds = _builtins.sorted({_str(t.device.type) for t in inputs if t.dim() > 0})
+        if _len(kinds) < 2:
+            return {"mixed": False, "at": _student_site()}
+        site = self.site_of([t for t in inputs if t.device.type != self.target.type])
+        return {"mixed": True, "at": _student_site(), "devices": kinds, "created": [site] if site else []}
+
+
+def _device_check(user_ns, req, out):
+    """The forward pass with the model and its inputs on `meta`: does any tensor stay behind on the CPU?"""
+    dtype = _DTYPES[req["dtype"]]
+    target = _device("meta")
+    old = _get_default_dtype()
+    try:
+        _set_default_dtype(dtype)
+        model, info = _build(user_ns, req)
+        if model is None:
+            out.step("device", {"ok": False, "built": False, "error": info.get("error", info["reason"])})
+            return
+        model = model.to(target)
+        args = [_empty(_tuple(int(n) for n in shape), dtype=dtype, device=target) for shape in req["args"]]
+        watch = _DeviceWatch(target)
+        try:
+            with _no_grad(), watch:
+                y = model(*args)
+        except BaseException as exc:
+            out.step("device", {"ok": False, "built": True, "error": _err(exc), **(watch.clash or {})})
+            return
+        found = _str(y.device.type) if _isinstance(y, _Tensor) else None
+        site = watch.site_of([y]) if _isinstance(y, _Tensor) else None
+        out.step("device", {"ok": True, "built": True, "output_device": found, "created": [site] if site else []})
+    finally:
+        _set_default_dtype(old)
+
+
 def _run(user_ns, req, req_dir, out):
     """Forward/backward in each requested dtype until the plain call works."""
     attempts = []
@@ -384,6 +508,8 @@ def main(request_dir, user_ns):
                     _init_samples(user_ns, req, out)
             elif req["mode"] == "run":
                 _run(user_ns, req, request_dir, out)
+            elif req["mode"] == "device":
+                _device_check(user_ns, req, out)
         except BaseException as exc:
             out.step("probe", {"ok": False, "error": _err(exc)})
         finally:

@@ -33,7 +33,7 @@ from grader.paths import PROJECT_ROOT, REFERENCE_NOTEBOOK, TEMPLATE_NOTEBOOK
 # hidden checks too): that is the grade a cheat would be after.
 BROKEN_LSTM_SCORE = 78
 BROKEN_LSTM_FAILS = {"lstm.forward", "lstm.grad", "lstm.sizes"}
-ALL_CHECKS = 20
+ALL_CHECKS = 22
 _FORGET_GATE = "f_t = torch.sigmoid(x_t @ self.W_xf + h_t @ self.W_hf + self.b_f)"
 _IMPORTS_CELL = 7
 
