@@ -36,14 +36,15 @@ FILTERS = ("/?status=failed", "/?check=lstm.forward&check_status=failed", "/?fla
            "/?diagnosis=checks.diag.first_step_logits", "/?sort=score&dir=desc", "/?q=s01")
 
 
-def timed_get(url: str) -> tuple[float, int]:
+def timed_get(url: str, cookie: str) -> tuple[float, int]:
+    """GET `url` with the token's cookie (`name=value`), as the browser that opened the start URL does."""
     began = time.perf_counter()
-    with urllib.request.urlopen(url, timeout=60) as response:
+    with urllib.request.urlopen(urllib.request.Request(url, headers={"Cookie": cookie}), timeout=60) as response:
         size = len(response.read())
     return time.perf_counter() - began, size
 
 
-def browser_times(origin: str, repeat: int) -> dict[str, float]:
+def browser_times(start_url: str, origin: str, repeat: int) -> dict[str, float]:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -56,6 +57,7 @@ def browser_times(origin: str, repeat: int) -> dict[str, float]:
     script = "const t = performance.getEntriesByType('navigation')[0]; return t.loadEventEnd - t.startTime;"
     try:
         driver.set_window_size(1280, 900)
+        driver.get(start_url)  # the token's cookie
         out = {}
         for name, path in (("open", "/"), ("filter", FILTERS[1])):
             samples = []
@@ -79,18 +81,19 @@ def main() -> None:
         klass = build_class(Path(tmp) / "out", args.students)
         print(f"store of {len(klass.ids)} results written in {time.perf_counter() - began:.2f} s")
         running = start(klass.out, "en", load_rubric(DEFAULT_RUBRIC))
+        cookie = f"{running.guard.cookie_name}={running.guard.token}"
         try:
-            cold, size = timed_get(running.origin + "/")
+            cold, size = timed_get(running.origin + "/", cookie)
             print(f"open, first (store read + render): {cold * 1000:7.1f} ms  ({size // 1024} KiB)")
-            warm = [timed_get(running.origin + "/")[0] for _ in range(args.repeat)]
+            warm = [timed_get(running.origin + "/", cookie)[0] for _ in range(args.repeat)]
             print(f"open again, median of {args.repeat}:        {statistics.median(warm) * 1000:7.1f} ms")
             for path in FILTERS:
-                times = [timed_get(running.origin + path)[0] for _ in range(args.repeat)]
+                times = [timed_get(running.origin + path, cookie)[0] for _ in range(args.repeat)]
                 print(f"filter {path:45} {statistics.median(times) * 1000:7.1f} ms (max {max(times) * 1000:.1f})")
-            student = [timed_get(f"{running.origin}/student?id={klass.ids[1]}")[0] for _ in range(args.repeat)]
+            student = [timed_get(f"{running.origin}/student?id={klass.ids[1]}", cookie)[0] for _ in range(args.repeat)]
             print(f"a student's page, median:          {statistics.median(student) * 1000:7.1f} ms")
             if args.browser:
-                for name, seconds in browser_times(running.origin, args.repeat).items():
+                for name, seconds in browser_times(running.url, running.origin, args.repeat).items():
                     print(f"browser {name} (navigation to load end, median): {seconds * 1000:7.1f} ms")
         finally:
             running.stop()

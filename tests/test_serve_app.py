@@ -40,9 +40,19 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
 OPENER = urllib.request.build_opener(NoRedirect)
 
 
-def fetch(url: str, data: dict | None = None, headers: dict | None = None) -> tuple[int, dict, str]:
+def fetch(running, path: str, data: dict | None = None, headers: dict | None = None, *,
+          cookie: bool = True, method: str | None = None) -> tuple[int, dict, str]:
+    """GET (POST with `data`) `path` on the server (or a whole URL), as the browser that opened the start URL:
+    with the token's cookie unless `cookie` is False."""
+    url = path if path.startswith("http") else running.origin + path
+    sent = {"Cookie": f"{running.guard.cookie_name}={running.guard.token}"} if cookie else {}
+    return fetch_url(url, data, {**sent, **(headers or {})}, method=method)
+
+
+def fetch_url(url: str, data: dict | None = None, headers: dict | None = None, *,
+              method: str | None = None) -> tuple[int, dict, str]:
     body = urllib.parse.urlencode(data).encode() if data is not None else None
-    request = urllib.request.Request(url, data=body, headers=headers or {})
+    request = urllib.request.Request(url, data=body, headers=headers or {}, method=method)
     try:
         with OPENER.open(request, timeout=30) as response:
             return response.status, dict(response.headers), response.read().decode("utf-8", "replace")
@@ -91,7 +101,7 @@ def test_view_state_round_trips_through_its_query_and_ignores_nonsense():
 
 def test_the_class_table_lists_every_student_with_the_missing_one_and_escapes_names(read_only):
     klass, running = read_only
-    status, headers, page = fetch(running.origin + "/")
+    status, headers, page = fetch(running, "/")
     assert status == 200
     for sid in (*klass.ids, klass.missing):
         assert f'data-row="{sid}"' in page
@@ -104,18 +114,18 @@ def test_the_class_table_lists_every_student_with_the_missing_one_and_escapes_na
 
 def test_filters_and_sort_come_from_the_url(read_only):
     klass, running = read_only
-    _, _, page = fetch(running.origin + "/?review=1")
+    _, _, page = fetch(running, "/?review=1")
     assert f'data-row="{klass.review}"' in page and 'data-count="1"' in page
-    _, _, page = fetch(running.origin + "/?overridden=1")
+    _, _, page = fetch(running, "/?overridden=1")
     assert 'data-count="2"' in page
-    _, _, page = fetch(running.origin + "/?flagged=1")
+    _, _, page = fetch(running, "/?flagged=1")
     assert 'data-count="2"' in page and all(f'data-row="{sid}"' in page for sid in klass.pair)
-    _, _, page = fetch(running.origin + "/?status=missing")
+    _, _, page = fetch(running, "/?status=missing")
     assert f'data-row="{klass.missing}"' in page and 'data-count="1"' in page
-    _, _, page = fetch(running.origin + "/?diagnosis=checks.diag.first_step_logits")
+    _, _, page = fetch(running, "/?diagnosis=checks.diag.first_step_logits")
     wanted = [sid for sid, kind in klass.kinds.items() if kind == "fails_lstm_first_step_logits"]
     assert f'data-count="{len(wanted)}"' in page
-    _, _, page = fetch(running.origin + "/?sort=score&dir=desc")
+    _, _, page = fetch(running, "/?sort=score&dir=desc")
     order = [line.split('data-row="')[1].split('"')[0] for line in page.splitlines() if 'data-row="' in line]
     scores = {r["submission_id"]: r["score"] for r in Store.open(klass.out, "en").results_for_outputs()}
     assert [scores.get(sid, 0.0) for sid in order] == sorted((scores.get(sid, 0.0) for sid in order), reverse=True)
@@ -123,19 +133,19 @@ def test_filters_and_sort_come_from_the_url(read_only):
 
 def test_student_page_is_the_report_with_the_override_ledger_and_failing_cells_first(served):
     klass, running = served
-    status, _, page = fetch(f"{running.origin}/student?id={klass.overridden}")
+    status, _, page = fetch(running, f"/student?id={klass.overridden}")
     assert status == 200
     assert "data-check-id=" in page and "data-override-note" in page  # the report's own template
     assert 'data-event="set"' in page and "partial credit" in page
     cells = [line.split('data-cell="')[1].split('"')[0] for line in page.splitlines() if 'data-cell="' in line]
     assert cells  # failing cells are listed before the ones that ran
-    assert fetch(f"{running.origin}/student?id=nobody")[0] == 404
+    assert fetch(running, "/student?id=nobody")[0] == 404
 
 
 def test_the_pair_page_marks_the_matching_lines_of_both_classes(served):
     klass, running = served
     a, b = klass.pair
-    status, _, page = fetch(f"{running.origin}/pair?a={b}&b={a}")
+    status, _, page = fetch(running, f"/pair?a={b}&b={a}")
     assert status == 200 and "0.93" in page
     assert page.count("data-hit") == 12  # 6 lines marked on each side
     assert "</pre><script>" not in page and "&lt;/pre&gt;&lt;script&gt;" in page
@@ -160,10 +170,29 @@ def test_pairs_view_maps_ranges_onto_class_lines():
 
 def test_the_start_url_sets_the_token_cookie_and_drops_the_token_from_the_url(served):
     _, running = served
-    status, headers, _ = fetch(running.url)
+    status, headers, _ = fetch(running, running.url, cookie=False)
     assert status == 303 and headers["Location"] == "/"
     assert "HttpOnly" in headers["Set-Cookie"] and "SameSite=Strict" in headers["Set-Cookie"]
-    assert fetch(running.origin + "/?token=wrong")[0] == 403
+    assert fetch(running, "/?token=wrong", cookie=False)[0] == 403
+
+
+@pytest.mark.parametrize("mode", ["read_only", "served"])
+def test_every_page_and_export_needs_the_token_cookie_in_either_mode(mode, request):
+    klass, running = request.getfixturevalue(mode)
+    a, b = klass.pair
+    assert "?token=" in running.url  # the printed URL carries the token, read-only or not
+    wrong = {"Cookie": f"{running.guard.cookie_name}={running.guard.token[:-2]}xx"}
+    for path in ("/", f"/student?id={klass.ids[0]}", "/pairs", f"/pair?a={a}&b={b}", "/export/grades.csv",
+                 "/export/grades.xlsx", "/?token=", "/nowhere"):
+        for headers in ({}, wrong):
+            status, _, page = fetch(running, path, headers=headers, cookie=False)
+            assert status == 403, path
+            assert klass.ids[0] not in page and "Student 1" not in page and "lstm." not in page, path
+        assert fetch(running, path, cookie=False, method="HEAD")[0] == 403, path
+    assert fetch(running, "/")[0] == 200 and fetch(running, "/nowhere")[0] == 404
+    status, headers, _ = fetch(running, running.url, cookie=False)
+    assert status == 303 and headers["Location"] == "/"
+    assert fetch(running, "/", headers={"Cookie": headers["Set-Cookie"].split(";")[0]}, cookie=False)[0] == 200
 
 
 def test_an_override_needs_the_token_and_our_origin_then_goes_through_the_ledger(served):
@@ -171,61 +200,85 @@ def test_an_override_needs_the_token_and_our_origin_then_goes_through_the_ledger
     sid = klass.ids[0]
     form = {"id": sid, "check": "lstm.forward", "points": "3", "reason": "seen in lab", "by": "王助教",
             "action": "set"}
-    assert fetch(running.origin + "/override", form, same_origin(running))[0] == 403  # no token
-    assert fetch(running.origin + "/override", {**form, "token": "nope"}, same_origin(running))[0] == 403
+    assert fetch(running, "/override", form, same_origin(running))[0] == 403  # no token
+    assert fetch(running, "/override", {**form, "token": "nope"}, same_origin(running))[0] == 403
     tokened = {**form, "token": running.guard.token}
-    assert fetch(running.origin + "/override", tokened, {"Origin": "http://evil.example"})[0] == 403
-    assert fetch(running.origin + "/override", tokened, {"Origin": "null"})[0] == 403
-    assert fetch(running.origin + "/override", tokened)[0] == 403  # neither Origin nor Referer
+    assert fetch(running, "/override", tokened, {"Origin": "http://evil.example"})[0] == 403
+    assert fetch(running, "/override", tokened, {"Origin": "null"})[0] == 403
+    assert fetch(running, "/override", tokened)[0] == 403  # neither Origin nor Referer
+    assert fetch(running, "/override", tokened, same_origin(running), cookie=False)[0] == 403  # no cookie
     with Store.open(klass.out, "en") as store:
         assert (sid, "lstm.forward") not in store.overrides()
 
-    status, headers, _ = fetch(running.origin + "/override", tokened, same_origin(running))
+    status, headers, _ = fetch(running, "/override", tokened, same_origin(running))
     assert status == 303 and headers["Location"].startswith("/student?")
     with Store.open(klass.out, "en") as store:
         assert store.overrides()[(sid, "lstm.forward")].by == "王助教"
     grades = (klass.out / "grades.csv").read_text(encoding="utf-8-sig")  # outputs written again, as the CLI does
     assert "seen in lab" in grades
 
-    status, _, page = fetch(running.origin + "/override", {**tokened, "points": "999"}, same_origin(running))
+    status, _, page = fetch(running, "/override", {**tokened, "points": "999"}, same_origin(running))
     assert status == 400 and "from 0 to" in page and "Traceback" not in page
-    status, _, page = fetch(running.origin + "/override", {**tokened, "reason": ""}, same_origin(running))
+    status, _, page = fetch(running, "/override", {**tokened, "reason": ""}, same_origin(running))
     assert status == 400 and "--reason" in page
-    status, _, page = fetch(running.origin + "/override", {**tokened, "check": "no.such"}, same_origin(running))
+    status, _, page = fetch(running, "/override", {**tokened, "check": "no.such"}, same_origin(running))
     assert status == 400 and "not one of this submission" in page
     clear = {"id": sid, "check": "lstm.forward", "action": "clear", "token": running.guard.token}
-    assert fetch(running.origin + "/override", clear, {"Referer": running.origin + "/student?id=x"})[0] == 303
+    assert fetch(running, "/override", clear, {"Referer": running.origin + "/student?id=x"})[0] == 303
     with Store.open(klass.out, "en") as store:
         assert (sid, "lstm.forward") not in store.overrides()
+
+
+def test_a_refused_override_shows_the_posted_students_page_not_the_query_strings(served):
+    klass, running = served
+    sid, other = klass.ids[0], klass.ids[2]
+    form = {"id": sid, "check": "lstm.forward", "points": "999", "reason": "r", "action": "set",
+            "token": running.guard.token}
+    status, _, page = fetch(running, f"/override?id={other}", form, same_origin(running))
+    assert status == 400 and "from 0 to" in page
+    assert f'name="id" value="{sid}"' in page and f'name="id" value="{other}"' not in page
+    a, b = klass.pair
+    form = {"a": a, "b": b, "action": "bogus", "token": running.guard.token}
+    status, _, page = fetch(running, "/pair/review?a=x&b=y", form, same_origin(running))
+    assert status == 400 and f'data-side="{a}"' in page
+
+
+def test_one_translate_for_the_report_and_the_server():
+    from grader.report import html
+    from grader.serve import app
+
+    assert app.Translate is html.Translate
+    assert html.Translate("en", "serve")("nav_class") == "Class"
+    assert "field" not in vars(app.Request)  # dataclasses.field is not shadowed in the class body
 
 
 def test_a_read_only_server_refuses_every_change(read_only):
     klass, running = read_only
     form = {"id": klass.ids[0], "check": "lstm.forward", "points": "3", "reason": "r", "token": running.guard.token}
-    status, _, page = fetch(running.origin + "/override", form, same_origin(running))
+    status, _, page = fetch(running, "/override", form, same_origin(running))
     assert status == 403 and "--allow-edit" in page
-    assert "data-override-form" not in fetch(f"{running.origin}/student?id={klass.ids[0]}")[2]
+    assert "data-override-form" not in fetch(running, f"/student?id={klass.ids[0]}")[2]
 
 
 def test_requests_for_another_host_name_are_refused(served):
     _, running = served
-    assert fetch(running.origin + "/", headers={"Host": "attacker.example"})[0] == 403
-    assert fetch(running.origin + "/", headers={"Host": f"localhost:{running.guard.port}"})[0] == 200
+    assert fetch(running, "/", headers={"Host": "attacker.example"})[0] == 403
+    assert fetch(running, "/", headers={"Host": f"localhost:{running.guard.port}"})[0] == 200
 
 
 def test_a_pair_review_is_stored_in_the_store_and_can_be_reopened(served):
     klass, running = served
     a, b = klass.pair
     form = {"a": b, "b": a, "action": REVIEWED, "note": "same tutorial", "token": running.guard.token}
-    assert fetch(running.origin + "/pair/review", form, same_origin(running))[0] == 303
+    assert fetch(running, "/pair/review", form, same_origin(running))[0] == 303
     with Store.open(klass.out, "en") as store:
         assert store.reviewed_pairs()[(a, b)].note == "same tutorial"
-    _, _, page = fetch(running.origin + "/?flagged=1")
+    _, _, page = fetch(running, "/?flagged=1")
     assert 'data-count="0"' in page  # a reviewed pair is no longer "flagged"
-    fetch(running.origin + "/pair/review", {**form, "action": REOPENED}, same_origin(running))
+    fetch(running, "/pair/review", {**form, "action": REOPENED}, same_origin(running))
     with Store.open(klass.out, "en") as store:
         assert store.reviewed_pairs() == {}
-    assert fetch(running.origin + "/pair/review", {**form, "b": "nobody"}, same_origin(running))[0] == 404
+    assert fetch(running, "/pair/review", {**form, "b": "nobody"}, same_origin(running))[0] == 404
 
 
 def test_reviewed_pairs_take_each_pairs_last_event():
@@ -236,7 +289,7 @@ def test_reviewed_pairs_take_each_pairs_last_event():
 
 def test_exports_are_the_files_the_command_line_writes(served, tmp_path):
     klass, running = served
-    status, headers, body = fetch(running.origin + "/export/grades.csv")
+    status, headers, body = fetch(running, "/export/grades.csv")
     assert status == 200 and headers["Content-Disposition"] == 'attachment; filename="grades.csv"'
     rubric = load_rubric(DEFAULT_RUBRIC)
     with Store.open(klass.out, "en") as store:
@@ -244,11 +297,12 @@ def test_exports_are_the_files_the_command_line_writes(served, tmp_path):
     expected = write_grades_csv(results, tmp_path / "grades.csv", "en").read_bytes().decode("utf-8")
     assert body == expected  # byte for byte: the BOM and CRLF too
     assert len(list(csv.reader(io.StringIO(expected)))) == len(klass.ids) + 1 + 2  # header, max row, missing
-    request = urllib.request.Request(running.origin + "/export/grades.xlsx")
+    request = urllib.request.Request(running.origin + "/export/grades.xlsx",
+                                     headers={"Cookie": f"{running.guard.cookie_name}={running.guard.token}"})
     with urllib.request.urlopen(request) as response:
         assert response.read()[:2] == b"PK"
 
-    status, headers, _ = fetch(running.origin + "/export/release", {"token": running.guard.token},
+    status, headers, _ = fetch(running, "/export/release", {"token": running.guard.token},
                                same_origin(running))
     assert status == 303
     released = sorted(p.name for p in (klass.out / "release").iterdir())
@@ -281,7 +335,10 @@ def test_guard_rules():
     assert not guard.same_origin({"origin": "http://127.0.0.1:8124"})
     assert not guard.same_origin({"referer": "http://127.0.0.1:8123.evil/"})
     assert guard.token_ok(guard.token) and not guard.token_ok(guard.token[:-1]) and not guard.token_ok(None)
-    assert not Guard(8123, allow_edit=False).token_ok(Guard(8123, allow_edit=False).token)
+    reader = Guard(8123, allow_edit=False)
+    held = {reader.cookie_name: reader.token}
+    assert reader.authorised(held) and not reader.can_edit(held) and "?token=" in reader.start_url()
+    assert not reader.authorised({reader.cookie_name: guard.token}) and not reader.authorised({})
 
 
 def test_serve_on_a_folder_without_a_store_is_bad_input(tmp_path, capsys):
@@ -300,7 +357,10 @@ def test_the_command_prints_its_url_and_stops_cleanly_on_ctrl_c(tmp_path):
         url = line.split("grader serve: ", 1)[1].strip()
         assert url.startswith("http://127.0.0.1:") and "?token=" in url
         origin = url.split("/?")[0]
-        assert fetch(origin + "/")[0] == 200
+        assert fetch_url(origin + "/")[0] == 403  # no token, nothing of the class
+        status, headers, _ = fetch_url(url)
+        assert status == 303
+        assert fetch_url(origin + "/", headers={"Cookie": headers["Set-Cookie"].split(";")[0]})[0] == 200
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)
     finally:

@@ -65,7 +65,8 @@ def no_sideways_scroll(driver) -> None:
 def test_sort_filter_and_open_a_student_keeping_the_view_in_the_url(chrome, served):
     klass, running = served
     chrome.set_window_size(*DESKTOP)
-    chrome.get(running.origin + "/")
+    chrome.get(running.url)  # the URL printed at start: the token goes into a cookie, out of the URL
+    assert urllib.parse.urlsplit(chrome.current_url).query == ""
     assert set(shown_ids(chrome)) == {*klass.ids, klass.missing}
     assert "pwned" not in chrome.title and chrome.execute_script("return document.scripts.length") == 0
     _save_screenshot(chrome, "serve-class-desktop.png")
@@ -89,8 +90,7 @@ def test_sort_filter_and_open_a_student_keeping_the_view_in_the_url(chrome, serv
     by_css(chrome, f'[data-row="{klass.overridden}"] td.id a')[0].click()
     assert urllib.parse.urlsplit(wait_url(chrome, "/student")).path == "/student"
     assert len(by_css(chrome, "[data-check-id]")) >= 20 and by_css(chrome, "[data-override-note]")
-    assert by_css(chrome, "[data-read-only], [data-no-token]")  # no token yet: no form
-    assert not by_css(chrome, "[data-override-form]")
+    assert by_css(chrome, "[data-override-form]")  # --allow-edit, and this browser opened the start URL
     _save_screenshot(chrome, "serve-student-desktop.png")
     assert _severe_console_entries(chrome) == []
 
@@ -101,8 +101,10 @@ def test_an_override_made_and_cleared_from_the_page_with_the_token(chrome, serve
     klass, running = served
     sid = klass.ids[0]
     chrome.set_window_size(*DESKTOP)
-    chrome.get(f"{running.origin}/student?id={sid}")
-    assert not by_css(chrome, "[data-override-form]") and by_css(chrome, "[data-no-token]")
+    chrome.get(f"{running.origin}/student?id={sid}")  # not opened the start URL: nothing of the class
+    assert "start" in wait_css(chrome, "[data-message]")[0].text
+    assert not by_css(chrome, "[data-override-form]") and not by_css(chrome, "[data-check-id]")
+    assert sid not in chrome.page_source
 
     chrome.get(running.url)  # the URL printed at start: the token goes into a cookie, out of the URL
     assert "token" not in chrome.current_url
@@ -189,7 +191,7 @@ def test_a_similarity_pair_side_by_side_marked_reviewed(chrome, served):
 def test_phone_width_pages_fit_the_screen(chrome, served):
     klass, running = served
     chrome.set_window_size(*PHONE)
-    chrome.get(running.origin + "/")
+    chrome.get(running.url)
     no_sideways_scroll(chrome)  # the wide table scrolls inside its own box
     _save_screenshot(chrome, "serve-class-phone.png")
     chrome.get(f"{running.origin}/student?id={klass.ids[1]}")

@@ -58,16 +58,18 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Translate:
-    """The report's labels in one language (keys `html.*` of the catalogue)."""
+    """The catalogue's texts in one language under one prefix, for the templates: `html.*` (the report's
+    labels) by default, `serve.*` for grader serve's pages."""
 
     lang: str
+    prefix: str = "html"
 
     def __call__(self, key: str, **params: Any) -> str:
-        return text(f"html.{key}", self.lang, **params)
+        return text(f"{self.prefix}.{key}", self.lang, **params)
 
     def label(self, key: str, fallback: str) -> str:
         """The label for `key`, or `fallback` for values a newer grader may produce."""
-        return catalogue(self.lang).get(f"html.{key}", fallback)
+        return catalogue(self.lang).get(f"{self.prefix}.{key}", fallback)
 
 def render_submission_html(result: StoredResult, lang: str) -> str:
     """The report page for one stored result, in `lang` ("zh" or "en")."""

@@ -2,11 +2,13 @@
 
 Every page is rendered server-side by the report's one jinja environment (autoescape,
 html_safe, StrictUndefined); the student's page extends the report's own template. Every
-answer carries guard.SECURITY_HEADERS. A state-changing request is a POST that passes
-`Guard` (token, same origin), goes through the same code as the command line
-(grader/batch/ledger.py for overrides, grader/release.py, the exports' writers) and
-answers with a redirect to the page that shows the change (post/redirect/get), or with
-the page and the error in words, never a traceback.
+answer carries guard.SECURITY_HEADERS. Every request but the start URL needs the per-run
+token's cookie (guard.py), else it gets 403 and nothing of the class. A state-changing
+request is a POST that passes `Guard` (same origin, the token's cookie, the token in the
+form), goes through the same code as the command line (grader/batch/ledger.py for
+overrides, grader/release.py, the exports' writers) and answers with a redirect to the
+page that shows the change (post/redirect/get), or with the page and the error in words,
+never a traceback.
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ from grader.overrides import MAX_REASON_CHARS, clean_text
 from grader.release import release
 from grader.report.grades_csv import write_grades_csv
 from grader.report.grades_xlsx import write_grades_xlsx
-from grader.report.html import submission_context
+from grader.report.html import Translate, submission_context
 from grader.report.templating import environment
 from grader.safe_text import safe_line
 from grader.serve.classdata import ClassData, ClassStore
@@ -55,7 +57,8 @@ class Request:
         values = self.query.get(name) or [""]
         return values[0]
 
-    def field(self, name: str) -> str:
+    def posted(self, name: str) -> str:
+        """A field of the posted form ("" when absent), cut at MAX_FIELD_CHARS."""
         return self.form.get(name, "")[:MAX_FIELD_CHARS]
 
     def cookies(self) -> dict[str, str]:
@@ -83,16 +86,6 @@ def redirect(location: str, *extra: tuple[str, str]) -> Response:
     return Response(303, headers=[("Location", location), *extra])
 
 
-class Translate:
-    """`serve.*` texts in one language, for the templates."""
-
-    def __init__(self, lang: str) -> None:
-        self.lang = lang
-
-    def __call__(self, key: str, **params: Any) -> str:
-        return text(f"serve.{key}", self.lang, **params)
-
-
 class App:
     """One server's pages over one OUT (see the module docstring)."""
 
@@ -100,7 +93,7 @@ class App:
         self.classes = classes
         self.guard = guard
         self.lang = classes.lang
-        self.s = Translate(self.lang)
+        self.s = Translate(self.lang, "serve")
         self._get: dict[str, Callable[[Request], Response]] = {
             "/": self.class_page, "/student": self.student_page, "/pairs": self.pairs_page,
             "/pair": self.pair_page, "/export/grades.csv": self.export_csv, "/export/grades.xlsx": self.export_xlsx}
@@ -112,27 +105,39 @@ class App:
     def handle(self, request: Request) -> Response:
         if not self.guard.host_ok(request.headers.get("host")):
             return self.message(403, "refused_host")
-        if request.method in ("GET", "HEAD"):
+        reading = request.method in ("GET", "HEAD")
+        if not reading and request.method != "POST":
+            return Response(405, headers=[("Allow", "GET, HEAD, POST")])
+        if reading and request.path == "/" and "token" in request.query:
+            return self.start(request)
+        if not reading and not self.guard.same_origin(request.headers):
+            return self.message(403, "refused_origin")
+        if not self.guard.authorised(request.cookies()):
+            return self.message(403, "refused_no_cookie")
+        if reading:
             handler = self._get.get(request.path)
             return handler(request) if handler else self.message(404, "not_found")
-        if request.method != "POST":
-            return Response(405, headers=[("Allow", "GET, HEAD, POST")])
         handler = self._post.get(request.path)
         if handler is None:
             return self.message(404, "not_found")
         if not self.guard.allow_edit:
             return self.message(403, "refused_read_only")
-        if not self.guard.same_origin(request.headers):
-            return self.message(403, "refused_origin")
         if not self.guard.token_ok(request.form.get("token")):
             return self.message(403, "refused_token")
         return handler(request)
 
+    def start(self, request: Request) -> Response:
+        """The start URL (`/?token=...`): keep the token in a cookie, show the URL without it."""
+        if not self.guard.token_ok(request.arg("token")):
+            return self.message(403, "refused_no_cookie")
+        rest = {k: v for k, v in request.query.items() if k != "token"}
+        location = "/" + ("?" + urllib.parse.urlencode(rest, doseq=True) if rest else "")
+        return redirect(location, ("Set-Cookie", self.guard.set_cookie()))
+
     # -- rendering -----------------------------------------------------------------------------------
 
     def render(self, template: str, status: int = 200, **context: Any) -> Response:
-        base = {"lang": self.lang, "html_lang": "zh-CN" if self.lang == "zh" else "en", "s": self.s,
-                "allow_edit": self.guard.allow_edit}
+        base = {"lang": self.lang, "html_lang": "zh-CN" if self.lang == "zh" else "en", "s": self.s}
         page = environment().get_template(template).render(**{**base, **context})
         return Response(status, page.encode("utf-8"))
 
@@ -147,13 +152,6 @@ class App:
     # -- the class table -----------------------------------------------------------------------------
 
     def class_page(self, request: Request) -> Response:
-        token = request.arg("token")
-        if token:  # the start URL: keep the token in a cookie, show the URL without it
-            rest = {k: v for k, v in request.query.items() if k != "token"}
-            location = "/" + ("?" + urllib.parse.urlencode(rest, doseq=True) if rest else "")
-            if not self.guard.token_ok(token):
-                return self.message(403, "refused_token")
-            return redirect(location, ("Set-Cookie", self.guard.set_cookie()))
         data = self.classes.data()
         view = ViewState.from_query(request.query)
         rows = select(data.table, view)
@@ -171,8 +169,11 @@ class App:
 
     # -- a student -----------------------------------------------------------------------------------
 
-    def student_page(self, request: Request, *, status: int = 200, error: str = "") -> Response:
-        sid = request.arg("id") or request.field("id")
+    def student_page(self, request: Request) -> Response:
+        return self._student_page(request, request.arg("id"))
+
+    def _student_page(self, request: Request, sid: str, *, status: int = 200, error: str = "") -> Response:
+        """A student's page; also the answer to a refused override, for the student the form named."""
         data = self.classes.data()
         result = data.results.get(sid)
         if result is None:
@@ -189,18 +190,18 @@ class App:
                            **context, **self._edit_context(request))
 
     def post_override(self, request: Request) -> Response:
-        sid, check = request.field("id"), request.field("check")
-        clear = request.field("action") == "clear"
+        sid, check = request.posted("id"), request.posted("check")
+        clear = request.posted("action") == "clear"
         try:
-            points = None if clear else _points(request.field("points"), self.lang)
-            wanted = ledger.Request(sid, check, points, request.field("reason"),
-                                    request.field("by") or ledger.default_author())
+            points = None if clear else _points(request.posted("points"), self.lang)
+            wanted = ledger.Request(sid, check, points, request.posted("reason"),
+                                    request.posted("by") or ledger.default_author())
             with self.classes.locked() as store:
                 ledger.record(store, [wanted], self.lang)
                 # every output in OUT again, as `grader override` does, so the files agree with the page
                 ledger.rewrite_outputs(store, self.classes.out, self.lang, io.StringIO(), self.classes.rubric)
         except GraderError as exc:
-            return self.student_page(request, status=400, error=exc.text_in(self.lang)[0])
+            return self._student_page(request, sid, status=400, error=exc.text_in(self.lang)[0])
         query = urllib.parse.urlencode({"id": sid, "done": "clear" if clear else "set"})
         return redirect(f"/student?{query}")
 
@@ -213,8 +214,11 @@ class App:
         return self.render("serve_pairs.html.j2", pairs=pairs, similarity_run=data.similarity_run,
                            reviewed=data.reviewed, pair_key=pair_key, **self._edit_context(request))
 
-    def pair_page(self, request: Request, *, status: int = 200, error: str = "") -> Response:
-        a, b = (request.arg("a") or request.field("a")), (request.arg("b") or request.field("b"))
+    def pair_page(self, request: Request) -> Response:
+        return self._pair_page(request, request.arg("a"), request.arg("b"))
+
+    def _pair_page(self, request: Request, a: str, b: str, *, status: int = 200, error: str = "") -> Response:
+        """A pair's page; also the answer to a refused review, for the pair the form named."""
         data = self.classes.data()
         pair = find_pair(data.pairs, a, b)
         if pair is None:
@@ -229,15 +233,15 @@ class App:
                            error=error, notice=self._notice(request), **self._edit_context(request))
 
     def post_review(self, request: Request) -> Response:
-        a, b = request.field("a"), request.field("b")
-        action = request.field("action")
+        a, b = request.posted("a"), request.posted("b")
+        action = request.posted("action")
         data = self.classes.data()
         if find_pair(data.pairs, a, b) is None:
             return self.message(404, "unknown_pair")
         if action not in (REVIEWED, REOPENED):
-            return self.pair_page(request, status=400, error=self.s("bad_action"))
-        by = clean_text(request.field("by"), MAX_REASON_CHARS) or ledger.default_author()
-        event = PairReview(a, b, action, clean_text(request.field("note"), MAX_NOTE_CHARS), by, now_iso())
+            return self._pair_page(request, a, b, status=400, error=self.s("bad_action"))
+        by = clean_text(request.posted("by"), MAX_REASON_CHARS) or ledger.default_author()
+        event = PairReview(a, b, action, clean_text(request.posted("note"), MAX_NOTE_CHARS), by, now_iso())
         with self.classes.locked() as store:
             store.record_pair_review(event)
         return redirect("/pair?" + urllib.parse.urlencode({"a": a, "b": b, "done": action}))

@@ -3,10 +3,14 @@
 - The server listens on 127.0.0.1 only, and answers only requests whose Host is its own
   (127.0.0.1:PORT or localhost:PORT): a page elsewhere that points a name of its own at
   127.0.0.1 (DNS rebinding) gets 403, not the class.
-- Changes need --allow-edit, and then a random per-run token (secrets.token_urlsafe), printed
-  in the start URL. Opening that URL stores the token in a cookie (HttpOnly, SameSite=Strict)
-  and redirects to the same page without it, so a URL a TA shares carries no token. The
-  pages then put the token in every form; a POST must carry it (compared in constant time).
+- Every request needs a random per-run token (secrets.token_urlsafe, new at each start, read-only
+  or not), printed in the start URL: the class's names, grades, sources and exports are for the TA
+  who started the server, not for any local user or process (a student's kernel graded without
+  bubblewrap runs as that user too). Opening the start URL stores the token in a cookie (HttpOnly,
+  SameSite=Strict) and redirects to the same page without it, so a URL a TA shares carries no
+  token; any other request without that cookie gets 403 and nothing of the class.
+- Changes need --allow-edit as well; the pages then put the token in every form, and a POST must
+  carry it there too (compared in constant time, like the cookie).
 - A POST must also come from the server's own origin (Origin, else Referer): a form on any
   other site, or a page opened from a file, is refused with 403 even with the token.
 - Only POST changes anything; GET and HEAD only read.
@@ -54,7 +58,8 @@ class Guard:
         return f"grader_serve_{self.port}"
 
     def start_url(self) -> str:
-        return f"{self.origin}/?token={self.token}" if self.allow_edit else f"{self.origin}/"
+        """The URL printed at start: the only way into the pages (it sets the cookie)."""
+        return f"{self.origin}/?token={self.token}"
 
     def host_ok(self, host: str | None) -> bool:
         return host in (f"{HOST}:{self.port}", f"localhost:{self.port}")
@@ -72,11 +77,15 @@ class Guard:
         return f"{parts.scheme}://{parts.netloc}" in allowed
 
     def token_ok(self, given: str | None) -> bool:
-        return self.allow_edit and given is not None and hmac.compare_digest(given.encode(), self.token.encode())
+        return given is not None and hmac.compare_digest(given.encode(), self.token.encode())
 
     def set_cookie(self) -> str:
         return f"{self.cookie_name}={self.token}; Path=/; HttpOnly; SameSite=Strict"
 
-    def can_edit(self, cookies: Mapping[str, str]) -> bool:
-        """The pages show the forms to whoever opened the start URL in this browser."""
+    def authorised(self, cookies: Mapping[str, str]) -> bool:
+        """This browser opened the start URL: it holds the token's cookie."""
         return self.token_ok(cookies.get(self.cookie_name))
+
+    def can_edit(self, cookies: Mapping[str, str]) -> bool:
+        """The pages show the forms to whoever opened the start URL in this browser, with --allow-edit."""
+        return self.allow_edit and self.authorised(cookies)

@@ -44,9 +44,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._answer(self._dispatch(self._request("HEAD", {})), body=False)
 
     def do_POST(self) -> None:
-        form = self._form()
+        length = self._length()
+        form = self._form(length)
         if form is None:
-            self._answer(Response(413 if self._length() > MAX_FORM_BYTES else 400), close=True)
+            self._answer(Response(413 if length > MAX_FORM_BYTES else 400), close=True)
             return
         self._answer(self._dispatch(self._request("POST", form)))
 
@@ -74,9 +75,8 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             return MAX_FORM_BYTES + 1
 
-    def _form(self) -> dict[str, str] | None:
-        """The urlencoded form, or None for one too large, of another type or malformed."""
-        length = self._length()
+    def _form(self, length: int) -> dict[str, str] | None:
+        """The urlencoded form of `length` bytes, or None for one too large, of another type or malformed."""
         content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         if length > MAX_FORM_BYTES or content_type != FORM_TYPE:
             return None
