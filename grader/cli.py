@@ -188,7 +188,8 @@ def _cmd_release(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from grader.serve.command import serve
 
-    return serve(args.out, port=args.port, allow_edit=args.allow_edit, rubric_path=args.rubric, lang=args.lang)
+    return serve(args.out, port=args.port, allow_edit=args.allow_edit, rubric_path=args.rubric, lang=args.lang,
+                 host=args.host)
 
 
 def _cmd_gradescope_autograder(args: argparse.Namespace) -> int:
@@ -355,10 +356,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rubric", type=Path, default=None, help="the class's rubric (default: rubrics/lab.toml)")
     p.set_defaults(handler=_cmd_release)
 
-    p = sub.add_parser("serve", help="TAs: a local page over a graded class (127.0.0.1 only): the class table, each "
+    p = sub.add_parser("serve", help="TAs: a local page over a graded class (loopback only): the class table, each "
                                      "student's report, similar pairs side by side, the exports")
     p.add_argument("out", type=Path, metavar="OUT", help="the -o folder of `grader grade`")
-    p.add_argument("--port", type=int, default=8000, metavar="N", help="port on 127.0.0.1 (default: 8000; 0: any free)")
+    p.add_argument("--port", type=int, default=8000, metavar="N", help="port to listen on (default: 8000; 0: any free)")
+    p.add_argument("--host", default=None, metavar="ADDR",
+                   help="the loopback address to listen on (default: a random 127.x.y.z, so the token's cookie goes "
+                        "to no other local server; 127.0.0.1 where the system has no other, as macOS)")
     p.add_argument("--allow-edit", action="store_true",
                    help="allow overrides, similarity reviews and the release folder from the page (a per-run token "
                         "in the printed URL is needed for each change)")

@@ -3,6 +3,7 @@ stored-result fixtures, tests/serve_class.py), driven with urllib; and its parts
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import os
 import signal
@@ -23,7 +24,8 @@ from grader.paths import DEFAULT_RUBRIC
 from grader.report.grades_csv import write_grades_csv
 from grader.roster import join
 from grader.rubric import load_rubric
-from grader.serve.guard import CSP, Guard
+from grader.serve import http as http_module
+from grader.serve.guard import CSP, Guard, loopback_host, random_loopback
 from grader.serve.http import start
 from grader.serve.pairs import class_pairs, find_pair
 from grader.serve.table import ViewState
@@ -328,17 +330,67 @@ def test_a_schema_3_store_gains_the_review_tables_and_stays_readable(tmp_path):
 
 
 def test_guard_rules():
-    guard = Guard(8123, allow_edit=True)
+    guard = Guard("127.0.0.1", 8123, allow_edit=True)
     assert guard.host_ok("127.0.0.1:8123") and guard.host_ok("localhost:8123")
     assert not guard.host_ok("127.0.0.1:9") and not guard.host_ok(None) and not guard.host_ok("evil:8123")
     assert guard.same_origin({"referer": "http://127.0.0.1:8123/student?id=a"})
     assert not guard.same_origin({"origin": "http://127.0.0.1:8124"})
     assert not guard.same_origin({"referer": "http://127.0.0.1:8123.evil/"})
     assert guard.token_ok(guard.token) and not guard.token_ok(guard.token[:-1]) and not guard.token_ok(None)
-    reader = Guard(8123, allow_edit=False)
+    own = Guard("127.31.7.9", 8123, allow_edit=True)  # on an address of its own: that address only
+    assert own.host_ok("127.31.7.9:8123") and not own.host_ok("localhost:8123") and not own.host_ok("127.0.0.1:8123")
+    assert own.same_origin({"origin": "http://127.31.7.9:8123"}) and not own.same_origin({"origin": guard.origin})
+    reader = Guard("127.0.0.1", 8123, allow_edit=False)
     held = {reader.cookie_name: reader.token}
     assert reader.authorised(held) and not reader.can_edit(held) and "?token=" in reader.start_url()
     assert not reader.authorised({reader.cookie_name: guard.token}) and not reader.authorised({})
+
+
+def test_the_server_listens_on_a_loopback_address_of_its_own(served):
+    _, running = served
+    host, port = running.server.socket.getsockname()
+    assert host == running.guard.host != "127.0.0.1" and loopback_host(host) and not running.fell_back
+    assert running.origin == f"http://{host}:{port}" and running.url.startswith(running.origin + "/?token=")
+    assert fetch(running, "/")[0] == 200
+    assert fetch(running, "/", headers={"Host": f"127.0.0.1:{port}"})[0] == 403
+    assert {random_loopback() for _ in range(50)} - {"127.0.0.1"} and all(
+        loopback_host(h) and h != "127.0.0.1" for h in (random_loopback() for _ in range(200)))
+
+
+def test_host_127_0_0_1_when_asked_and_when_the_system_has_no_other(tmp_path, monkeypatch):
+    klass = build_class(tmp_path / "out", 6)
+    rubric = load_rubric(DEFAULT_RUBRIC)
+    running = start(klass.out, "en", rubric, host="127.0.0.1")
+    try:
+        assert running.origin.startswith("http://127.0.0.1:") and not running.fell_back
+        assert fetch(running, "/")[0] == 200
+        assert fetch(running, "/", headers={"Host": f"localhost:{running.guard.port}"})[0] == 200
+    finally:
+        running.stop()
+
+    bind = http_module._Server.server_bind
+
+    def only_127_0_0_1(server):  # macOS: 127.0.0.1 is the only loopback address configured
+        if server.server_address[0] != "127.0.0.1":
+            raise OSError(errno.EADDRNOTAVAIL, os.strerror(errno.EADDRNOTAVAIL))
+        bind(server)
+
+    monkeypatch.setattr(http_module._Server, "server_bind", only_127_0_0_1)
+    running = start(klass.out, "en", rubric)
+    try:
+        assert running.fell_back and running.guard.host == "127.0.0.1" and fetch(running, "/")[0] == 200
+    finally:
+        running.stop()
+    with pytest.raises(OSError):  # an address asked for is never swapped for another
+        start(klass.out, "en", rubric, host="127.9.9.9")
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "localhost", "192.168.1.5", "::1", "127.0.0.1\x1b[2J"])
+def test_a_host_that_is_not_a_loopback_address_is_refused(tmp_path, capsys, host):
+    klass = build_class(tmp_path / "out", 6)
+    assert main(["serve", str(klass.out), "--port", "0", "--lang", "en", "--host", host]) == 2
+    err = capsys.readouterr().err
+    assert "loopback" in err and "\x1b" not in err
 
 
 def test_serve_on_a_folder_without_a_store_is_bad_input(tmp_path, capsys):
@@ -355,7 +407,8 @@ def test_the_command_prints_its_url_and_stops_cleanly_on_ctrl_c(tmp_path):
     try:
         line = proc.stdout.readline()
         url = line.split("grader serve: ", 1)[1].strip()
-        assert url.startswith("http://127.0.0.1:") and "?token=" in url
+        host = urllib.parse.urlsplit(url).hostname
+        assert loopback_host(host) and host != "127.0.0.1" and "?token=" in url
         origin = url.split("/?")[0]
         assert fetch_url(origin + "/")[0] == 403  # no token, nothing of the class
         status, headers, _ = fetch_url(url)

@@ -165,6 +165,53 @@ def test_a_form_posted_from_another_origin_is_refused(chrome, served, tmp_path):
         assert (klass.ids[0], "lstm.forward") not in store.overrides()
 
 
+_SEEN: list[str] = []
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    """Another local server the TA's browser visits: it records the Cookie header each request brings."""
+
+    def do_GET(self):
+        _SEEN.append(self.headers.get("Cookie") or "")
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args):
+        pass
+
+
+def _cookie_seen_by_another_server(chrome, running) -> str:
+    """The Cookie header a server on 127.0.0.1 (another port) gets from a browser that opened the start URL."""
+    chrome.get(running.url)
+    assert by_css(chrome, "[data-row]")
+    _SEEN.clear()
+    other = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    thread = threading.Thread(target=other.serve_forever, daemon=True)
+    thread.start()
+    try:
+        chrome.get(f"http://127.0.0.1:{other.server_address[1]}/")
+        assert _SEEN
+        return " ".join(_SEEN)
+    finally:
+        other.shutdown()
+        other.server_close()
+
+
+def test_the_token_cookie_is_not_sent_to_other_local_servers(chrome, served, tmp_path):
+    klass, running = served
+    assert running.guard.host != "127.0.0.1"
+    assert running.guard.token not in _cookie_seen_by_another_server(chrome, running)
+    # the limit where only 127.0.0.1 exists (--host 127.0.0.1, or macOS): cookies are not scoped by port
+    again = start(klass.out, "en", load_rubric(DEFAULT_RUBRIC), host="127.0.0.1")
+    try:
+        assert again.guard.token in _cookie_seen_by_another_server(chrome, again)
+    finally:
+        again.stop()
+
+
 def test_a_similarity_pair_side_by_side_marked_reviewed(chrome, served):
     klass, running = served
     chrome.get(running.url)

@@ -1,4 +1,4 @@
-"""The standard library's threading HTTP server on 127.0.0.1, carrying requests to the app (app.py).
+"""The standard library's threading HTTP server on a loopback address, carrying requests to the app (app.py).
 
 Why the standard library and not starlette + uvicorn: the page is a handful of
 server-rendered routes over one SQLite file for one TA; http.server does that with no
@@ -13,6 +13,7 @@ them (64 KiB a line, 100 headers), a form of 64 KiB at most and only urlencoded,
 """
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 import urllib.parse
@@ -23,7 +24,7 @@ from pathlib import Path
 from grader.rubric import Rubric
 from grader.serve.app import App, Request, Response
 from grader.serve.classdata import ClassStore
-from grader.serve.guard import HOST, Guard
+from grader.serve.guard import LOOPBACK, Guard, random_loopback
 
 log = logging.getLogger(__name__)
 MAX_FORM_BYTES = 64 * 1024
@@ -119,12 +120,13 @@ class _Server(ThreadingHTTPServer):
 
 @dataclass
 class Running:
-    """A server started by `start`: its URL (with the token when editing is allowed), and how to stop it."""
+    """A server started by `start`: its URL (with the token), and how to stop it."""
 
     server: _Server
     guard: Guard
     classes: ClassStore
     thread: threading.Thread | None = None
+    fell_back: bool = False  # a random loopback address was wanted, but this system has only 127.0.0.1
 
     @property
     def url(self) -> str:
@@ -142,19 +144,26 @@ class Running:
         self.classes.close()
 
 
-def start(out: Path, lang: str, rubric: Rubric, *, port: int = 0, allow_edit: bool = False,
-          in_thread: bool = True) -> Running:
-    """Bind 127.0.0.1:port (0: a free port) over OUT's store; serve in a thread unless `in_thread` is False
+def start(out: Path, lang: str, rubric: Rubric, *, host: str | None = None, port: int = 0,
+          allow_edit: bool = False, in_thread: bool = True) -> Running:
+    """Bind host:port over OUT's store (host None: a random 127.x.y.z, else 127.0.0.1 where the system has
+    no other loopback address, as macOS; port 0: a free port); serve in a thread unless `in_thread` is False
     (then call `serve_forever` on `.server`)."""
     classes = ClassStore(out, lang, rubric)
+    fell_back = False
     try:
-        server = _Server((HOST, port), _Handler)
+        try:
+            server = _Server((host or random_loopback(), port), _Handler)
+        except OSError as exc:
+            if host is not None or exc.errno != errno.EADDRNOTAVAIL:
+                raise
+            server, fell_back = _Server((LOOPBACK, port), _Handler), True
     except BaseException:
         classes.close()
         raise
-    guard = Guard(server.server_address[1], allow_edit)
+    guard = Guard(str(server.server_address[0]), server.server_address[1], allow_edit)
     server.app = App(classes, guard)
-    running = Running(server, guard, classes)
+    running = Running(server, guard, classes, fell_back=fell_back)
     if in_thread:
         running.thread = threading.Thread(target=server.serve_forever, name="grader-serve", daemon=True)
         running.thread.start()
