@@ -7,9 +7,11 @@ import errno
 import io
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -265,7 +267,8 @@ def test_a_read_only_server_refuses_every_change(read_only):
 def test_requests_for_another_host_name_are_refused(served):
     _, running = served
     assert fetch(running, "/", headers={"Host": "attacker.example"})[0] == 403
-    assert fetch(running, "/", headers={"Host": f"localhost:{running.guard.port}"})[0] == 200
+    assert fetch(running, "/", headers={"Host": f"localhost:{running.guard.port}"})[0] == 403  # not its address
+    assert fetch(running, "/", headers={"Host": f"{running.guard.host}:{running.guard.port}"})[0] == 200
 
 
 def test_a_pair_review_is_stored_in_the_store_and_can_be_reopened(served):
@@ -309,6 +312,80 @@ def test_exports_are_the_files_the_command_line_writes(served, tmp_path):
     assert status == 303
     released = sorted(p.name for p in (klass.out / "release").iterdir())
     assert "release.csv" in released and len(released) == len(klass.ids) + 2
+
+
+# -- what a client may send and hold ------------------------------------------------------------------------
+
+
+def raw(running, data: bytes, *, close_write: bool = False, wait: float = 10.0) -> bytes:
+    """Send `data` on a fresh connection and read until the server closes it (or `wait` seconds pass)."""
+    with socket.create_connection((running.guard.host, running.guard.port), timeout=wait) as sock:
+        sock.sendall(data)
+        if close_write:
+            sock.shutdown(socket.SHUT_WR)
+        got = b""
+        while chunk := sock.recv(65536):
+            got += chunk
+        return got
+
+
+def head(running, method: str, path: str, **extra: str) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {running.guard.host}:{running.guard.port}",
+             f"Cookie: {running.guard.cookie_name}={running.guard.token}", *(f"{k}: {v}" for k, v in extra.items())]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+@pytest.fixture
+def quick(tmp_path):
+    """A server that gives up on a silent client after 1 s and serves 2 connections at once."""
+    klass = build_class(tmp_path / "out", 6)
+    running = start(klass.out, "en", load_rubric(DEFAULT_RUBRIC), allow_edit=True, request_timeout=1.0,
+                    max_connections=2)
+    try:
+        yield klass, running
+    finally:
+        running.stop()
+
+
+def test_idle_and_slow_clients_are_cut_off(quick):
+    _, running = quick
+    began = time.monotonic()
+    assert raw(running, b"") == b""  # connected, sent nothing: closed
+    assert raw(running, b"GET / HTTP/1.1\r\nHost: x") == b""  # headers never finished
+    form = head(running, "POST", "/override", **{"Origin": running.origin, "Content-Length": "100",
+                                                 "Content-Type": "application/x-www-form-urlencoded"})
+    answer = raw(running, form + b"id=x")  # a body short of its Content-Length, the client waiting
+    assert answer.startswith(b"HTTP/1.1 408") and b"data-message" in answer
+    assert time.monotonic() - began < 9  # three timeouts of 1 s, not the 10 s each a hung server would take
+    answer = raw(running, form + b"id=x", close_write=True)  # ... or gone
+    assert answer.startswith(b"HTTP/1.1 400") and b"data-message" in answer
+    answer = raw(running, head(running, "GET", "/") + head(running, "GET", "/pairs"))  # keep-alive, then idle
+    assert answer.count(b"HTTP/1.1 200") == 2
+
+
+def test_connections_over_the_bound_are_answered_503_at_once(quick):
+    _, running = quick
+    idle = [socket.create_connection((running.guard.host, running.guard.port)) for _ in range(2)]
+    try:
+        time.sleep(0.1)  # both accepted, each holding a thread
+        assert raw(running, head(running, "GET", "/")).startswith(b"HTTP/1.1 503")  # at once, not served later
+    finally:
+        for sock in idle:
+            sock.close()
+    time.sleep(1.5)  # their threads are done: their slots are free again
+    assert raw(running, head(running, "GET", "/")).startswith(b"HTTP/1.1 200")
+
+
+def test_more_than_50_fields_is_a_400_page(served):
+    _, running = served
+    many = "&".join(f"f{i}=1" for i in range(60))
+    status, _, page = fetch(running, f"/?{many}")
+    assert status == 400 and "data-message" in page and "50 fields" in page
+    assert fetch(running, "/?" + "&".join(f"f{i}=1" for i in range(40)))[0] == 200
+    form = {f"f{i}": "1" for i in range(60)}
+    status, _, page = fetch(running, "/override", form, same_origin(running))
+    assert status == 400 and "data-message" in page
+    assert fetch(running, "/")[0] == 200  # the server is still there
 
 
 # -- the store's schema and the command ----------------------------------------------------------------------

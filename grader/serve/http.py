@@ -9,17 +9,25 @@ request (docs/serve.md).
 
 Bounds on what a request may send: the request line and headers as http.server caps
 them (64 KiB a line, 100 headers), a form of 64 KiB at most and only urlencoded, at most
-50 fields. Nothing a request says reaches a terminal: the per-request log is off.
+50 fields in the form and 50 in the query string (more: 400, with a page). Bounds on what
+a client may hold: every read and write on a connection times out after 15 s
+(REQUEST_TIMEOUT_S: an idle keep-alive connection, a request line or headers sent slowly,
+a body shorter than its Content-Length, a client that stops reading), which closes it;
+and at most 32 connections are served at once (MAX_CONNECTIONS: one more is answered 503
+and closed at once), so idle or slow clients cannot pile up threads. Nothing a request
+says reaches a terminal: the per-request log is off.
 """
 from __future__ import annotations
 
 import errno
 import logging
+import socket
 import threading
 import urllib.parse
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 from grader.rubric import Rubric
 from grader.serve.app import App, Request, Response
@@ -30,6 +38,9 @@ log = logging.getLogger(__name__)
 MAX_FORM_BYTES = 64 * 1024
 MAX_FORM_FIELDS = 50
 FORM_TYPE = "application/x-www-form-urlencoded"
+REQUEST_TIMEOUT_S = 15.0
+MAX_CONNECTIONS = 32
+BUSY = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\nRetry-After: 5\r\n\r\n"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -38,19 +49,36 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "grader"
     sys_version = ""
 
+    def setup(self) -> None:
+        super().setup()
+        self.connection.settimeout(self.server.request_timeout)  # every read and write on this connection
+
     def do_GET(self) -> None:
-        self._answer(self._dispatch(self._request("GET", {})))
+        self._serve("GET", {})
 
     def do_HEAD(self) -> None:
-        self._answer(self._dispatch(self._request("HEAD", {})), body=False)
+        self._serve("HEAD", {}, body=False)
 
     def do_POST(self) -> None:
         length = self._length()
-        form = self._form(length)
-        if form is None:
-            self._answer(Response(413 if length > MAX_FORM_BYTES else 400), close=True)
+        try:
+            form = self._form(length)
+        except TimeoutError:  # the body stopped short of its Content-Length and the client waits
+            self._answer(self.server.app.message(408, "timed_out"), close=True)
             return
-        self._answer(self._dispatch(self._request("POST", form)))
+        if form is None:
+            too_large = length > MAX_FORM_BYTES
+            self._answer(self.server.app.message(413 if too_large else 400, "too_large" if too_large else
+                                                 "bad_request"), close=True)
+            return
+        self._serve("POST", form)
+
+    def _serve(self, method: str, form: dict[str, str], *, body: bool = True) -> None:
+        request = self._request(method, form)
+        if request is None:
+            self._answer(self.server.app.message(400, "bad_request"), body=body, close=True)
+            return
+        self._answer(self._dispatch(request), body=body)
 
     def _dispatch(self, request: Request) -> Response:
         try:
@@ -64,9 +92,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_DELETE = do_PATCH = do_OPTIONS = do_PUT
 
-    def _request(self, method: str, form: dict[str, str]) -> Request:
-        parts = urllib.parse.urlsplit(self.path)
-        query = urllib.parse.parse_qs(parts.query, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
+    def _request(self, method: str, form: dict[str, str]) -> Request | None:
+        """The request for the app, or None for a query string it cannot take (over MAX_FORM_FIELDS fields)."""
+        try:
+            parts = urllib.parse.urlsplit(self.path)
+            query = urllib.parse.parse_qs(parts.query, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
+        except ValueError:
+            return None
         headers = {name.lower(): value for name, value in self.headers.items()}
         return Request(method, parts.path, query, headers, form)
 
@@ -81,7 +113,9 @@ class _Handler(BaseHTTPRequestHandler):
         content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         if length > MAX_FORM_BYTES or content_type != FORM_TYPE:
             return None
-        body = self.rfile.read(length)
+        body = self.rfile.read(length)  # TimeoutError after REQUEST_TIMEOUT_S without a byte
+        if len(body) != length:  # the client closed before sending all it announced
+            return None
         try:
             pairs = urllib.parse.parse_qsl(body.decode("utf-8"), keep_blank_values=True,
                                            max_num_fields=MAX_FORM_FIELDS, strict_parsing=False)
@@ -113,6 +147,34 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     app: App
+    request_timeout = REQUEST_TIMEOUT_S
+    slots = threading.BoundedSemaphore(MAX_CONNECTIONS)  # replaced per server by `start`
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """A thread per connection while fewer than the server's slots are taken; else 503 and close."""
+        if not self.slots.acquire(blocking=False):
+            self._busy(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+    def _busy(self, request: Any) -> None:
+        try:
+            if isinstance(request, socket.socket):
+                request.settimeout(1.0)
+                request.sendall(BUSY)
+        except OSError:
+            pass
+        self.shutdown_request(request)
 
     def handle_error(self, request: object, client_address: object) -> None:
         log.debug("a request failed", exc_info=True)
@@ -145,7 +207,8 @@ class Running:
 
 
 def start(out: Path, lang: str, rubric: Rubric, *, host: str | None = None, port: int = 0,
-          allow_edit: bool = False, in_thread: bool = True) -> Running:
+          allow_edit: bool = False, in_thread: bool = True, request_timeout: float = REQUEST_TIMEOUT_S,
+          max_connections: int = MAX_CONNECTIONS) -> Running:
     """Bind host:port over OUT's store (host None: a random 127.x.y.z, else 127.0.0.1 where the system has
     no other loopback address, as macOS; port 0: a free port); serve in a thread unless `in_thread` is False
     (then call `serve_forever` on `.server`)."""
@@ -163,6 +226,8 @@ def start(out: Path, lang: str, rubric: Rubric, *, host: str | None = None, port
         raise
     guard = Guard(str(server.server_address[0]), server.server_address[1], allow_edit)
     server.app = App(classes, guard)
+    server.request_timeout = request_timeout
+    server.slots = threading.BoundedSemaphore(max_connections)
     running = Running(server, guard, classes, fell_back=fell_back)
     if in_thread:
         running.thread = threading.Thread(target=server.serve_forever, name="grader-serve", daemon=True)
