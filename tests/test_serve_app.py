@@ -314,6 +314,28 @@ def test_exports_are_the_files_the_command_line_writes(served, tmp_path):
     assert "release.csv" in released and len(released) == len(klass.ids) + 2
 
 
+def test_notices_cannot_be_made_up_by_a_link_and_show_once(served):
+    klass, running = served
+    for forged in ("/?done=release&count=999", "/?notice=release", f"/student?id={klass.ids[0]}&done=set",
+                   f"/pair?a={klass.pair[0]}&b={klass.pair[1]}&done=reviewed"):
+        status, _, page = fetch(running, forged)
+        assert status == 200 and "data-notice" not in page and "999 release" not in page, forged
+    status, headers, _ = fetch(running, "/export/release", {"token": running.guard.token}, same_origin(running))
+    assert status == 303
+    location = headers["Location"]
+    assert "count" not in location and "done" not in location
+    _, _, page = fetch(running, location)
+    written = len(list((klass.out / "release").iterdir())) - 1  # the pages, without release.csv
+    assert "data-notice" in page and f"{written} release page(s) written" in page
+    assert "data-notice" not in fetch(running, location)[2]  # once: a reload shows none
+
+    form = {"id": klass.ids[0], "check": "lstm.forward", "points": "3", "reason": "r", "action": "set",
+            "token": running.guard.token}
+    _, headers, _ = fetch(running, "/override", form, same_origin(running))
+    _, _, page = fetch(running, headers["Location"])
+    assert "Override recorded" in page and "Override recorded" not in fetch(running, headers["Location"])[2]
+
+
 # -- what a client may send and hold ------------------------------------------------------------------------
 
 

@@ -7,14 +7,17 @@ token's cookie (guard.py), else it gets 403 and nothing of the class. A state-ch
 request is a POST that passes `Guard` (same origin, the token's cookie, the token in the
 form), goes through the same code as the command line (grader/batch/ledger.py for
 overrides, grader/release.py, the exports' writers) and answers with a redirect to the
-page that shows the change (post/redirect/get), or with the page and the error in words,
-never a traceback.
+page that shows the change (post/redirect/get) with a one-shot notice (kept here, named by
+a random id in the URL, so a link cannot make one up), or with the page and the error in
+words, never a traceback.
 """
 from __future__ import annotations
 
 import io
 import logging
+import secrets
 import tempfile
+import threading
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -43,6 +46,7 @@ log = logging.getLogger(__name__)
 HTML = "text/html; charset=utf-8"
 RELEASE_FOLDER = "release"
 MAX_FIELD_CHARS = 4000
+MAX_NOTICES = 64  # notices made and not yet shown (a redirect its browser never followed): the oldest go first
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,8 @@ class App:
         self.guard = guard
         self.lang = classes.lang
         self.s = Translate(self.lang, "serve")
+        self._notices: dict[str, str] = {}  # id -> text: what a change's redirect shows once
+        self._notices_lock = threading.Lock()
         self._get: dict[str, Callable[[Request], Response]] = {
             "/": self.class_page, "/student": self.student_page, "/pairs": self.pairs_page,
             "/pair": self.pair_page, "/export/grades.csv": self.export_csv, "/export/grades.xlsx": self.export_xlsx}
@@ -161,11 +167,22 @@ class App:
                            names=any(r.name for r in data.table.rows), notice=self._notice(request),
                            **self._edit_context(request))
 
+    def _tell(self, notice: str) -> str:
+        """Keep `notice` for the page a change redirects to; its id (random) goes into that URL."""
+        key = secrets.token_urlsafe(16)
+        with self._notices_lock:
+            self._notices[key] = notice
+            while len(self._notices) > MAX_NOTICES:
+                del self._notices[next(iter(self._notices))]
+        return key
+
     def _notice(self, request: Request) -> str:
-        done = request.arg("done")
-        if done == "release":
-            return self.s("release_done", count=request.arg("count")[:10], dest=str(self.classes.out / RELEASE_FOLDER))
-        return self.s(f"done_{done}") if done in ("set", "clear", "reviewed", "reopened") else ""
+        """The notice the URL's id names, once: a link cannot make one up, and a reload shows none."""
+        key = request.arg("notice")
+        if not key:
+            return ""
+        with self._notices_lock:
+            return self._notices.pop(key, "")
 
     # -- a student -----------------------------------------------------------------------------------
 
@@ -202,8 +219,8 @@ class App:
                 ledger.rewrite_outputs(store, self.classes.out, self.lang, io.StringIO(), self.classes.rubric)
         except GraderError as exc:
             return self._student_page(request, sid, status=400, error=exc.text_in(self.lang)[0])
-        query = urllib.parse.urlencode({"id": sid, "done": "clear" if clear else "set"})
-        return redirect(f"/student?{query}")
+        notice = self._tell(self.s("done_clear" if clear else "done_set"))
+        return redirect("/student?" + urllib.parse.urlencode({"id": sid, "notice": notice}))
 
     # -- similarity ----------------------------------------------------------------------------------
 
@@ -244,7 +261,8 @@ class App:
         event = PairReview(a, b, action, clean_text(request.posted("note"), MAX_NOTE_CHARS), by, now_iso())
         with self.classes.locked() as store:
             store.record_pair_review(event)
-        return redirect("/pair?" + urllib.parse.urlencode({"a": a, "b": b, "done": action}))
+        notice = self._tell(self.s(f"done_{action}"))
+        return redirect("/pair?" + urllib.parse.urlencode({"a": a, "b": b, "notice": notice}))
 
     # -- exports -------------------------------------------------------------------------------------
 
@@ -268,7 +286,8 @@ class App:
             done = release(self.classes.out, self.classes.out / RELEASE_FOLDER, self.lang, self.classes.rubric)
         except GraderError as exc:
             return self.message(400, "release_failed", error=exc.text_in(self.lang)[0])
-        return redirect("/?" + urllib.parse.urlencode({"done": "release", "count": len(done.files)}))
+        notice = self._tell(self.s("release_done", count=len(done.files), dest=str(self.classes.out / RELEASE_FOLDER)))
+        return redirect("/?" + urllib.parse.urlencode({"notice": notice}))
 
 
 def _points(value: str, lang: str) -> float:
