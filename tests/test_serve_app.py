@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import hashlib
 import io
 import os
 import signal
@@ -426,6 +427,47 @@ def test_a_schema_3_store_gains_the_review_tables_and_stays_readable(tmp_path):
         assert store.class_sources(klass.ids[0]) is None
     conn = sqlite3.connect(klass.out / STORE_NAME)
     assert conn.execute("SELECT version FROM schema_version").fetchone()[0] == SCHEMA_VERSION == 4
+
+
+def test_a_read_only_server_never_writes_the_store_and_shows_a_schema_3_one(tmp_path):
+    klass = build_class(tmp_path / "out", 6)
+    path = klass.out / STORE_NAME
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TABLE class_sources")
+    conn.execute("DROP TABLE similarity_reviews")
+    conn.execute("UPDATE schema_version SET version = 3")
+    conn.commit()
+    conn.execute("PRAGMA journal_mode=DELETE")  # a rollback journal: opening it for writing would make it WAL
+    conn.close()
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    running = start(klass.out, "en", load_rubric(DEFAULT_RUBRIC))
+    a, b = klass.pair
+    try:
+        for page in ("/", f"/student?id={klass.ids[1]}", "/pairs", "/export/grades.csv", "/export/grades.xlsx"):
+            assert fetch(running, page)[0] == 200, page
+        status, _, page = fetch(running, f"/pair?a={a}&b={b}")
+        assert status == 200 and "data-no-source" in page and "data-open" in page
+        assert fetch(running, "/pair/review", {"a": a, "b": b, "action": REVIEWED, "token": running.guard.token},
+                     same_origin(running))[0] == 403
+    finally:
+        running.stop()
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+    assert sorted(p.name for p in klass.out.glob(STORE_NAME + "*")) == [STORE_NAME]  # no journal, no WAL
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    assert conn.execute("SELECT version FROM schema_version").fetchone()[0] == 3
+    assert not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'class_sources'").fetchone()
+    conn.close()
+
+
+def test_a_read_only_server_shows_a_change_made_meanwhile_by_the_command_line(read_only):
+    klass, running = read_only
+    sid = klass.ids[0]
+    assert 'data-event="set"' not in fetch(running, f"/student?id={sid}")[2]
+    assert main(["override", str(klass.out), sid, "lstm.forward", "--points", "2", "--reason", "from the terminal",
+                 "--lang", "en"]) == 0
+    page = fetch(running, f"/student?id={sid}")[2]
+    assert 'data-event="set"' in page and "from the terminal" in page
 
 
 def test_guard_rules():

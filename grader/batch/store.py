@@ -22,6 +22,9 @@ dataset's and the calibration's hashes (rows from 1 have neither: "unrecorded");
 3 adds the override ledger, the stored similarity pass and the roster (new tables only);
 4 adds the flagged submissions' class sources and the TAs' similarity review marks (new tables only:
 a schema-3 store gains them, empty, when opened).
+
+`Store.open(..., read_only=True)` (grader serve without --allow-edit) neither migrates nor changes
+anything: SQLite opens the file read-only, and a table an older schema lacks reads as empty.
 """
 from __future__ import annotations
 
@@ -152,17 +155,21 @@ def now_iso() -> str:
 class Store:
     """OUT/grades.sqlite; open with `Store.open(out_dir, lang)`, close with `close()` (or `with`)."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: Path, tables: frozenset[str] | None = None) -> None:
         self._conn = conn
         self.path = path
+        self._tables = tables  # None: every table of this schema (a store opened for writing is migrated)
 
     @classmethod
-    def open(cls, out_dir: Path, lang: str = "zh", *, shared: bool = False) -> Store:
+    def open(cls, out_dir: Path, lang: str = "zh", *, shared: bool = False, read_only: bool = False) -> Store:
         """`shared`: the connection may be used from other threads (`grader serve`, which holds a lock around
-        every use); sqlite3 refuses that by default."""
+        every use); sqlite3 refuses that by default. `read_only`: an existing store, opened by SQLite for
+        reading only, with no migration and no pragma that writes (see the module docstring)."""
         out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / STORE_NAME
+        if read_only:
+            return cls._open_read_only(path, lang, shared)
+        out_dir.mkdir(parents=True, exist_ok=True)
         try:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per result.
             conn = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=not shared)
@@ -174,6 +181,32 @@ class Store:
         except sqlite3.DatabaseError as exc:
             raise BadInputError(text("batch.store_unreadable", lang, path=str(path), reason=str(exc))) from None
         return store
+
+    @classmethod
+    def _open_read_only(cls, path: Path, lang: str, shared: bool) -> Store:
+        try:
+            conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None, timeout=30,
+                                   check_same_thread=not shared)
+        except sqlite3.DatabaseError as exc:
+            raise BadInputError(text("batch.store_unreadable", lang, path=str(path), reason=str(exc))) from None
+        try:
+            tables = frozenset(row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'"))
+            store = cls(conn, path, tables)
+            version = store._version()
+            if "submissions" not in tables:
+                raise sqlite3.DatabaseError("no submissions table")
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise BadInputError(text("batch.store_unreadable", lang, path=str(path), reason=str(exc))) from None
+        if version is not None and version > SCHEMA_VERSION:
+            conn.close()
+            raise BadInputError(text("batch.store_too_new", lang, path=str(path), found=version,
+                                     supported=SCHEMA_VERSION))
+        return store
+
+    def _has(self, table: str) -> bool:
+        """`table` exists: always in a store opened for writing; in a read-only one, as its schema has it."""
+        return self._tables is None or table in self._tables
 
     def __enter__(self) -> Store:
         return self
@@ -345,6 +378,8 @@ class Store:
 
     def override_events(self) -> list[Override]:
         """The whole ledger, oldest first."""
+        if not self._has("override_events"):
+            return []
         rows = self._conn.execute(
             "SELECT submission_id, check_id, action, points, reason, made_by, made_at, notebook_sha256 "
             "FROM override_events ORDER BY seq").fetchall()
@@ -370,6 +405,8 @@ class Store:
             raise
 
     def roster(self) -> Roster | None:
+        if not self._has("roster"):
+            return None
         rows = self._conn.execute("SELECT id, name, section FROM roster ORDER BY position").fetchall()
         return Roster(tuple(Student(i, n, s) for i, n, s in rows), str(self.path)) if rows else None
 
@@ -390,6 +427,8 @@ class Store:
 
     def similarity(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
         """(pairs, left_out) of the latest similarity pass, or None when none was stored."""
+        if not self._has("similarity"):
+            return None
         row = self._conn.execute("SELECT pairs, left_out FROM similarity").fetchone()
         if row is None:
             return None
@@ -415,6 +454,8 @@ class Store:
 
     def class_sources(self, submission_id: str) -> tuple[str, list[dict[str, Any]]] | None:
         """(notebook SHA-256, classes) stored for one submission, or None."""
+        if not self._has("class_sources"):
+            return None
         row = self._conn.execute("SELECT notebook_sha256, sources FROM class_sources WHERE submission_id = ?",
                                  (submission_id,)).fetchone()
         if row is None:
@@ -429,6 +470,8 @@ class Store:
             (event.a, event.b, event.action, event.note, event.by, event.at))
 
     def pair_review_events(self) -> list[PairReview]:
+        if not self._has("similarity_reviews"):
+            return []
         rows = self._conn.execute(
             "SELECT a, b, action, note, made_by, made_at FROM similarity_reviews ORDER BY seq").fetchall()
         return [PairReview(*row) for row in rows if row[2] in (REVIEWED, REOPENED)]

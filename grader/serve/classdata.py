@@ -8,7 +8,9 @@ changes), so a filter costs only the filter, while an override made here, or by
 `grader override` or a batch in another terminal, shows on the next load.
 
 One connection, shared by the server's threads under one lock: SQLite connections are
-not for concurrent use, and the page's work per request is small.
+not for concurrent use, and the page's work per request is small. Without --allow-edit
+the connection is read-only (`Store.open(read_only=True)`): the store is neither migrated
+nor written, and a schema-3 store shows without similarity reviews or kept sources.
 """
 from __future__ import annotations
 
@@ -19,8 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from grader.batch.ledger import open_store
-from grader.batch.store import Store
+from grader.batch.store import STORE_NAME, Store
+from grader.errors import BadInputError
+from grader.messages import text
 from grader.overrides import Override
 from grader.report.results import StoredResult
 from grader.roster import join
@@ -42,13 +45,13 @@ class ClassData:
 class ClassStore:
     """OUT's store for the server's threads (see the module docstring)."""
 
-    def __init__(self, out: Path, lang: str, rubric: Rubric) -> None:
+    def __init__(self, out: Path, lang: str, rubric: Rubric, *, writable: bool) -> None:
         self.out = Path(out)
         self.lang = lang
         self.rubric = rubric
-        self._store = open_store(self.out, lang)  # exit 2 for a folder without a store, before the server starts
-        self._store.close()
-        self._store = Store.open(self.out, lang, shared=True)
+        if not (self.out / STORE_NAME).is_file():  # exit 2 for a folder without a store, before the server starts
+            raise BadInputError(text("override.no_store", lang, out=str(out)))
+        self._store = Store.open(self.out, lang, shared=True, read_only=not writable)
         self._lock = threading.RLock()
         self._cached: tuple[tuple[int, int], ClassData] | None = None
 

@@ -212,7 +212,7 @@ def start(out: Path, lang: str, rubric: Rubric, *, host: str | None = None, port
     """Bind host:port over OUT's store (host None: a random 127.x.y.z, else 127.0.0.1 where the system has
     no other loopback address, as macOS; port 0: a free port); serve in a thread unless `in_thread` is False
     (then call `serve_forever` on `.server`)."""
-    classes = ClassStore(out, lang, rubric)
+    classes = ClassStore(out, lang, rubric, writable=allow_edit)
     fell_back = False
     try:
         try:
