@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import errno
 import hashlib
+import html
 import io
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -19,7 +21,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from serve_class import build_class
+from serve_class import build_class, fixture
 
 from grader.batch.store import SCHEMA_VERSION, STORE_NAME, Store
 from grader.cli import main
@@ -145,6 +147,26 @@ def test_student_page_is_the_report_with_the_override_ledger_and_failing_cells_f
     cells = [line.split('data-cell="')[1].split('"')[0] for line in page.splitlines() if 'data-cell="' in line]
     assert cells  # failing cells are listed before the ones that ran
     assert fetch(running, "/student?id=nobody")[0] == 404
+
+
+def test_a_long_id_links_to_its_student_whole_and_shows_cut(tmp_path):
+    klass = build_class(tmp_path / "out", 6)
+    long_id = "学生 a&b=c#d/" + "x" * 300
+    with Store.open(klass.out, "en") as store:
+        result = fixture("fails_lstm_first_step_logits")
+        result.update(submission_id=long_id, file="long.ipynb")
+        store.save_result(result, notebook_sha256="f" * 64, data_sha256="d", calibration_sha256="")
+    running = start(klass.out, "en", load_rubric(DEFAULT_RUBRIC))
+    try:
+        _, _, page = fetch(running, "/?q=" + urllib.parse.quote("学生 a&b"))
+        assert 'data-count="1"' in page
+        [link] = re.findall(r'<td class="id"><a href="([^"]+)">([^<]*)</a>', page)
+        assert html.unescape(link[1]) == long_id[:200]  # the cell shows the id cut ...
+        assert urllib.parse.parse_qs(urllib.parse.urlsplit(html.unescape(link[0])).query)["id"] == [long_id]
+        status, _, student = fetch(running, html.unescape(link[0]))  # ... and links to the whole one
+        assert status == 200 and "x" * 300 in student
+    finally:
+        running.stop()
 
 
 def test_the_pair_page_marks_the_matching_lines_of_both_classes(served):

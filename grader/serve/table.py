@@ -24,7 +24,7 @@ CHECK_STATUSES = ("passed", "failed", "error", "skipped")
 _CHECK_RANK = {"failed": 0, "error": 1, "skipped": 2, "passed": 3}
 _ROW_RANK = {s: i for i, s in enumerate(("failed", "crashed", "timeout", "bad_input", "missing", "passed"))}
 FIXED_SORTS = ("id", "name", "score", "status", "flags")
-MAX_TEXT_CHARS = 200      # an id or a name shown in a cell; the student's page shows the rest
+MAX_TEXT_CHARS = 200      # an id or a name shown in a cell (links carry the whole id); the student's page shows all
 MAX_QUERY_CHARS = 200     # a filter value kept from the URL
 
 
@@ -46,6 +46,10 @@ class Flag:
     score: float
     reviewed: bool
 
+    @property
+    def shown_other(self) -> str:
+        return self.other[:MAX_TEXT_CHARS]
+
 
 @dataclass(frozen=True)
 class Row:
@@ -65,6 +69,11 @@ class Row:
     def flagged(self) -> bool:
         """In a pair no TA has yet marked "reviewed, not a concern"."""
         return any(not f.reviewed for f in self.flags)
+
+    @property
+    def shown_id(self) -> str:
+        """The id as a cell shows it; `id` is whole, for links and filters."""
+        return self.id[:MAX_TEXT_CHARS]
 
     def check(self, check_id: str) -> Cell | None:
         return next((c for c in self.cells if c.check == check_id), None)
@@ -161,7 +170,7 @@ def _row(result: StoredResult, flags: Sequence[Flag], lang: str) -> tuple[Row, d
         status = "passed" if all(c.status == "passed" for c in cells) else "failed"
     else:
         status = outcome if outcome in ROW_STATUSES else "crashed"
-    row = Row(id=str(result["submission_id"])[:MAX_TEXT_CHARS],
+    row = Row(id=str(result["submission_id"]),
               name=str(result.get("student_name") or "")[:MAX_TEXT_CHARS],
               section=str(result.get("section") or "")[:MAX_TEXT_CHARS],
               score=float(result["score"]), max_score=float(result["max_score"]), status=status,
