@@ -76,38 +76,40 @@ def _ran(spec: ModelSpec, step: dict[str, Any]) -> CheckResult:
     check_id = f"{spec.prefix}.device"
     found = _device_type(step.get("output_device"))
     details: dict[str, Any] = {"stand_in": _STAND_IN, "output_device": found or "-"}
-    if found == _STAND_IN:
+    if found == _STAND_IN and step.get("built") is True:
         return result(check_id, Status.PASSED, "device.ok", details=details, cls=spec.class_name)
     details["created_at"] = _sites(step.get("created"))
-    return result(check_id, Status.FAILED, "device.output", _diagnosis(details["created_at"]), details,
+    return result(check_id, Status.FAILED, "device.output", _diagnosis(details["created_at"], False), details,
                   cls=spec.class_name, found=found or "-")
 
 
 def _did_not_run(spec: ModelSpec, step: dict[str, Any]) -> CheckResult:
     check_id = f"{spec.prefix}.device"
-    error = safe_line(str(step.get("error", "")))[:MAX_ERROR_CHARS] or "-"
+    raw = step.get("error")
+    # Cut before cleaning: a cut after it could split a control character's visible marker.
+    error = safe_line(raw[:MAX_ERROR_CHARS]) if isinstance(raw, str) and raw else "-"
     at = _site(step.get("at"))
-    created = _sites(step.get("created"))
     details: dict[str, Any] = {"stand_in": _STAND_IN, "error": error}
     if at is not None:
         details["failed_at"] = at
-    if step.get("mixed") is True and step.get("built") is True:
-        details["devices"] = [d for d in map(_device_type, _list(step.get("devices"))[:4]) if d]
-        details["created_at"] = created
-        if created:
-            return result(check_id, Status.FAILED, "device.mixed", _diagnosis(created), details, cls=spec.class_name,
-                          line=created[0]["line"], code=created[0]["code"] or "-", error=error)
-        if at is not None:
-            return result(check_id, Status.FAILED, "device.mixed_at", _diagnosis(created), details,
-                          cls=spec.class_name, line=at["line"], code=at["code"] or "-", error=error)
-        return result(check_id, Status.FAILED, "device.mixed_unplaced", _diagnosis(created), details,
-                      cls=spec.class_name, error=error)
-    return result(check_id, Status.ERROR, "device.not_run", details=details, cls=spec.class_name, error=error)
+    if step.get("mixed") is not True or step.get("built") is not True:
+        return result(check_id, Status.ERROR, "device.not_run", details=details, cls=spec.class_name, error=error)
+    created = _sites(step.get("created"))
+    details["devices"] = [d for d in map(_device_type, _list(step.get("devices"))[:4]) if d]
+    details["created_at"] = created
+    diagnosis = _diagnosis(created, step.get("attribute") is True)
+    where, key = (created[0], "device.mixed") if created else (at, "device.mixed_at")
+    if where is None:
+        return result(check_id, Status.FAILED, "device.mixed_unplaced", diagnosis, details, cls=spec.class_name)
+    return result(check_id, Status.FAILED, key, diagnosis, details, cls=spec.class_name, line=where["line"],
+                  code=where["code"] or "-")
 
 
-def _diagnosis(created: list[dict[str, Any]]) -> Msg:
-    """Made in forward without a device, or never made in forward at all: a tensor `model.to()` does not move."""
-    return Msg("checks.diag.device_created_on_cpu" if created else "checks.diag.device_not_moved", {})
+def _diagnosis(created: list[dict[str, Any]], attribute: bool) -> Msg:
+    """Made in forward without a device; a plain attribute model.to() does not move; or not known which."""
+    if created:
+        return Msg("checks.diag.device_created_on_cpu", {})
+    return Msg("checks.diag.device_not_moved" if attribute else "checks.diag.device_on_cpu", {})
 
 
 def _site(value: Any) -> dict[str, Any] | None:

@@ -25,6 +25,7 @@ is why the file is longer than the project's 400 lines.
 # Captured at exec time, in the probe's own namespace: names the notebook
 # rebinds (np, json, open, print, ...) cannot reach these.
 import builtins as _builtins
+import copy as _copy
 import json as _json
 import linecache as _linecache
 import os as _os
@@ -67,6 +68,11 @@ _id = _builtins.id
 _device = _torch.device
 _empty = _torch.empty
 _tensor_to = _Tensor.to
+_set_default_device = _torch.set_default_device
+_modules = _sys.modules
+_deepcopy = _copy.deepcopy
+# Operations that legitimately take tensors on two devices: moving, copying, indexing with a CPU index.
+_CROSS_DEVICE_OK = frozenset({_Tensor.to, _Tensor.copy_, _Tensor.__getitem__, _Tensor.__setitem__})
 
 from torch.overrides import TorchFunctionMode as _TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode as _TorchDispatchMode
@@ -374,18 +380,24 @@ def _tensors_in(values, depth=0):
     return found
 
 
+class _DeviceClash(RuntimeError):
+    pass
+
+
 class _DeviceWatch(_TorchFunctionMode):
-    """Sends every device the code names to the stand-in device; remembers tensors created without one.
+    """Sends every device the code names to the stand-in device; stops at the first operation that mixes devices.
 
     `device=...`, `.to(device)` and `.to('npu')` all name the device the code means, so they go to the stand-in
     (the parameters and inputs are there). A tensor created with no device falls on the CPU: that is the bug on
-    an NPU, and the first operation that mixes it with the stand-in raises. The mixing operation and where its
-    CPU operand was created are recorded for the report.
+    an NPU. Some operations on `meta` do not check their operands' devices (a matrix product, einsum, in-place
+    arithmetic), so the watch checks them itself, before each call, and raises as the NPU would. Where each
+    CPU tensor was created is remembered for the report.
     """
 
-    def __init__(self, target):
+    def __init__(self, target, attributes):
         super().__init__()
         self.target = target
+        self.attributes = attributes  # ids of tensors the model holds as plain attributes
         self.born = {}
         self.clash = None
 
@@ -396,19 +408,28 @@ class _DeviceWatch(_TorchFunctionMode):
         if func is _tensor_to and _len(args) > 1 and _isinstance(args[1], (_str, _device)):
             args = (args[0], self.target, *args[2:])
         inputs = _tensors_in(args) + _tensors_in(_builtins.list(kwargs.values()))
+        if func not in _CROSS_DEVICE_OK and _len({t.device.type for t in inputs if t.dim() > 0}) > 1:
+            self.clash = self._describe_clash(inputs)
+            raise _DeviceClash("tensors on two devices meet in one operation")
         try:
             out = func(*args, **kwargs)
         except BaseException:
-            if self.clash is None:
-                self.clash = self._describe_clash(inputs)
+            # The last one is the one that stopped the forward pass (the student's code may catch earlier ones).
+            self.clash = self._describe_clash(inputs)
             raise
-        if _isinstance(out, _Tensor) and out.device.type != self.target.type and _len(self.born) < MAX_BORN:
-            # Born here without a device, or computed from such a tensor (some operations mixing the CPU with
-            # `meta` return a CPU tensor instead of raising): the site is where the first one was created.
-            site = self.site_of(inputs) if inputs else _student_site()
-            if site is not None:
-                self.born[_id(out)] = (out, site)
+        self._remember(out, inputs)
         return out
+
+    def _remember(self, out, inputs):
+        """Off-target results: born here without a device, or computed from such a tensor (site inherited)."""
+        for t in _tensors_in([out]):
+            if t.device.type == self.target.type or _len(self.born) >= MAX_BORN:
+                continue
+            site = self.site_of(inputs)
+            if site is None and not any(_id(i) in self.attributes for i in inputs):
+                site = _student_site()
+            if site is not None:
+                self.born[_id(t)] = (t, site)
 
     def site_of(self, tensors):
         for t in tensors:
@@ -420,24 +441,45 @@ class _DeviceWatch(_TorchFunctionMode):
         kinds = _builtins.sorted({_str(t.device.type) for t in inputs if t.dim() > 0})
         if _len(kinds) < 2:
             return {"mixed": False, "at": _student_site()}
-        site = self.site_of([t for t in inputs if t.device.type != self.target.type])
-        return {"mixed": True, "at": _student_site(), "devices": kinds, "created": [site] if site else []}
+        strays = [t for t in inputs if t.device.type != self.target.type]
+        site = self.site_of(strays)
+        return {"mixed": True, "at": _student_site(), "devices": kinds, "created": [site] if site else [],
+                "attribute": any(_id(t) in self.attributes for t in strays)}
+
+
+def _attribute_tensors(model):
+    """Ids of the tensors the model's modules hold as plain attributes (model.to() leaves them where they are)."""
+    found = _builtins.set()
+    for module in _builtins.list(model.modules())[:MAX_LIST]:
+        for value in _builtins.list(_getattr(module, "__dict__", {}).values())[:MAX_LIST]:
+            for t in _tensors_in([value]):
+                found.add(_id(t))
+    return found
+
+
+def _default_device():
+    """The device torch.set_default_device() set in the notebook, else None."""
+    # torch.utils._device is imported by set_default_device itself: absent, no default device was ever set.
+    return _getattr(_modules.get("torch.utils._device"), "CURRENT_DEVICE", None)
 
 
 def _device_check(user_ns, req, out):
-    """The forward pass with the model and its inputs on `meta`: does any tensor stay behind on the CPU?"""
+    """The forward pass with a copy of the model and its inputs on `meta`: does any tensor stay on the CPU?"""
     dtype = _DTYPES[req["dtype"]]
     target = _device("meta")
-    old = _get_default_dtype()
+    old_dtype, old_default = _get_default_dtype(), _default_device()
     try:
         _set_default_dtype(dtype)
+        if old_default is not None:
+            _set_default_device(target)  # the notebook's own default device is the model's device too
         model, info = _build(user_ns, req)
         if model is None:
             out.step("device", {"ok": False, "built": False, "error": info.get("error", info["reason"])})
             return
-        model = model.to(target)
+        # A copy: a submodule shared with the notebook (self.fc = a global layer) must stay where it is.
+        model = _deepcopy(model).to(target)
         args = [_empty(_tuple(int(n) for n in shape), dtype=dtype, device=target) for shape in req["args"]]
-        watch = _DeviceWatch(target)
+        watch = _DeviceWatch(target, _attribute_tensors(model))
         try:
             with _no_grad(), watch:
                 y = model(*args)
@@ -448,7 +490,9 @@ def _device_check(user_ns, req, out):
         site = watch.site_of([y]) if _isinstance(y, _Tensor) else None
         out.step("device", {"ok": True, "built": True, "output_device": found, "created": [site] if site else []})
     finally:
-        _set_default_dtype(old)
+        _set_default_dtype(old_dtype)
+        if old_default is not None:
+            _set_default_device(old_default)
 
 
 def _run(user_ns, req, req_dir, out):
