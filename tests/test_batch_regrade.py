@@ -205,6 +205,6 @@ def test_a_schema_1_store_is_migrated_in_place_and_its_rows_stay_readable(tmp_pa
         store.save_result(result("a"), notebook_sha256="n1", data_sha256="d1", calibration_sha256="")
         assert store.regrade_reasons("a", KEY) == []
     conn = sqlite3.connect(tmp_path / STORE_NAME)
-    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)] == [(3,)]
+    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)] == [(4,)]
     conn.close()
     Store.open(tmp_path).close()  # opening a migrated store again changes nothing

@@ -116,7 +116,7 @@ def test_sigkill_mid_batch_then_resume_loses_nothing_and_grades_nothing_twice(tm
     assert after["b_template"]["outcome"] == "graded" and after["b_template"]["score"] == 0
     assert after["c_reference"]["outcome"] == "graded" and after["c_reference"]["score"] == 100
     conn = sqlite3.connect(out / STORE_NAME)
-    assert conn.execute("SELECT COUNT(*) FROM checks").fetchone()[0] == 3 * 20
+    assert conn.execute("SELECT COUNT(*) FROM checks").fetchone()[0] == 3 * len(CHECK_IDS)
     assert conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 2
     conn.close()
     assert f"{3 - len(before)} graded, 0 not graded, {len(before)} unchanged" in second.stdout

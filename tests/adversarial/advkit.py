@@ -31,7 +31,7 @@ from grader.paths import PROJECT_ROOT, REFERENCE_NOTEBOOK, TEMPLATE_NOTEBOOK
 # past the threshold on most seeds.
 # The attacks are graded as the TA grades (`check --full`: live reference, fresh secret inputs,
 # hidden checks too): that is the grade a cheat would be after.
-BROKEN_LSTM_SCORE = 78
+BROKEN_LSTM_SCORE = 80  # 100 - lstm.forward 10 - lstm.grad 8 - lstm.sizes 2
 BROKEN_LSTM_FAILS = {"lstm.forward", "lstm.grad", "lstm.sizes"}
 ALL_CHECKS = 22
 _FORGET_GATE = "f_t = torch.sigmoid(x_t @ self.W_xf + h_t @ self.W_hf + self.b_f)"
