@@ -181,6 +181,36 @@ def test_wrong_shape_skips_forward_and_grad(kernel) -> None:
     assert results["rnn.grad"].status is Status.SKIPPED
 
 
+def test_device_mixing_that_meta_itself_lets_through_still_fails(kernel) -> None:
+    """A matrix product or einsum of a CPU tensor with a meta one does not raise on meta: the watch checks."""
+    source = (FIXTURES / "correct_x_at_w.py").read_text().replace(
+        "hidden_state = torch.zeros(batch_size, self.hidden_size).to(x.device)",
+        "hidden_state = torch.zeros(batch_size, self.hidden_size)").replace(
+        "hidden_state @ self.W_hh", "torch.einsum('bh,hk->bk', hidden_state, self.W_hh)")
+    results = run_fixture(kernel, source)
+    device = results["rnn.device"]
+    assert device.status is Status.FAILED and device.diagnosis.key == "checks.diag.device_created_on_cpu"
+    assert device.message.params["code"] == "hidden_state = torch.zeros(batch_size, self.hidden_size)"
+    assert results["rnn.forward"].passed and results["lstm.device"].passed
+
+
+def test_the_device_check_leaves_a_layer_shared_with_the_notebook_where_it_was(kernel) -> None:
+    source = (FIXTURES / "correct_x_at_w.py").read_text().replace(
+        "        self.fc = nn.Linear(hidden_size, output_size)", "        self.fc = SHARED_FC")
+    results = run_fixture(kernel, "import torch.nn as nn\nSHARED_FC = nn.Linear(32, 3)\n" + source)
+    assert results["lstm.device"].passed
+    assert kernel.run_code("assert SHARED_FC.weight.device.type == 'cpu'", 60).ok  # not left on meta
+
+
+def test_a_notebook_default_device_counts_as_naming_the_device(kernel) -> None:
+    """torch.set_default_device(device) makes torch.zeros(b, h) land on the model's device on the NPU too."""
+    source = (FIXTURES / "rnn_hidden_state_on_cpu.py").read_text() + "\ntorch.set_default_device('cpu')\n"
+    try:
+        assert run_fixture(kernel, source)["rnn.device"].passed
+    finally:
+        kernel.run_code("torch.set_default_device(None)", 60)
+
+
 def test_forward_crash_is_an_error_with_the_exception(kernel) -> None:
     source = (FIXTURES / "correct_x_at_w.py").read_text().replace(
         "        return self.fc(h_t)", "        raise RuntimeError('student bug')")
