@@ -10,8 +10,9 @@ from pathlib import Path
 from grader.hosting import launch
 
 INKERNEL = Path(launch.INKERNEL_DIR)
-# What code running in the student's process may import: the standard library, numpy, torch, IPython's own hooks.
-ALLOWED_TOP_LEVEL = set(sys.stdlib_module_names) | {"numpy", "torch", "torch_npu", "IPython", "__future__"}
+# What code running in the student's process may import: the standard library, numpy, torch, IPython's own hooks,
+# and librosa (the lab's own dependency, whose two functions feature_memo.py memoises).
+ALLOWED_TOP_LEVEL = set(sys.stdlib_module_names) | {"numpy", "torch", "torch_npu", "IPython", "librosa", "__future__"}
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:

@@ -11,6 +11,7 @@ imported or executed in the student's process, beside hostile code, so:
 - startup.py      installed by the kernel's IPython startup file: the shims below, one torch thread
 - transforms.py   IPython AST transformers: npu -> grading device, epoch cap
 - shell_shims.py  `!cmd`, `%pip`, `%%bash`, ... are skipped instead of run
+- feature_memo.py  librosa.load / librosa.feature.mfcc memoised by content within the kernel (epochs repeat them)
 - fakes/          a stand-in torch_npu package, put on sys.path without an NPU
 - probe.py        the model probes' code (sent as text by grader/harvest.py)
 - selfcheck_stub.py  `grader.selfcheck` as the grading kernel sees it (a check cell costs nothing)

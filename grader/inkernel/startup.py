@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from . import shell_shims, transforms
+from . import feature_memo, shell_shims, transforms
 
 
 def _one_torch_thread() -> None:
@@ -94,6 +94,8 @@ def install(shell: Any, config: dict[str, Any]) -> list[str]:
     steps = [("threads", _one_torch_thread), ("shell", lambda: shell_shims.install(shell))]
     if config.get("no_loader_workers", True):
         steps.append(("loader_workers", _no_loader_workers))
+    if config.get("memo_features", True):
+        steps.append(("feature_memo", feature_memo.install))
     if config.get("remap_npu"):
         device = config["device"]
         steps.append(("fake_npu", lambda: _fake_npu(config["fakes_dir"])))
