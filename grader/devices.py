@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from grader.errors import BadInputError
@@ -66,6 +67,11 @@ def cuda_device_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
+def nvidia_device_nodes() -> bool:
+    """Whether the NVIDIA driver made device nodes here (/dev/nvidia0, ...), without importing torch."""
+    return any(Path("/dev").glob("nvidia[0-9]*"))
+
+
 def resolve_device(requested: str, lang: str = DEFAULT_LANGUAGE) -> DeviceChoice:
     """Turn 'auto', 'cpu', 'cuda[:N]' or 'npu[:N]' into a DeviceChoice.
 
@@ -99,6 +105,8 @@ def _auto() -> DeviceChoice:
     """
     if npu_device_count() > 0:
         return DeviceChoice("npu", "npu:0", Msg("exec.device_auto_npu"))
-    if cuda_device_count() > 0:
+    # Asking torch costs an `import torch` (~0.7 s before the kernel can start); without an NVIDIA device node
+    # there is nothing to ask about, and the answer only words the note.
+    if nvidia_device_nodes() and cuda_device_count() > 0:
         return DeviceChoice("cpu", "cpu", Msg("exec.device_auto_cpu_not_cuda"))
     return DeviceChoice("cpu", "cpu", Msg("exec.device_auto_cpu"))

@@ -38,7 +38,7 @@ from grader.sandbox import Protections, choose_protections
 from grader.score import requirement_message, score_results, total, unmet_requirements
 from grader.seeds import derived, load_or_create_secret, notebook_seed, user_secret_path
 from grader.submission import SubmissionReport
-from grader.threads import limit_torch_threads
+from grader.threads import import_torch_in_background, limit_threads_without_importing_torch
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def check_notebook(path: Path, options: CheckOptions, *, lang: str = "zh",
                    progress: CheckProgress | None = None) -> SubmissionReport:
     """Grade one notebook. Bad input (not a notebook, bad rubric/data) raises a BadInputError."""
     began = time.monotonic()
-    limit_torch_threads()
+    limit_threads_without_importing_torch()
     rubric = load_rubric(options.rubric)
     nb = read_notebook(path)
     device = resolve_device(options.device)
@@ -150,6 +150,7 @@ def _execute(run: GradingRun) -> None:
     mark = time.monotonic()
     run.session = KernelSession(run.folders[0], run.device, run.limits, run.protections)
     run.session.start()
+    import_torch_in_background()  # needed after the notebook ran; this process mostly waits while it runs
     run.execution = run.session.run_notebook(run.nb, on_cell=run.progress.cell if run.progress else None)
     run.timings["execute_s"] = time.monotonic() - mark
     run.add([_notebook_runs(run.execution)])

@@ -126,6 +126,7 @@ def test_auto_prefers_the_cpu_to_cuda_and_says_why(monkeypatch) -> None:
 
     monkeypatch.setattr(devices, "npu_device_count", lambda: 0)
     monkeypatch.setattr(devices, "cuda_device_count", lambda: 1)
+    monkeypatch.setattr(devices, "nvidia_device_nodes", lambda: True)
     choice = resolve_device("auto")
     assert (choice.kind, choice.torch_device, choice.reason.key) == ("cpu", "cpu", "exec.device_auto_cpu_not_cuda")
     assert "--device cuda" in render(choice.reason, "en")
