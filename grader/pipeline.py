@@ -83,7 +83,7 @@ def check_notebook(path: Path, options: CheckOptions, *, lang: str = "zh",
     score, max_score = total(scored)
     return SubmissionReport(
         notebook=str(path), score=score, max_score=max_score, device=device.torch_device,
-        device_note=render(device.reason, lang),
+        device_note=render(device.reason, lang), device_reason=device.reason,
         npu_remapped=execution.npu_remapped if execution else False,
         duration_s=time.monotonic() - began, checks=scored,
         cells=execution.cells if execution else [],

@@ -10,6 +10,7 @@ from typing import Any
 
 from grader import __version__
 from grader.hosting.records import CellRecord
+from grader.messages import Msg
 from grader.report.results import SelfCheck
 from grader.result import Status
 from grader.sandbox import Protections
@@ -43,6 +44,7 @@ class SubmissionReport:
     # num_workers=N > 0 the notebook asked for; its DataLoaders ran with 0 (grader/inkernel/startup.py)
     loader_workers: list[int] = field(default_factory=list)
     device_note: str = ""             # which device and why (grader/devices.py), in the run's language
+    device_reason: Msg | None = None  # the same as a message, so a report in another language can say it
     epoch_cap: int = 0                # the notebook's epoch loops ran at most this often (0: no cap)
 
     @property

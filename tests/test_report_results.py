@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from grader.errors import BadInputError
-from grader.messages import Msg
+from grader.messages import Msg, render
 from grader.report.results import load_results, localise, ungraded_result, validate_result
 from grader.rubric import CHECK_IDS, load_rubric
 
@@ -119,3 +119,14 @@ def test_a_result_stored_before_a_key_existed_reads_back_with_every_key(tmp_path
     [result] = load_results(tmp_path / "old.json", "en")
     assert set(StoredResult.__required_keys__) <= set(result)
     assert result["loader_workers"] == [] and result["protections"] is None and result["outcome"] == "graded"
+
+
+def test_the_device_note_follows_the_requested_language_where_its_message_was_stored():
+    """The note says why this device (grader/devices.py); stored as text in the run's language and as a message."""
+    zh = json.loads((RESULTS / "passes_all_reference.json").read_text(encoding="utf-8"))
+    zh["device_note"] = render(Msg("exec.device_auto_cpu"), "zh")
+    zh["device_note_i18n"] = Msg("exec.device_auto_cpu").to_json()
+    en = localise(zh, "en")
+    assert en["device_note"] == render(Msg("exec.device_auto_cpu"), "en") != zh["device_note"]
+    del zh["device_note_i18n"]  # a result from an older grader keeps its note as it was written
+    assert localise(zh, "en")["device_note"] == zh["device_note"]

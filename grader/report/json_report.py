@@ -20,6 +20,7 @@ from grader.report.results import (
     SelfCheck,
     StoredCell,
     StoredCheck,
+    StoredMsg,
     StoredResult,
     build_result,
     submission_id_for,
@@ -52,6 +53,7 @@ def report_to_json(report: SubmissionReport, rubric: Rubric, lang: str) -> Store
     """The stored result of a graded notebook, built by the same builder as an ungraded one."""
     run = RunFacts(
         device=report.device, device_note=report.device_note, duration_s=report.duration_s,
+        device_note_i18n=cast(StoredMsg, _plain(report.device_reason.to_json())) if report.device_reason else None,
         npu_remapped=report.npu_remapped,
         shell_escapes=report.shell_escapes, loader_workers=report.loader_workers, epoch_cap=report.epoch_cap,
         kernel_died=report.kernel_died, fallback_kernel=report.fallback_kernel,

@@ -202,6 +202,7 @@ class StoredResult(_StoredResultKeys, total=False):
     section: str
     on_roster: bool                   # False: a submission whose id the roster does not list
     receipt: Receipt                  # a report released to its student (grader/release.py)
+    device_note_i18n: StoredMsg       # device_note as a message (graded results), rendered in any language
 
 
 @dataclass(frozen=True)
@@ -210,6 +211,7 @@ class RunFacts:
 
     device: str = ""
     device_note: str = ""
+    device_note_i18n: StoredMsg | None = None
     duration_s: float = 0.0
     npu_remapped: bool = False
     shell_escapes: list[dict[str, Any]] = field(default_factory=list)
@@ -244,6 +246,8 @@ def build_result(*, submission_id: str, file: str, outcome: str, error: str | No
     }
     if self_check is not None:
         result["self_check"] = cast(SelfCheck, dict(self_check))
+    if run.device_note_i18n is not None:
+        result["device_note_i18n"] = run.device_note_i18n
     return result
 
 
@@ -481,6 +485,9 @@ def localise(result: StoredResult, lang: str) -> StoredResult:
         hints = i18n.get("hint")
         if isinstance(hints, dict) and isinstance(hints.get(lang), str) and check.get("hint"):
             check["hint"] = hints[lang]
+    note = Msg.from_json(out.get("device_note_i18n"))
+    if note is not None:
+        out["device_note"] = render(note, lang)
     for cell in out.get("cells", []):
         message = Msg.from_json(cell.get("message_i18n"))
         if message is not None:
