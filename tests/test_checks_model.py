@@ -194,6 +194,19 @@ def test_device_mixing_that_meta_itself_lets_through_still_fails(kernel) -> None
     assert results["rnn.forward"].passed and results["lstm.device"].passed
 
 
+def test_a_forward_pass_that_catches_the_device_error_still_fails(kernel) -> None:
+    """A student's try/except around the mixing operation would swallow the stand-in's error: it still counts."""
+    source = (FIXTURES / "rnn_hidden_state_on_cpu.py").read_text().replace(
+        "            hidden_state = torch.tanh(x[t] @ self.W_xh + hidden_state @ self.W_hh + self.b_h)",
+        "            try:\n"
+        "                hidden_state = torch.tanh(x[t] @ self.W_xh + hidden_state @ self.W_hh + self.b_h)\n"
+        "            except RuntimeError:\n"
+        "                hidden_state = torch.tanh(x[t] @ self.W_xh + self.b_h)")
+    assert "except RuntimeError" in source
+    device = run_fixture(kernel, source)["rnn.device"]
+    assert device.status is Status.FAILED and device.diagnosis.key == "checks.diag.device_created_on_cpu"
+
+
 def test_the_device_check_leaves_a_layer_shared_with_the_notebook_where_it_was(kernel) -> None:
     source = (FIXTURES / "correct_x_at_w.py").read_text().replace(
         "        self.fc = nn.Linear(hidden_size, output_size)", "        self.fc = SHARED_FC")

@@ -119,7 +119,7 @@ def _site(value: Any) -> dict[str, Any] | None:
     line, code = value.get("line"), value.get("code")
     if not isinstance(line, int) or isinstance(line, bool) or not 0 < line < 10**7 or not isinstance(code, str):
         return None
-    return {"line": line, "code": safe_line(code)[:MAX_CODE_CHARS]}
+    return {"line": line, "code": safe_line(code[:MAX_CODE_CHARS])}  # cut first: a cut marker would mislead
 
 
 def _sites(value: Any) -> list[dict[str, Any]]:

@@ -486,6 +486,11 @@ def _device_check(user_ns, req, out):
         except BaseException as exc:
             out.step("device", {"ok": False, "built": True, "error": _err(exc), **(watch.clash or {})})
             return
+        if watch.clash is not None and watch.clash.get("mixed"):
+            # The forward pass caught the error itself and went on: on the NPU that operation still fails.
+            out.step("device", {"ok": False, "built": True, "error": "_DeviceClash: caught by the forward pass",
+                                **watch.clash})
+            return
         found = _str(y.device.type) if _isinstance(y, _Tensor) else None
         site = watch.site_of([y]) if _isinstance(y, _Tensor) else None
         out.step("device", {"ok": True, "built": True, "output_device": found, "created": [site] if site else []})
