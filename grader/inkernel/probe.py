@@ -409,13 +409,12 @@ class _DeviceWatch(_TorchFunctionMode):
             args = (args[0], self.target, *args[2:])
         inputs = _tensors_in(args) + _tensors_in(_builtins.list(kwargs.values()))
         if func not in _CROSS_DEVICE_OK and _len({t.device.type for t in inputs if t.dim() > 0}) > 1:
-            self.clash = self._describe_clash(inputs)
+            self._note_clash(inputs)
             raise _DeviceClash("tensors on two devices meet in one operation")
         try:
             out = func(*args, **kwargs)
         except BaseException:
-            # The last one is the one that stopped the forward pass (the student's code may catch earlier ones).
-            self.clash = self._describe_clash(inputs)
+            self._note_clash(inputs)
             raise
         self._remember(out, inputs)
         return out
@@ -436,6 +435,12 @@ class _DeviceWatch(_TorchFunctionMode):
             if _id(t) in self.born:
                 return self.born[_id(t)][1]
         return None
+
+    def _note_clash(self, inputs):
+        """A mixing of devices is kept once seen; any other error only until a later one (the student's code
+        may catch errors and go on: the last is the one that stopped the forward pass)."""
+        if self.clash is None or not self.clash.get("mixed"):
+            self.clash = self._describe_clash(inputs)
 
     def _describe_clash(self, inputs):
         kinds = _builtins.sorted({_str(t.device.type) for t in inputs if t.dim() > 0})
@@ -476,8 +481,13 @@ def _device_check(user_ns, req, out):
         if model is None:
             out.step("device", {"ok": False, "built": False, "error": info.get("error", info["reason"])})
             return
-        # A copy: a submodule shared with the notebook (self.fc = a global layer) must stay where it is.
-        model = _deepcopy(model).to(target)
+        # A copy: a submodule shared with the notebook (self.fc = a global layer) must stay where it is. A model
+        # that cannot be copied is the fresh instance _build made for this check alone.
+        try:
+            model = _deepcopy(model)
+        except Exception:
+            pass
+        model = model.to(target)
         args = [_empty(_tuple(int(n) for n in shape), dtype=dtype, device=target) for shape in req["args"]]
         watch = _DeviceWatch(target, _attribute_tensors(model))
         try:
