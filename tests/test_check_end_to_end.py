@@ -129,9 +129,12 @@ def test_detached_hidden_fails_exactly_rnn_grad(capsys):
     ("fails_lstm_init_only_2d_bias_xavier", {"lstm.init"}),
 ])
 def test_a_model_mistake_is_charged_to_the_model_never_to_a_correct_loop(capsys, fixture, fails):
-    code, result = run_check(capsys, FIXTURES / f"{fixture}.ipynb")
+    # A fixed seed: how fast this mis-initialised LSTM learns depends on it (seeds 1-18 all reached 80 %, seed 11 at
+    # exactly 80 % after 6 epochs; a fresh secret on a clean CI machine once missed it). The seed is derived from
+    # the notebook and the user's secret otherwise, so the run would differ per machine.
+    code, result = run_check(capsys, FIXTURES / f"{fixture}.ipynb", "--seed", "3")
     assert code == 1
-    assert not_passed(result) == fails
+    assert not_passed(result) == fails, [(c["id"], c["message"]) for c in result["checks"] if c["status"] != "passed"]
 
 
 def test_a_cell_that_swallows_interrupts_is_killed_and_every_check_still_gets_a_verdict(capsys, quick_rubric):
