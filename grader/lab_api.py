@@ -129,7 +129,6 @@ MODELS: tuple[ModelSpec, ...] = (RNN, LSTM)
 # The names the notebook must define, in the lab's order.
 CLASS_NAMES: tuple[str, ...] = tuple(m.class_name for m in MODELS)
 
-# Appended names go last: positions are how check_model fills a class whose probe failed.
 CHECK_NAMES = ("defined", "params", "init", "forward", "grad", "no_builtin", "device")
 
 

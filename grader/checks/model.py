@@ -160,8 +160,9 @@ def check_model(
     run_req, arrays = run_request(spec, sizes, data, params.layouts, _device_of(runner))
     run = call_probe(runner, run_req, arrays, timeout_s=timeout_s)
     if not run.ok:
-        failed = _transport_failure(spec, run)
-        return [defined, params.result, init, failed[3], failed[4], no_builtin, failed[6]]
+        failed = {r.id: r for r in _transport_failure(spec, run)}
+        return [defined, params.result, init, failed[f"{spec.prefix}.forward"], failed[f"{spec.prefix}.grad"],
+                no_builtin, failed[f"{spec.prefix}.device"]]
     # Judged again with what the watched forward pass ran (the probe's `observed` step).
     no_builtin = check_no_builtin(spec, inspect, source, elsewhere=elsewhere, observed=run.steps.get("observed"))
     view = view_run(run)
