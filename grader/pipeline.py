@@ -38,7 +38,8 @@ from grader.sandbox import Protections, choose_protections
 from grader.score import requirement_message, score_results, total, unmet_requirements
 from grader.seeds import derived, load_or_create_secret, notebook_seed, user_secret_path
 from grader.submission import SubmissionReport
-from grader.threads import import_torch_in_background, limit_threads_without_importing_torch
+from grader.threads import limit_threads_without_importing_torch
+from grader.training_prefetch import TrainingPrefetch
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ def check_notebook(path: Path, options: CheckOptions, *, lang: str = "zh",
         rubric_sha256=rubric.sha256, student_curve=run.curve, protections=protections,
         self_check=self_check_summary(rubric, oracle.kind) if options.self_check else None,
         loader_workers=find_loader_workers(nb), epoch_cap=rubric.limits.epoch_cap,
+        batch_cap=rubric.limits.batch_cap,
     )
 
 
@@ -131,6 +133,7 @@ class GradingRun:
     fallback: bool = False                  # the notebook's kernel died: a fresh one answers the probes
     kernel_lost: Msg | None = None          # why no kernel answers the probes (the fallback could not start)
     curve: dict[str, Any] | None = None
+    prefetch: TrainingPrefetch | None = None  # lstm.train's inputs, prepared while the notebook runs
     folders: list[Path] = field(default_factory=list)  # work folders to remove at the end
     progress: CheckProgress | None = None   # `grader check` on a terminal: where the run is
 
@@ -150,7 +153,10 @@ def _execute(run: GradingRun) -> None:
     mark = time.monotonic()
     run.session = KernelSession(run.folders[0], run.device, run.limits, run.protections)
     run.session.start()
-    import_torch_in_background()  # needed after the notebook ran; this process mostly waits while it runs
+    # This process mostly waits while the notebook runs, and the second core idles: torch (for the later stages)
+    # and lstm.train's inputs are prepared meanwhile. Not before the kernel starts: both compete for the cores.
+    run.prefetch = TrainingPrefetch(run.data_dir, synthetic=run.options.data is None,
+                                    seed=derived(run.seed, "heldout")).start()
     run.execution = run.session.run_notebook(run.nb, on_cell=run.progress.cell if run.progress else None)
     run.timings["execute_s"] = time.monotonic() - mark
     run.add([_notebook_runs(run.execution)])
@@ -201,7 +207,6 @@ def _model(run: GradingRun) -> None:
 
 def _train(run: GradingRun) -> None:
     """lstm.train: the grader trains the student's CustomLSTM with its own protocol (docs/training-check.md)."""
-    from grader.checks.heldout import choose_heldout
     from grader.checks.training import run_training_check
 
     assert run.session is not None
@@ -218,13 +223,15 @@ def _train(run: GradingRun) -> None:
     if run.progress is not None:
         run.progress.stage("train")
     mark = time.monotonic()
-    # Chosen now, after the notebook ran: clips the kernel never saw (grader/checks/heldout.py).
-    heldout = choose_heldout(run.data_dir, synthetic=run.options.data is None, seed=derived(run.seed, "heldout"))
+    # Clips the kernel never saw (grader/checks/heldout.py), drawn while the notebook ran and held in this process.
+    prefetch = run.prefetch or TrainingPrefetch(run.data_dir, synthetic=run.options.data is None,
+                                                seed=derived(run.seed, "heldout")).start()
+    inputs = prefetch.result()
     # In TA grading the predictions are recomputed from the trained weights with the reference's equations.
     reference = getattr(run.oracle, "fn", None) if run.oracle.kind == "live" else None
     # rubric.training is calibrated in check_notebook, when a calibration applies to this data
     run.add([run_training_check(run.session, run.data_dir, run.rubric.training, device=run.device.torch_device,
-                                seed=run.seed, heldout=heldout, reference=reference)])
+                                seed=run.seed, heldout=inputs.heldout, data=inputs.data, reference=reference)])
     run.timings["train_check_s"] = time.monotonic() - mark
 
 

@@ -5,12 +5,8 @@ small per-time-step recurrent loops 10 to 100 times slower than one.
 """
 from __future__ import annotations
 
-import logging
 import os
 import sys
-import threading
-
-log = logging.getLogger(__name__)
 
 THREAD_ENV = {
     "OMP_NUM_THREADS": "1",
@@ -51,21 +47,3 @@ def limit_threads_without_importing_torch() -> None:
     limit_env_threads()
     if "torch" in sys.modules:
         limit_torch_threads()
-
-
-def import_torch_in_background() -> threading.Thread:
-    """Import (and pin) torch on another thread while the kernel starts and the notebook runs.
-
-    The grader needs torch only after the notebook ran (the training check, the live reference); importing it
-    then cost ~0.7 s of wall time on these machines, while the grader's process sat idle waiting for the kernel.
-    A later `import torch` on the main thread waits for this one to finish (the import lock), never repeats it.
-    """
-    def run() -> None:
-        try:
-            limit_torch_threads()
-        except Exception:  # an unimportable torch is reported where it is needed, not here
-            log.debug("background import of torch failed", exc_info=True)
-
-    thread = threading.Thread(target=run, name="import-torch", daemon=True)
-    thread.start()
-    return thread

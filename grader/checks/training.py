@@ -438,16 +438,17 @@ def to_check_result(run: TrainingRun) -> CheckResult:
 
 def run_training_check(runner: KernelRunner, data_dir: Path, training: Training, *, device: str,
                        seed: int | None = None, cache: FeatureCache | None = None,
-                       heldout: HeldOut | None = None,
+                       heldout: HeldOut | None = None, data: TrainingData | None = None,
                        reference: ModuleType | None = None) -> CheckResult:
     """The `lstm.train` check on the dataset at `data_dir` with the rubric's [training].
 
     `seed` decides initial weights and batch order; None draws a fresh one (it
     is recorded in details, so a run can be replayed). `heldout`: see
-    load_training_data; where it came from is recorded in details.
+    load_training_data; where it came from is recorded in details. `data`: the
+    inputs already loaded from `data_dir` with that `heldout` (grader/training_prefetch.py).
     """
     seed = secrets.randbelow(2**31) if seed is None else int(seed)
-    data = load_training_data(Path(data_dir), cache, heldout)
+    data = data if data is not None else load_training_data(Path(data_dir), cache, heldout)
     protocol = TrainProtocol.from_rubric(training, device=device, seed=seed)
     result = to_check_result(train_lstm(runner, data, protocol, reference))
     if heldout is not None:
