@@ -50,6 +50,9 @@ class Limits:
     notebook_timeout_s: float   # the whole notebook
     epoch_cap: int              # epoch loops run at most this often (>= 2)
     probe_timeout_s: float      # one probe call of the model checks
+    # DataLoader passes inside a capped epoch loop give at most this many batches (>= 2; docs/performance.md).
+    # The one key with a default: 0 (no batch cap) keeps a rubric written before it grading exactly as it did.
+    batch_cap: int = 0
 
 
 @dataclass(frozen=True)
@@ -223,5 +226,8 @@ def _validate(rubric: Rubric, where: str) -> None:
         raise RubricError(f"{where} [meta] language: {rubric.meta.language!r} is not 'zh' or 'en'")
     if rubric.limits.epoch_cap < 2:
         raise RubricError(f"{where} [limits] epoch_cap: must be at least 2 (the lab divides by the last epoch index)")
+    if rubric.limits.batch_cap == 1 or rubric.limits.batch_cap < 0:
+        raise RubricError(f"{where} [limits] batch_cap: must be 0 (no cap) or at least 2 (a loop may divide by "
+                          "the last batch index)")
     if not 0 < rubric.training.threshold <= 1:
         raise RubricError(f"{where} [training] threshold: {rubric.training.threshold} is not a fraction in (0, 1]")

@@ -46,6 +46,7 @@ class SubmissionReport:
     device_note: str = ""             # which device and why (grader/devices.py), in the run's language
     device_reason: Msg | None = None  # the same as a message, so a report in another language can say it
     epoch_cap: int = 0                # the notebook's epoch loops ran at most this often (0: no cap)
+    batch_cap: int = 0                # ... each DataLoader pass inside one, at most this many batches (0: all)
 
     @property
     def all_passed(self) -> bool:

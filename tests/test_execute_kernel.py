@@ -105,6 +105,25 @@ def test_the_epoch_cap_touches_only_epoch_loops(tmp_path: Path) -> None:
     )
 
 
+def test_the_batch_cap_touches_only_loader_passes_inside_epoch_loops(tmp_path: Path) -> None:
+    limits = ExecutionLimits(cell_timeout_s=30, notebook_timeout_s=60, epoch_cap=2, batch_cap=3, kill_grace_s=1.5)
+    result = run("batch_cap_only_touches_loader_passes_in_epoch_loops.ipynb", tmp_path, limits)
+    assert statuses(result) == ["ok", "ok", "error", "ok"]
+    # However the batches are walked inside an epoch loop, three of the ten; len(loader) stays the dataset's.
+    assert outputs_text(result, 1) == (
+        "{'for': [3, 3], 'enumerate': [3, 3], 'tqdm': [3, 3], 'helper': [3, 3], 'len_iter': [3, 3], "
+        "'plain_range': [10, 10], 'len_loader': [10, 10], 'after_loop': 10}\n"
+    )
+    assert outputs_text(result, 2) == "2 10\n"  # a loop left by `break` caps nothing after it
+    assert outputs_text(result, 4) == "10\n"    # nor one left by an exception
+
+
+def test_without_a_batch_cap_epoch_loops_walk_every_batch(tmp_path: Path) -> None:
+    result = run("batch_cap_only_touches_loader_passes_in_epoch_loops.ipynb", tmp_path,
+                 ExecutionLimits(cell_timeout_s=30, notebook_timeout_s=60, epoch_cap=2, kill_grace_s=1.5))
+    assert "'for': [10, 10]" in outputs_text(result, 1) and "'helper': [10, 10]" in outputs_text(result, 1)
+
+
 def test_shell_escapes_are_skipped_and_listed(tmp_path: Path) -> None:
     result = run("shell_escapes_skipped_rest_of_cell_runs.ipynb", tmp_path)
     assert set(statuses(result)) == {"ok"}

@@ -135,6 +135,17 @@ def test_auto_prefers_the_cpu_to_cuda_and_says_why(monkeypatch) -> None:
     assert resolve_device("auto").kind == "npu"  # the lab's own device: the notebook runs as students run it
 
 
+def test_with_a_batch_cap_epoch_loops_go_through_the_kernel_side_helper() -> None:
+    out = rewrite("for epoch in range(num_epochs):\n    pass\nfor t in range(seq_len):\n    pass\n", EpochCap(2, 4))
+    assert "__import__('grader.inkernel.batch_cap', fromlist=['epochs']).epochs(range(num_epochs), 2)" in out
+    assert "for t in range(seq_len):" in out
+
+
+def test_limits_refuse_a_one_batch_cap() -> None:
+    with pytest.raises(ValueError):
+        ExecutionLimits(cell_timeout_s=10, notebook_timeout_s=60, epoch_cap=2, batch_cap=1)
+
+
 def test_limits_refuse_a_one_epoch_cap() -> None:
     with pytest.raises(ValueError):
         ExecutionLimits(cell_timeout_s=10, notebook_timeout_s=60, epoch_cap=1)

@@ -58,6 +58,21 @@ def test_points_on_the_parse_gate_are_refused(tmp_path):
         load_rubric(path)
 
 
+def test_a_one_batch_cap_is_refused(tmp_path):
+    path = _edited(tmp_path, "batch_cap = 4", "batch_cap = 1")
+    with pytest.raises(RubricError, match=r"\[limits\] batch_cap: must be 0 \(no cap\) or at least 2"):
+        load_rubric(path)
+
+
+def test_a_rubric_without_a_batch_cap_caps_no_batches(tmp_path):
+    text = DEFAULT_RUBRIC.read_text(encoding="utf-8")
+    line = next(line for line in text.splitlines() if line.startswith("batch_cap ="))
+    path = tmp_path / "older.toml"
+    path.write_text(text.replace(line + "\n", ""), encoding="utf-8")
+    assert load_rubric(path).limits.batch_cap == 0
+    assert load_rubric().limits.batch_cap == 4
+
+
 def test_invalid_toml_is_reported(tmp_path):
     path = tmp_path / "bad.toml"
     path.write_text("[meta\n", encoding="utf-8")

@@ -79,7 +79,7 @@ def write_kernelspec(run_dir: Path, argv: list[str], *, interrupt_by_message: bo
 
 
 # What the kernel imports of the grader: the shims and the fake torch_npu, nothing else.
-_KERNEL_SIDE = ("__init__.py", "startup.py", "shell_shims.py", "transforms.py", "feature_memo.py")
+_KERNEL_SIDE = ("__init__.py", "startup.py", "shell_shims.py", "transforms.py", "feature_memo.py", "batch_cap.py")
 
 
 def copy_kernel_side(run_dir: Path) -> Path:
@@ -127,11 +127,12 @@ def write_startup(ipython_dir: Path, config: dict[str, object], kernel_side: Pat
 
 
 def startup_config(device: str, remap_npu: bool, epoch_cap: int, kernel_side: Path,
-                   output_chars: int = 0) -> dict[str, object]:
+                   output_chars: int = 0, batch_cap: int = 0) -> dict[str, object]:
     return {
         "device": device,
         "remap_npu": remap_npu,
         "epoch_cap": epoch_cap,
+        "batch_cap": batch_cap,
         "output_chars": output_chars,
         "fakes_dir": str(kernel_side / "grader" / "inkernel" / "fakes"),
     }

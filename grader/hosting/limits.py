@@ -38,6 +38,7 @@ class ExecutionLimits:
     cell_timeout_s: float
     notebook_timeout_s: float
     epoch_cap: int
+    batch_cap: int = 0  # DataLoader passes inside a capped epoch loop: at most this many batches (0 = no cap)
     memory_bytes: int = DEFAULT_MEMORY_BYTES
     output_bytes_per_cell: int = 2 * MIB
     file_size_bytes: int = 1 * GIB
@@ -60,10 +61,12 @@ class ExecutionLimits:
     @classmethod
     def from_rubric(cls, limits: Limits, sandbox: SandboxMode = "auto") -> ExecutionLimits:
         return cls(cell_timeout_s=limits.cell_timeout_s, notebook_timeout_s=limits.notebook_timeout_s,
-                   epoch_cap=limits.epoch_cap, sandbox=sandbox)
+                   epoch_cap=limits.epoch_cap, batch_cap=limits.batch_cap, sandbox=sandbox)
 
     def __post_init__(self) -> None:
         if self.epoch_cap == 1 or self.epoch_cap < 0:
             raise ValueError("epoch_cap must be 0 (no cap) or at least 2 (the lab divides by the last epoch)")
+        if self.batch_cap == 1 or self.batch_cap < 0:
+            raise ValueError("batch_cap must be 0 (no cap) or at least 2 (a loop may divide by the last batch index)")
         if self.cell_timeout_s <= 0 or self.notebook_timeout_s <= 0:
             raise ValueError("timeouts must be positive")

@@ -133,7 +133,8 @@ class KernelSession:
         ipython_dir = self._run_dir / "ipython"
         kernel_side = launch.copy_kernel_side(self._run_dir)
         config = launch.startup_config(self.device.torch_device, self.remap_npu, self.limits.epoch_cap, kernel_side,
-                                       output_chars=self.limits.output_bytes_per_cell + 64 * 1024)
+                                       output_chars=self.limits.output_bytes_per_cell + 64 * 1024,
+                                       batch_cap=self.limits.batch_cap)
         launch.write_startup(ipython_dir, config, kernel_side)
         argv = launch.kernel_argv()
         if self.sandboxed:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from . import feature_memo, shell_shims, transforms
+from . import batch_cap, feature_memo, shell_shims, transforms
 
 
 def _one_torch_thread() -> None:
@@ -100,13 +100,22 @@ def install(shell: Any, config: dict[str, Any]) -> list[str]:
         device = config["device"]
         steps.append(("fake_npu", lambda: _fake_npu(config["fakes_dir"])))
         steps.append(("npu_ast", lambda: shell.ast_transformers.append(transforms.npu_transformer(device))))
+    failed: list[str] = []
     budget = int(config.get("output_chars") or 0)
     if budget > 0:
         steps.append(("output_cap", lambda: _cap_streams(shell, budget)))
     cap = int(config.get("epoch_cap") or 0)
+    batches = int(config.get("batch_cap") or 0) if cap > 0 else 0
+    if batches > 0:
+        # before the transformer that calls it: a failed install leaves the epoch cap without a batch cap
+        try:
+            batch_cap.install(shell, batches)
+        except Exception:
+            failed.append("batch_cap")
+            batches = 0
     if cap > 0:
-        steps.append(("epoch_cap", lambda: shell.ast_transformers.append(transforms.epoch_cap_transformer(cap))))
-    failed = []
+        steps.append(("epoch_cap",
+                      lambda: shell.ast_transformers.append(transforms.epoch_cap_transformer(cap, batches))))
     for name, step in steps:
         try:
             step()

@@ -130,32 +130,46 @@ class EpochCap(ast.NodeTransformer):
     A loop is an epoch loop when its target or its iterable names something
     with "epoch" in it; that leaves `for t in range(seq_len)` and
     `for x, y in loader` alone. The cap must be >= 2: the lab divides by the
-    last epoch index.
+    last epoch index. With a batch cap, the loop goes through batch_cap.epochs
+    instead, which also caps the DataLoader passes made inside it.
     """
 
-    def __init__(self, cap: int) -> None:
+    def __init__(self, cap: int, batch_cap: int = 0) -> None:
         self.cap = cap
+        self.batch_cap = batch_cap
 
     def visit_For(self, node: ast.For) -> ast.AST:
         self.generic_visit(node)
         if _mentions_epoch(node.target) or _mentions_epoch(node.iter):
-            node.iter = ast.copy_location(self._islice(node.iter), node.iter)
+            node.iter = ast.copy_location(self._capped(node.iter), node.iter)
         return node
 
-    def _islice(self, iterable: ast.expr) -> ast.Call:
+    def _capped(self, iterable: ast.expr) -> ast.Call:
         # __import__ rather than a name: the student's namespace may lack or shadow `itertools`.
-        itertools_module = ast.Call(
-            func=ast.Name(id="__import__", ctx=ast.Load()),
-            args=[ast.Constant("itertools")],
-            keywords=[],
-        )
-        islice = ast.Attribute(value=itertools_module, attr="islice", ctx=ast.Load())
-        return ast.Call(func=islice, args=[iterable, ast.Constant(self.cap)], keywords=[])
+        if self.batch_cap > 0:
+            helper = _imported_attribute(BATCH_CAP_MODULE, "epochs")
+        else:
+            helper = _imported_attribute("itertools", "islice")
+        return ast.Call(func=helper, args=[iterable, ast.Constant(self.cap)], keywords=[])
+
+
+# The kernel-side module the capped epoch loops call (imported by the startup before the first cell).
+BATCH_CAP_MODULE = "grader.inkernel.batch_cap"
+
+
+def _imported_attribute(module: str, name: str) -> ast.Attribute:
+    """`__import__(module, fromlist=[name]).name`: the module's attribute, whatever the student's names are."""
+    imported = ast.Call(
+        func=ast.Name(id="__import__", ctx=ast.Load()),
+        args=[ast.Constant(module)],
+        keywords=[ast.keyword(arg="fromlist", value=ast.List(elts=[ast.Constant(name)], ctx=ast.Load()))],
+    )
+    return ast.Attribute(value=imported, attr=name, ctx=ast.Load())
 
 
 def npu_transformer(device: str) -> Total:
     return Total(lambda: NpuToDevice(device))
 
 
-def epoch_cap_transformer(cap: int) -> Total:
-    return Total(lambda: EpochCap(cap))
+def epoch_cap_transformer(cap: int, batch_cap: int = 0) -> Total:
+    return Total(lambda: EpochCap(cap, batch_cap))

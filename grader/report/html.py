@@ -121,7 +121,8 @@ def _page_context(data: StoredResult, lang: str) -> dict[str, Any]:
         "fallback_kernel": bool(data.get("fallback_kernel")),
         "checks": checks,
         "training": _training_view(data["checks"], t),
-        "student_curve": _student_curve_view(data.get("student_curve"), t),
+        "student_curve": _student_curve_view(data.get("student_curve"), t, _cap_text(data, "epoch_cap"),
+                                             _cap_text(data, "batch_cap")),
         "cells": _cells_view(data.get("cells"), t),
         "shell_escapes": _shell_view(data.get("shell_escapes")),
         "run_rows": _run_rows(data, t),
@@ -457,7 +458,7 @@ def _draw(chart: svg_plot.Chart) -> Any:
         return None
 
 
-def _student_curve_view(curve: Any, t: Translate) -> dict[str, Any] | None:
+def _student_curve_view(curve: Any, t: Translate, epochs: str, batches: str) -> dict[str, Any] | None:
     if not isinstance(curve, dict) or not isinstance(curve.get("losses"), list) or not curve["losses"]:
         return None
     variable = _clip(str(curve.get("variable") or "losses"))[:80]
@@ -466,7 +467,8 @@ def _student_curve_view(curve: Any, t: Translate) -> dict[str, Any] | None:
         series=[svg_plot.Series(variable, [], svg_plot.PALETTE[1])]),
         [(i + 1, v) for i, v in enumerate(curve["losses"])], t)
     return {"chart": view["svg"], "chart_note": view["note"],
-            "note": t("student_curve_note", variable=variable, count=len(curve["losses"]))}
+            "note": t("student_curve_note_batches" if batches != "—" else "student_curve_note",
+                      variable=variable, count=len(curve["losses"]), epochs=epochs, batches=batches)}
 
 
 # ---------------------------------------------------------------- cells and run
@@ -532,8 +534,8 @@ def _protections_text(protections: dict[str, Any], t: Translate) -> str:
     return text
 
 
-def _epoch_cap_text(data: StoredResult) -> str:
-    cap = data.get("epoch_cap")
+def _cap_text(data: StoredResult, key: str) -> str:
+    cap = data.get(key)
     return str(cap) if isinstance(cap, int) and not isinstance(cap, bool) and 0 < cap < 10**6 else "—"
 
 
@@ -541,7 +543,8 @@ def _run_rows(data: StoredResult, t: Translate) -> list[tuple[str, str]]:
     note = _plain(data.get("device_note"))
     rows = [(t("device"), (_plain(data.get("device")) or t("none")) + (f" — {note}" if note else "")),
             (t("npu_remapped"), t("yes") if data.get("npu_remapped") else t("no")),
-            (t("execution_caps"), t("execution_caps_value", epochs=_epoch_cap_text(data), workers=0))]
+            (t("execution_caps"), t("execution_caps_value", epochs=_cap_text(data, "epoch_cap"),
+                                                    batches=_cap_text(data, "batch_cap"), workers=0))]
     if data.get("kernel_died"):
         rows.append((t("kernel_died_label"), t("yes")))
     self_check = self_check_of(data)

@@ -56,6 +56,7 @@ def report_to_json(report: SubmissionReport, rubric: Rubric, lang: str) -> Store
         device_note_i18n=cast(StoredMsg, _plain(report.device_reason.to_json())) if report.device_reason else None,
         npu_remapped=report.npu_remapped,
         shell_escapes=report.shell_escapes, loader_workers=report.loader_workers, epoch_cap=report.epoch_cap,
+        batch_cap=report.batch_cap,
         kernel_died=report.kernel_died, fallback_kernel=report.fallback_kernel,
         cells=[_cell(c, lang) for c in report.cells], student_curve=report.student_curve,
         protections=report.protections.to_json() if report.protections else None, timings=report.timings,

@@ -165,6 +165,7 @@ class _StoredResultKeys(TypedDict):
     shell_escapes: list[dict[str, Any]]
     loader_workers: list[int]
     epoch_cap: int
+    batch_cap: int                    # DataLoader batches per pass inside a capped epoch loop (0: all)
     kernel_died: bool
     fallback_kernel: bool
     cells: list[StoredCell]
@@ -217,6 +218,7 @@ class RunFacts:
     shell_escapes: list[dict[str, Any]] = field(default_factory=list)
     loader_workers: list[int] = field(default_factory=list)
     epoch_cap: int = 0
+    batch_cap: int = 0
     kernel_died: bool = False
     fallback_kernel: bool = False
     cells: list[StoredCell] = field(default_factory=list)
@@ -239,6 +241,7 @@ def build_result(*, submission_id: str, file: str, outcome: str, error: str | No
         "checks": checks, "lang": lang,
         "npu_remapped": run.npu_remapped, "shell_escapes": list(run.shell_escapes),
         "loader_workers": list(run.loader_workers), "epoch_cap": run.epoch_cap,
+        "batch_cap": run.batch_cap,
         "kernel_died": run.kernel_died, "fallback_kernel": run.fallback_kernel, "cells": list(run.cells),
         "student_curve": run.student_curve, "protections": run.protections,
         "timings": {k: round(v, 3) for k, v in run.timings.items()},

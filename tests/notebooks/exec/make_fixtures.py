@@ -168,6 +168,42 @@ FIXTURES: dict[str, list[str]] = {
         "import torch\nprint(torch.get_num_threads())",
         "import os\nprint(os.access(os.environ['NUMBA_CACHE_DIR'], os.W_OK), os.environ['MPLBACKEND'])",
     ],
+    "batch_cap_only_touches_loader_passes_in_epoch_loops.ipynb": [
+        """import torch
+from torch.utils.data import DataLoader, TensorDataset
+from tqdm import tqdm
+loader = DataLoader(TensorDataset(torch.arange(40.0)), batch_size=4)  # 10 batches
+counts = {}
+
+def train_one_epoch(batches):
+    k = 0
+    for _ in batches:
+        k += 1
+    return k
+
+for epoch in range(50):
+    counts.setdefault('for', []).append(sum(1 for _ in loader))
+    counts.setdefault('enumerate', []).append(max(i for i, _ in enumerate(loader)) + 1)
+    counts.setdefault('tqdm', []).append(sum(1 for _ in tqdm(loader, disable=True)))
+    counts.setdefault('helper', []).append(train_one_epoch(loader))
+    counts.setdefault('len_iter', []).append(len(iter(loader)))
+    counts.setdefault('plain_range', []).append(sum(1 for _ in range(10)))
+    counts.setdefault('len_loader', []).append(len(loader))
+counts['after_loop'] = sum(1 for _ in loader)
+print(counts)""",
+        """n = 0
+for epoch in range(3):
+    for _ in loader:
+        n += 1
+        if n == 2:
+            break
+    break
+print(n, sum(1 for _ in loader))""",
+        """for epoch in range(3):
+    for _ in loader:
+        raise ValueError('inside the epoch loop')""",
+        "print(sum(1 for _ in loader))",
+    ],
     "epoch_cap_only_touches_epoch_loops.ipynb": [
         """num_epochs = 50
 counts = {}
