@@ -79,7 +79,8 @@ def write_kernelspec(run_dir: Path, argv: list[str], *, interrupt_by_message: bo
 
 
 # What the kernel imports of the grader: the shims and the fake torch_npu, nothing else.
-_KERNEL_SIDE = ("__init__.py", "startup.py", "shell_shims.py", "transforms.py", "feature_memo.py", "batch_cap.py")
+_KERNEL_SIDE = ("__init__.py", "startup.py", "shell_shims.py", "transforms.py", "feature_memo.py", "batch_cap.py",
+                "lazy_dynamo.py")
 
 
 def copy_kernel_side(run_dir: Path) -> Path:

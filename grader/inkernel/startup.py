@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from . import batch_cap, feature_memo, shell_shims, transforms
+from . import batch_cap, feature_memo, lazy_dynamo, shell_shims, transforms
 
 
 def _one_torch_thread() -> None:
@@ -91,7 +91,8 @@ def _cap_streams(shell: Any, budget: int) -> None:
 
 def install(shell: Any, config: dict[str, Any]) -> list[str]:
     """Apply `config`; return the names of the steps that failed (for the grader's own log)."""
-    steps = [("threads", _one_torch_thread), ("shell", lambda: shell_shims.install(shell))]
+    steps = [("threads", _one_torch_thread), ("lazy_dynamo", lazy_dynamo.install),
+             ("shell", lambda: shell_shims.install(shell))]
     if config.get("no_loader_workers", True):
         steps.append(("loader_workers", _no_loader_workers))
     if config.get("memo_features", True):
