@@ -20,6 +20,7 @@ from grader.check_progress import CheckProgress
 from grader.checks.builtin import notebook_hits
 from grader.checks.loops import CellRun, check_loaders, check_loops
 from grader.checks.student_curve import harvest_student_curve
+from grader.data.kernel_features import feature_pack
 from grader.default_data import dataset
 from grader.devices import DeviceChoice, resolve_device
 from grader.errors import InternalError
@@ -151,7 +152,8 @@ class Stage:
 def _execute(run: GradingRun) -> None:
     """notebook.runs: every cell in order, in the student's own kernel."""
     mark = time.monotonic()
-    run.session = KernelSession(run.folders[0], run.device, run.limits, run.protections)
+    run.session = KernelSession(run.folders[0], run.device, run.limits, run.protections,
+                                feature_pack=feature_pack(run.data_dir))
     run.session.start()
     # This process mostly waits while the notebook runs, and the second core idles: torch (for the later stages)
     # and lstm.train's inputs are prepared meanwhile. Not before the kernel starts: both compete for the cores.

@@ -11,8 +11,10 @@ from grader.hosting import launch
 
 INKERNEL = Path(launch.INKERNEL_DIR)
 # What code running in the student's process may import: the standard library, numpy, torch, IPython's own hooks,
-# and librosa (the lab's own dependency, whose two functions feature_memo.py memoises).
-ALLOWED_TOP_LEVEL = set(sys.stdlib_module_names) | {"numpy", "torch", "torch_npu", "IPython", "librosa", "__future__"}
+# librosa (the lab's own dependency, whose two functions feature_memo.py memoises) and soundfile (librosa's own
+# decoder, which feature_memo.py calls for the feature pack's clips as librosa would).
+ALLOWED_TOP_LEVEL = set(sys.stdlib_module_names) | {"numpy", "torch", "torch_npu", "IPython", "librosa", "soundfile",
+                                                    "__future__"}
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:

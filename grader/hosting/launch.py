@@ -128,8 +128,9 @@ def write_startup(ipython_dir: Path, config: dict[str, object], kernel_side: Pat
 
 
 def startup_config(device: str, remap_npu: bool, epoch_cap: int, kernel_side: Path,
-                   output_chars: int = 0, batch_cap: int = 0) -> dict[str, object]:
+                   output_chars: int = 0, batch_cap: int = 0, feature_pack: str | None = None) -> dict[str, object]:
     return {
+        "feature_pack": feature_pack,
         "device": device,
         "remap_npu": remap_npu,
         "epoch_cap": epoch_cap,
@@ -171,6 +172,8 @@ def kernel_env(workdir: Path, ipython_dir: Path, device: str, npu: bool) -> dict
 
 # The folders kernel_env points into the work folder; made by prepare_kernel_folders.
 KERNEL_FOLDERS = (".tmp", ".cache/numba", ".cache/matplotlib")
+# Where the grader's feature pack (grader/data/kernel_features.py) goes in the work folder.
+FEATURE_PACK_FOLDER = ".cache/grader-features"
 
 
 def load_prctl() -> Callable[..., int] | None:

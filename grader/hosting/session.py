@@ -94,7 +94,7 @@ class KernelSession:
     """
 
     def __init__(self, workdir: Path, device: DeviceChoice, limits: ExecutionLimits,
-                 protections: Protections | None = None) -> None:
+                 protections: Protections | None = None, feature_pack: Path | None = None) -> None:
         self.workdir = Path(workdir).resolve()
         self.device = device
         self.limits = limits
@@ -102,6 +102,7 @@ class KernelSession:
         self.protections = protections or choose_protections(limits.sandbox)
         self.sandboxed = self.protections.filesystem
         self.startup_s: float | None = None
+        self.feature_pack = feature_pack  # the grader's MFCCs of the kernel's clips, copied into its folder
         self._run_dir: Path | None = None
         self._ipc_dir: Path | None = None
         self._scratch_dir: Path | None = None
@@ -134,7 +135,9 @@ class KernelSession:
         kernel_side = launch.copy_kernel_side(self._run_dir)
         config = launch.startup_config(self.device.torch_device, self.remap_npu, self.limits.epoch_cap, kernel_side,
                                        output_chars=self.limits.output_bytes_per_cell + 64 * 1024,
-                                       batch_cap=self.limits.batch_cap)
+                                       batch_cap=self.limits.batch_cap,
+                                       feature_pack=str(self.workdir / launch.FEATURE_PACK_FOLDER)
+                                       if self.feature_pack is not None else None)
         launch.write_startup(ipython_dir, config, kernel_side)
         argv = launch.kernel_argv()
         if self.sandboxed:
@@ -264,6 +267,12 @@ class KernelSession:
                 numba_cache.seed_kernel_cache(numba)
             except OSError:  # an optimisation: without it librosa compiles in the kernel (slower, not wrong)
                 log.warning("the warm numba cache could not be copied into the kernel's folder", exc_info=True)
+        if self.feature_pack is not None:
+            try:
+                with self.workdir_dir.make_dirs(launch.FEATURE_PACK_FOLDER) as pack:
+                    pack.copy_tree_from(self.feature_pack, max_entries=4)
+            except OSError:  # an optimisation too: without it the kernel computes its MFCCs
+                log.warning("the feature pack could not be copied into the kernel's folder", exc_info=True)
 
     def _kernel_folders(self) -> list[Path]:
         """Every host folder the kernel can write: its work folder, sockets, scratch /tmp and IPython folder."""

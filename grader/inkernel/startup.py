@@ -96,7 +96,7 @@ def install(shell: Any, config: dict[str, Any]) -> list[str]:
     if config.get("no_loader_workers", True):
         steps.append(("loader_workers", _no_loader_workers))
     if config.get("memo_features", True):
-        steps.append(("feature_memo", feature_memo.install))
+        steps.append(("feature_memo", lambda: feature_memo.install(config.get("feature_pack"))))
     if config.get("remap_npu"):
         device = config["device"]
         steps.append(("fake_npu", lambda: _fake_npu(config["fakes_dir"])))
