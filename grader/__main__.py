@@ -1,4 +1,4 @@
 """`python -m grader` is the same as the `grader` console script."""
-from grader.cli import main
+from grader.cli import entry
 
-raise SystemExit(main())
+entry()

@@ -6,10 +6,13 @@ Exit codes: 0 everything passed, 1 a check failed, 2 bad input or usage,
 from __future__ import annotations
 
 import argparse
+import atexit
+import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from grader import __version__
 from grader.errors import EXIT_CHECK_FAILED, EXIT_INTERNAL, EXIT_OK, BadInputError, GraderError
@@ -415,5 +418,23 @@ def _run(handler: Handler, args: argparse.Namespace, lang: str) -> int:
         return EXIT_INTERNAL
 
 
+def entry() -> NoReturn:
+    """The `grader` console script and `python -m grader`: main(), then out without tearing the interpreter down.
+
+    Finalising an interpreter that imported torch, numba and librosa took 0.7 s after `grader check` had
+    printed its result (measured), a tenth of the whole check. The exit handlers still run (logs flushed,
+    temporary folders removed, multiprocessing's children reaped) and the output is flushed; only the
+    module-by-module teardown is skipped. Tests call main() itself.
+    """
+    code = main()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can be said
+            pass
+    os._exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    entry()
