@@ -241,6 +241,20 @@ def test_shell_commands_device_and_remapping_are_reported():
     assert "Running the notebook" in html and f"{result['timings']['execute_s']:.2f} s" in html
 
 
+def test_the_caps_the_notebook_ran_under_are_reported_and_explain_its_loss_curve():
+    result = _load("fails_lstm_first_step_logits.json")
+    result["epoch_cap"], result["batch_cap"] = 2, 4
+    en, zh = render_submission_html(result, "en"), render_submission_html(result, "zh")
+    assert "epoch loops capped at 2, each DataLoader pass inside them at 4 batches" in en
+    assert "训练轮数上限 2，其中每次遍历 DataLoader 最多 4 个批次" in zh
+    assert "at 2 epochs of at most 4 batches each, so these are not the losses of a full run" in en
+    assert "每轮最多 4 个批次" in zh[zh.index("data-student-curve"):]
+    result.pop("batch_cap")  # a result stored before the batch cap: no batch figure, the older sentence
+    older = render_submission_html(result, "en")
+    assert "epoch loops capped at 2; DataLoader workers: 0" in older
+    assert "the grader caps training loops at 2 epochs)" in older
+
+
 def test_messages_follow_the_requested_language_not_the_stored_one():
     result = _load("passes_all_reference.json")  # stored in Chinese
     assert result["lang"] == "zh"

@@ -534,6 +534,12 @@ def _protections_text(protections: dict[str, Any], t: Translate) -> str:
     return text
 
 
+def _caps_text(data: StoredResult, t: Translate) -> str:
+    epochs, batches = _cap_text(data, "epoch_cap"), _cap_text(data, "batch_cap")
+    key = "execution_caps_value" if batches == "—" else "execution_caps_value_batches"
+    return t(key, epochs=epochs, batches=batches, workers=0)
+
+
 def _cap_text(data: StoredResult, key: str) -> str:
     cap = data.get(key)
     return str(cap) if isinstance(cap, int) and not isinstance(cap, bool) and 0 < cap < 10**6 else "—"
@@ -543,8 +549,7 @@ def _run_rows(data: StoredResult, t: Translate) -> list[tuple[str, str]]:
     note = _plain(data.get("device_note"))
     rows = [(t("device"), (_plain(data.get("device")) or t("none")) + (f" — {note}" if note else "")),
             (t("npu_remapped"), t("yes") if data.get("npu_remapped") else t("no")),
-            (t("execution_caps"), t("execution_caps_value", epochs=_cap_text(data, "epoch_cap"),
-                                                    batches=_cap_text(data, "batch_cap"), workers=0))]
+            (t("execution_caps"), _caps_text(data, t))]
     if data.get("kernel_died"):
         rows.append((t("kernel_died_label"), t("yes")))
     self_check = self_check_of(data)
