@@ -125,24 +125,19 @@ def test_without_a_batch_cap_epoch_loops_walk_every_batch(tmp_path: Path) -> Non
 
 
 def test_optimizers_step_without_importing_dynamo_and_compile_still_works(tmp_path: Path) -> None:
-    import torch
+    import importlib.util
 
     limits = ExecutionLimits(cell_timeout_s=60, notebook_timeout_s=120, epoch_cap=2, kill_grace_s=1.5)
     result = run("optimizers_step_without_importing_dynamo_compile_still_works.ipynb", tmp_path, limits)
     assert statuses(result) == ["ok", "ok"]
     # The same steps in this process, with the real torch._dynamo: the stand-in changes no number.
-    torch.manual_seed(0)
-    model, head = torch.nn.LSTM(13, 8), torch.nn.Linear(8, 3)
-    params = list(model.parameters()) + list(head.parameters())
-    x, y = torch.randn(20, 4, 13), torch.tensor([0, 1, 2, 1])
-    for opt in (torch.optim.Adam(params, lr=0.01), torch.optim.SGD(params, lr=0.1)):
-        for _ in range(3):
-            out, _ = model(x)
-            loss = torch.nn.functional.cross_entropy(head(out[-1]), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    assert outputs_text(result, 1) == f"{loss.item():.6f} _StandIn\n"
+    spec = importlib.util.spec_from_file_location("exec_fixtures", FIXTURES / "make_fixtures.py")
+    assert spec is not None and spec.loader is not None
+    fixtures = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fixtures)
+    here: dict[str, object] = {}
+    exec(fixtures.OPTIMIZER_STEPS, here)
+    assert outputs_text(result, 1) == f"{here['loss'].item():.6f} _StandIn\n"  # type: ignore[attr-defined]
     # torch.compile imports the real module, and the optimizers keep working with it
     assert outputs_text(result, 2) == "[3.0, 3.0] module\nstepped after compiling\n"
 

@@ -12,6 +12,23 @@ import nbformat
 HERE = Path(__file__).resolve().parent
 FOREIGN_KERNEL = {"kernelspec": {"name": "python3-modelarts-npu", "display_name": "PyTorch-2.1.0 NPU", "language": "python"}}
 
+# Adam then SGD on a small LSTM; the kernel test runs the same text in its own process to compare the loss.
+OPTIMIZER_STEPS = """import sys
+import torch
+torch.manual_seed(0)
+model = torch.nn.LSTM(13, 8)
+head = torch.nn.Linear(8, 3)
+params = list(model.parameters()) + list(head.parameters())
+x, y = torch.randn(20, 4, 13), torch.tensor([0, 1, 2, 1])
+for opt in (torch.optim.Adam(params, lr=0.01), torch.optim.SGD(params, lr=0.1)):
+    for _ in range(3):
+        out, _ = model(x)
+        loss = torch.nn.functional.cross_entropy(head(out[-1]), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    opt.load_state_dict(opt.state_dict())"""
+
 MINI_LAB = [
     "!pip install librosa==0.11.0 cffi==1.17.1",
     "!unzip -q -n data.zip",
@@ -205,21 +222,7 @@ print(n, sum(1 for _ in loader))""",
         "print(sum(1 for _ in loader))",
     ],
     "optimizers_step_without_importing_dynamo_compile_still_works.ipynb": [
-        """import sys
-import torch
-torch.manual_seed(0)
-model = torch.nn.LSTM(13, 8)
-head = torch.nn.Linear(8, 3)
-params = list(model.parameters()) + list(head.parameters())
-x, y = torch.randn(20, 4, 13), torch.tensor([0, 1, 2, 1])
-for opt in (torch.optim.Adam(params, lr=0.01), torch.optim.SGD(params, lr=0.1)):
-    for _ in range(3):
-        out, _ = model(x)
-        loss = torch.nn.functional.cross_entropy(head(out[-1]), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    opt.load_state_dict(opt.state_dict())
+        OPTIMIZER_STEPS + """
 print(f"{loss.item():.6f}", type(sys.modules['torch._dynamo']).__name__)""",
         """double = torch.compile(lambda t: t * 2 + 1, backend="eager")
 print(double(torch.ones(2)).tolist(), type(sys.modules['torch._dynamo']).__name__)
