@@ -430,8 +430,9 @@ def entry() -> NoReturn:
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:
-            stream.flush()
-        except (OSError, ValueError):  # a closed pipe: nothing more can be said
+            if stream is not None:  # None: the descriptor was closed when the process started
+                stream.flush()
+        except Exception:  # a closed pipe: nothing more can be said, and the exit code must still be main()'s
             pass
     os._exit(code)
 

@@ -7,6 +7,7 @@ each stage is a small function of the `GradingRun` it adds verdicts to.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -95,7 +96,7 @@ def check_notebook(path: Path, options: CheckOptions, *, lang: str = "zh",
         rubric_sha256=rubric.sha256, student_curve=run.curve, protections=protections,
         self_check=self_check_summary(rubric, oracle.kind) if options.self_check else None,
         loader_workers=find_loader_workers(nb), epoch_cap=rubric.limits.epoch_cap,
-        batch_cap=rubric.limits.batch_cap,
+        batch_cap=run.limits.batch_cap,  # 0 when the notebook had to run again without it
     )
 
 
@@ -160,9 +161,27 @@ def _execute(run: GradingRun) -> None:
     run.prefetch = TrainingPrefetch(run.data_dir, synthetic=run.options.data is None,
                                     seed=derived(run.seed, "heldout")).start()
     run.execution = run.session.run_notebook(run.nb, on_cell=run.progress.cell if run.progress else None)
+    if run.limits.batch_cap and run.session.alive() and run.session.cells_broken_by_batch_cap():
+        _run_again_without_batch_cap(run)
     run.timings["execute_s"] = time.monotonic() - mark
     run.add([_notebook_runs(run.execution)])
     run.runs = {c.index: CellRun(c.status, c.traceback or "", c.model_frames) for c in run.execution.cells}
+
+
+def _run_again_without_batch_cap(run: GradingRun) -> None:
+    """A cell cut short by the batch cap raised: the notebook runs again, whole, in a fresh kernel and folder,
+    and that run is the one graded. The cap saves time; it must never cost a verdict (a correct
+    `for step in range(len(loader)): next(it)` raised StopIteration under it, measured)."""
+    assert run.session is not None
+    mark = time.monotonic()
+    run.session.close()
+    run.limits = dataclasses.replace(run.limits, batch_cap=0)
+    run.folders.append(prepare_workdir(run.path, run.data_dir, parent=run.options.workdir_parent))
+    run.session = KernelSession(run.folders[-1], run.device, run.limits, run.protections,
+                                feature_pack=feature_pack(run.data_dir))
+    run.session.start()
+    run.execution = run.session.run_notebook(run.nb, on_cell=run.progress.cell if run.progress else None)
+    run.timings["rerun_without_batch_cap_s"] = time.monotonic() - mark
 
 
 def _loaders(run: GradingRun) -> None:

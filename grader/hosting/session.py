@@ -290,6 +290,21 @@ class KernelSession:
             log.warning("could not tell whether the kernel is alive; counting it as dead", exc_info=True)
             return False
 
+    def cells_broken_by_batch_cap(self) -> int:
+        """How many of the notebook's cells cut a DataLoader pass short and then raised (the kernel's word,
+        grader/inkernel/batch_cap.py); 0 when the kernel cannot say."""
+        result = self.run_code(
+            "import sys as __grader_sys\n"
+            "print(int(getattr(__grader_sys.modules.get('grader.inkernel.batch_cap'), 'broken_cells', lambda: 0)()))\n"
+            "del __grader_sys",
+            30,
+        )
+        lines = result.stdout.strip().splitlines() if result.ok else []
+        try:
+            return max(0, int(lines[-1][:20])) if lines else 0
+        except ValueError:
+            return 0
+
     def startup_failures(self) -> list[str] | None:
         """Names of the kernel shims that failed to install (threads, shell, fake_npu, ...); None if unknown."""
         result = self.run_code(

@@ -10,6 +10,13 @@ run time, because the loop over batches is often somewhere the code does not sho
 capped iterator only while one is. A loop over the test set after training is not inside an epoch loop and
 runs whole. The count is reset before every cell, so an epoch loop left by an exception in an odd way cannot
 cap a later cell's loops.
+
+A correct cell can still break under the cap: `for step in range(len(loader)): next(it)` meets the end of the
+batches early, and a per-epoch accuracy that compares the predictions with the dataset's labels gets fewer
+predictions. So every cell that cut a pass short and then raised is counted (`broken_cells`); the grader asks
+for the count after the notebook and runs the notebook again without the cap when it is not zero
+(grader/pipeline.py), so the cap never costs a verdict. The count is the student's word: claiming a break only
+costs their own time (one more run), hiding one only keeps their own error.
 """
 from __future__ import annotations
 
@@ -17,7 +24,7 @@ import itertools
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-_state = {"depth": 0, "cap": 0}
+_state = {"depth": 0, "cap": 0, "cut": 0, "broken_cells": 0}
 
 
 def epochs(iterable: Iterable[Any], epoch_cap: int) -> Iterator[Any]:
@@ -37,12 +44,18 @@ class _CappedBatches:
         self._batches = batches
         self._left = cap
         self._cap = cap
+        try:
+            self._cuts = len(batches) > cap
+        except TypeError:  # an iterable dataset of unknown length: counted as cut when the cap ends it
+            self._cuts = True
 
     def __iter__(self) -> _CappedBatches:
         return self
 
     def __next__(self) -> Any:
         if self._left <= 0:
+            if self._cuts:
+                _state["cut"] = 1
             raise StopIteration
         self._left -= 1
         return next(self._batches)
@@ -53,6 +66,17 @@ class _CappedBatches:
 
 def _reset(*_args: Any) -> None:
     _state["depth"] = 0
+    _state["cut"] = 0
+
+
+def _after_cell(result: Any) -> None:
+    if _state["cut"] and getattr(result, "error_in_exec", None) is not None:
+        _state["broken_cells"] += 1
+
+
+def broken_cells() -> int:
+    """How many cells cut a DataLoader pass short and then raised (the grader's question after the notebook)."""
+    return int(_state["broken_cells"])
 
 
 def install(shell: Any, cap: int) -> None:
@@ -70,3 +94,4 @@ def install(shell: Any, cap: int) -> None:
     __iter__.__wrapped__ = original  # type: ignore[attr-defined]
     DataLoader.__iter__ = __iter__  # type: ignore[method-assign]
     shell.events.register("pre_execute", _reset)
+    shell.events.register("post_run_cell", _after_cell)

@@ -43,10 +43,16 @@ class _StandIn(types.ModuleType):
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__") and name.endswith("__") and name != "__path__":
             raise AttributeError(name)  # copy, pickle and inspect probe these: no reason to import for them
+        # __path__ too: a submodule (torch._dynamo.config) needs the real package's __init__ to have run
         return getattr(_real(), name)
 
+    def __dir__(self) -> list[str]:
+        return dir(_real())
+
     def disable(self, fn: Callable[..., Any] | None = None, recursive: bool = True, **kwargs: Any) -> Any:
-        if fn is None or _imported():
+        # Only plain functions are answered here (what the optimizers pass); a module, a class or a decorator
+        # factory gets what the real module makes of it.
+        if not isinstance(fn, types.FunctionType) or _imported():
             return _real().disable(fn, recursive, **kwargs)
         disabled: list[Callable[..., Any]] = []
 
@@ -69,8 +75,12 @@ def install() -> None:
     """Put the stand-in in place; a no-op when torch._dynamo is already imported or torch lacks one."""
     import torch
 
-    if NAME in sys.modules or importlib.util.find_spec(NAME) is None:
+    spec = None if NAME in sys.modules else importlib.util.find_spec(NAME)
+    if spec is None:
         return
     stand_in = _StandIn(NAME, __doc__)
+    # what importlib and inspect read without importing: find_spec(NAME) and __file__ answer as for the real one
+    stand_in.__spec__ = spec
+    stand_in.__file__ = spec.origin
     sys.modules[NAME] = stand_in
     torch._dynamo = stand_in  # type: ignore[attr-defined]
