@@ -280,7 +280,8 @@ def test_entry_keeps_the_exit_code_when_stdout_is_closed(tmp_path):
     """Found by the review, fixed: with file descriptor 1 closed (a daemon, `>&-`), sys.stdout is None and
     entry()'s flush raised AttributeError after main() returned: a traceback and exit code 1 ("a check failed")
     instead of main()'s code (2 here, a missing notebook)."""
-    proc = subprocess.run([sys.executable, "-m", "grader", "check", str(tmp_path / "missing.ipynb")],
+    code = "import sys; sys.argv = ['grader', 'check', sys.argv[1]]\nfrom grader.cli import entry\nentry()\n"
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "missing.ipynb")],
                           stderr=subprocess.PIPE, text=True, preexec_fn=lambda: os.close(1), timeout=120,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert "Traceback" not in proc.stderr, proc.stderr[-1500:]
