@@ -1,7 +1,9 @@
 """What the batch cap does to every verdict, and to the time: one class graded with and without it.
 
-The class: bench/grade_speed.py's generated one (correct, buggy and hostile submissions) plus every fixture
-notebook of `grader check`'s end-to-end tests (tests/notebooks/check/). It is graded twice by
+The class: bench/grade_speed.py's generated one (correct, buggy and hostile submissions), every fixture
+notebook of `grader check`'s end-to-end tests (tests/notebooks/check/), and the reference with its training
+loops written as `for step in range(len(train_loader)): features, labels = next(batches)`, a style the cap
+breaks (the grader then runs the notebook again without it). It is graded twice by
 `grader grade --jobs 2 --device cpu`, with the same grading secret (so the same seeds), once with the
 rubric's `batch_cap` and once with `batch_cap = 0` (every batch of every capped epoch). Printed:
   - every check whose verdict (status and score) differs between the two, submission by submission;
@@ -44,10 +46,21 @@ def _load(path: Path, name: str) -> ModuleType:
 GRADE_SPEED = _load(ROOT / "bench" / "grade_speed.py", "grade_speed")
 
 
+_BATCH_LOOP = "    for features, labels in train_loader:\n"
+_MANUAL_LOOP = ("    batches = iter(train_loader)\n"
+                "    for step in range(len(train_loader)):\n"
+                "        features, labels = next(batches)\n")
+
+
 def write_submissions(n: int, folder: Path) -> None:
     GRADE_SPEED.write_class(GRADE_SPEED.make_class(n), folder)
     for fixture in sorted((ROOT / "tests" / "notebooks" / "check").glob("*.ipynb")):
         nbformat.write(nbformat.read(fixture, as_version=4), folder / f"fixture_{fixture.stem}.ipynb")
+    manual = GRADE_SPEED.FIXTURES.reference()
+    for cell in manual.cells:
+        if cell.cell_type == "code" and cell.source.startswith("losses = []"):
+            cell.source = cell.source.replace(_BATCH_LOOP, _MANUAL_LOOP)
+    nbformat.write(manual, folder / "correct_manual_next_loops.ipynb")
 
 
 def rubric_with(batch_cap: int, cell_timeout_s: int, folder: Path) -> Path:
@@ -106,7 +119,10 @@ def main() -> None:
         runs[batch_cap] = (wall, results)
     (wall0, before), (wall1, after) = runs[0], runs[cap]
     n = len(before)
-    print(f"{n} submissions ({args.n} generated, {n - args.n} check fixtures), grade --jobs 2, cpu")
+    print(f"{n} submissions ({args.n} generated, {n - args.n - 1} check fixtures, 1 manual-next style), "
+          "grade --jobs 2, cpu")
+    reruns = sorted(sid for sid, r in after.items() if "rerun_without_batch_cap_s" in r.get("timings", {}))
+    print(f"run again without the cap (a cell it broke): {', '.join(reruns) or 'none'}")
     print(f"\n| | batch_cap = 0 | batch_cap = {cap} |\n|---|---:|---:|")
     print(f"| wall time, s | {wall0:.1f} | {wall1:.1f} |")
     print(f"| submissions / min | {60 * n / wall0:.1f} | {60 * n / wall1:.1f} |")
