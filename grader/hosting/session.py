@@ -291,7 +291,7 @@ class KernelSession:
             return False
 
     def cells_broken_by_batch_cap(self) -> int:
-        """How many of the notebook's cells cut a DataLoader pass short and then raised (the kernel's word,
+        """How many of the notebook's cells raised after a DataLoader pass had been cut short (the kernel's word,
         grader/inkernel/batch_cap.py); 0 when the kernel cannot say."""
         result = self.run_code(
             "import sys as __grader_sys\n"

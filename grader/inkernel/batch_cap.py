@@ -13,10 +13,12 @@ cap a later cell's loops.
 
 A correct cell can still break under the cap: `for step in range(len(loader)): next(it)` meets the end of the
 batches early, and a per-epoch accuracy that compares the predictions with the dataset's labels gets fewer
-predictions. So every cell that cut a pass short and then raised is counted (`broken_cells`); the grader asks
-for the count after the notebook and runs the notebook again without the cap when it is not zero
-(grader/pipeline.py), so the cap never costs a verdict. The count is the student's word: claiming a break only
-costs their own time (one more run), hiding one only keeps their own error.
+predictions, in the same cell or in a later one that uses what the loop collected. So once a pass has been cut
+short, every cell that raises is counted (`broken_cells`); the grader asks for the count after the notebook and
+runs the notebook again without the cap when it is not zero (grader/pipeline.py), so the cap never costs a
+verdict. The grader's own interrupt (a cell over its time limit) is not counted: a hang would only hang again.
+The count is the student's word: claiming a break only costs their own time (one more run), hiding one only
+keeps their own error.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ import itertools
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-_state = {"depth": 0, "cap": 0, "cut": 0, "broken_cells": 0}
+_state = {"depth": 0, "cap": 0, "cut": 0, "broken_cells": 0}  # cut: a pass was cut short, in any cell so far
 
 
 def epochs(iterable: Iterable[Any], epoch_cap: int) -> Iterator[Any]:
@@ -66,16 +68,15 @@ class _CappedBatches:
 
 def _reset(*_args: Any) -> None:
     _state["depth"] = 0
-    _state["cut"] = 0
 
 
 def _after_cell(result: Any) -> None:
-    if _state["cut"] and getattr(result, "error_in_exec", None) is not None:
+    if _state["cut"] and isinstance(getattr(result, "error_in_exec", None), Exception):
         _state["broken_cells"] += 1
 
 
 def broken_cells() -> int:
-    """How many cells cut a DataLoader pass short and then raised (the grader's question after the notebook)."""
+    """How many cells raised once a DataLoader pass had been cut short (the grader's question after the notebook)."""
     return int(_state["broken_cells"])
 
 

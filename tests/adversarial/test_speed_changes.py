@@ -123,13 +123,35 @@ def test_cells_the_batch_cap_breaks_are_counted_for_a_run_without_it(loop_styles
     """Found by the review: under batch_cap = 4 a correct cell raises. `manual_next_over_len_loader` calls next()
     len(loader) times on an iterator that ends after 4 batches (StopIteration); `per_epoch_accuracy_against_
     dataset_labels` compares 8 predictions with 40 labels (ValueError). Pinned now: the kernel counts exactly
-    those cells (cut short, then raised), and none without the cap, so the pipeline runs the notebook again
+    those cells (raised after a pass was cut short), and none without the cap, so the pipeline runs the notebook again
     without it (the verdict-level test is test_the_reference_with_manual_next_training_loops_keeps_its_points).
     """
     (uncapped, uncapped_broken), (capped, broken) = loop_styles_uncapped, loop_styles
     assert uncapped[style][0] == "ok", uncapped[style]  # the cell is correct without the cap
     assert capped["setup"][0] == "ok" and capped[style][0] == "error"
     assert (broken, uncapped_broken) == (len(_BREAKS), 0)
+
+
+@pytest.mark.kernel
+def test_a_later_cell_broken_by_what_a_capped_loop_collected_is_counted_and_a_hang_is_not(tmp_path):
+    """Pins: once a pass was cut short, a later cell that raises counts too (it may use what the capped loop
+    collected), and a cell stopped by the grader's time limit does not (run again, it would only hang again)."""
+    from grader.devices import resolve_device
+    from grader.hosting.limits import ExecutionLimits
+    from grader.hosting.session import KernelSession
+
+    cells = [_SETUP,
+             "preds = []\nfor epoch in range(num_epochs):\n    preds = [int(v) for (xb,) in loader for v in xb]",
+             "assert len(preds) == len(dataset), (len(preds), len(dataset))",
+             "while True:\n    pass"]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    limits = ExecutionLimits(cell_timeout_s=3, notebook_timeout_s=60, epoch_cap=2, batch_cap=4, kill_grace_s=1.5)
+    with KernelSession(tmp_path, resolve_device("cpu"), limits) as session:
+        result = session.run_notebook(nb)
+        broken = session.cells_broken_by_batch_cap()
+    assert [c.status for c in result.cells][:3] == ["ok", "ok", "error"]
+    assert result.cells[3].status != "ok"
+    assert broken == 1
 
 
 @pytest.mark.kernel
