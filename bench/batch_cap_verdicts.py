@@ -4,8 +4,8 @@ The class: bench/grade_speed.py's generated one (correct, buggy and hostile subm
 notebook of `grader check`'s end-to-end tests (tests/notebooks/check/), and the reference with its training
 loops written as `for step in range(len(train_loader)): features, labels = next(batches)`, a style the cap
 breaks (the grader then runs the notebook again without it). It is graded twice by
-`grader grade --jobs 2 --device cpu`, with the same grading secret (so the same seeds), once with the
-rubric's `batch_cap` and once with `batch_cap = 0` (every batch of every capped epoch). Printed:
+`grader grade --jobs 2 --device cpu`, with the same grading secret (OUT/.grader-secret, so the same seeds),
+once with the rubric's `batch_cap` and once with `batch_cap = 0` (every batch of every capped epoch). Printed:
   - every check whose verdict (status and score) differs between the two, submission by submission;
   - the wall time, submissions per minute and the students' own compute per submission, side by side.
 
@@ -44,7 +44,7 @@ def _load(path: Path, name: str) -> ModuleType:
 
 
 GRADE_SPEED = _load(ROOT / "bench" / "grade_speed.py", "grade_speed")
-
+from grader.seeds import SECRET_FILE  # noqa: E402
 
 _BATCH_LOOP = "    for features, labels in train_loader:\n"
 _MANUAL_LOOP = ("    batches = iter(train_loader)\n"
@@ -75,7 +75,11 @@ def rubric_with(batch_cap: int, cell_timeout_s: int, folder: Path) -> Path:
 
 def grade(subs: Path, out: Path, rubric: Path, secret: Path) -> tuple[float, dict[str, dict]]:
     shutil.rmtree(out, ignore_errors=True)
-    env = dict(os.environ, OMP_NUM_THREADS="1", GRADER_SECRET_FILE=str(secret))
+    # `grade` keeps its secret beside its store: both runs get the same one, so every seed is the same
+    out.mkdir(parents=True)
+    shutil.copyfile(secret, out / SECRET_FILE)
+    (out / SECRET_FILE).chmod(0o600)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "grader", "grade", str(subs), "-o", str(out), "--jobs", "2",
            "--rubric", str(rubric), "--device", "cpu", "--lang", "en"]
     began = time.monotonic()
@@ -108,7 +112,7 @@ def main() -> None:
     subs.mkdir(parents=True)
     write_submissions(args.n, subs)
     secret = OUT / "secret"
-    secret.write_bytes(os.urandom(32))
+    secret.write_text(os.urandom(32).hex() + "\n", encoding="ascii")
     secret.chmod(0o600)
     from grader.rubric import load_rubric
 

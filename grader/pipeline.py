@@ -161,11 +161,18 @@ def _execute(run: GradingRun) -> None:
     run.prefetch = TrainingPrefetch(run.data_dir, synthetic=run.options.data is None,
                                     seed=derived(run.seed, "heldout")).start()
     run.execution = run.session.run_notebook(run.nb, on_cell=run.progress.cell if run.progress else None)
-    if run.limits.batch_cap and run.session.alive() and run.session.cells_broken_by_batch_cap():
+    if _batch_cap_may_have_broken_a_cell(run) and run.session.cells_broken_by_batch_cap():
         _run_again_without_batch_cap(run)
     run.timings["execute_s"] = time.monotonic() - mark
     run.add([_notebook_runs(run.execution)])
     run.runs = {c.index: CellRun(c.status, c.traceback or "", c.model_frames) for c in run.execution.cells}
+
+
+def _batch_cap_may_have_broken_a_cell(run: GradingRun) -> bool:
+    """Worth asking the kernel: the cap was on, a cell raised, and the kernel can still answer."""
+    assert run.session is not None and run.execution is not None
+    return (bool(run.limits.batch_cap) and any(c.status == "error" for c in run.execution.cells)
+            and run.session.alive())
 
 
 def _run_again_without_batch_cap(run: GradingRun) -> None:

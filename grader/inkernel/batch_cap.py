@@ -16,7 +16,8 @@ batches early, and a per-epoch accuracy that compares the predictions with the d
 predictions, in the same cell or in a later one that uses what the loop collected. So once a pass has been cut
 short, every cell that raises is counted (`broken_cells`); the grader asks for the count after the notebook and
 runs the notebook again without the cap when it is not zero (grader/pipeline.py), so the cap never costs a
-verdict. The grader's own interrupt (a cell over its time limit) is not counted: a hang would only hang again.
+verdict. The grader's own interrupt (a cell over its time limit) is not counted: a hang would only hang again; nor is a
+MemoryError, which fewer batches cannot cause.
 The count is the student's word: claiming a break only costs their own time (one more run), hiding one only
 keeps their own error.
 """
@@ -71,7 +72,9 @@ def _reset(*_args: Any) -> None:
 
 
 def _after_cell(result: Any) -> None:
-    if _state["cut"] and isinstance(getattr(result, "error_in_exec", None), Exception):
+    error = getattr(result, "error_in_exec", None)
+    # Not MemoryError: fewer batches never need more memory, and running a memory bomb again costs the machine.
+    if _state["cut"] and isinstance(error, Exception) and not isinstance(error, MemoryError):
         _state["broken_cells"] += 1
 
 
