@@ -155,11 +155,12 @@ def _execute(run: GradingRun) -> None:
     mark = time.monotonic()
     run.session = KernelSession(run.folders[0], run.device, run.limits, run.protections,
                                 feature_pack=feature_pack(run.data_dir))
-    run.session.start()
-    # This process mostly waits while the notebook runs, and the second core idles: torch (for the later stages)
-    # and lstm.train's inputs are prepared meanwhile. Not before the kernel starts: both compete for the cores.
+    # This process mostly waits while the kernel starts and the notebook runs, and the second core idles: torch
+    # (for the later stages) and lstm.train's inputs are prepared meanwhile, from before the kernel's start
+    # (A/B, 7 alternating runs of `grader check`: median 6.60 s started after it, 6.32 s started before).
     run.prefetch = TrainingPrefetch(run.data_dir, synthetic=run.options.data is None,
                                     seed=derived(run.seed, "heldout")).start()
+    run.session.start()
     run.execution = run.session.run_notebook(run.nb, on_cell=run.progress.cell if run.progress else None)
     if _batch_cap_may_have_broken_a_cell(run) and run.session.cells_broken_by_batch_cap():
         _run_again_without_batch_cap(run)
