@@ -60,7 +60,7 @@ class _StandIn(types.ModuleType):
             if disabled:
                 return disabled[0](*args, **kw)
             if _imported():  # compiling may have begun since: from now on, exactly what torch would do
-                disabled.append(sys.modules[NAME].disable(fn, recursive, **kwargs))
+                disabled.append(_real().disable(fn, recursive, **kwargs))
                 return disabled[0](*args, **kw)
             return fn(*args, **kw)
 
@@ -68,7 +68,7 @@ class _StandIn(types.ModuleType):
 
     def graph_break(self, *args: Any, **kwargs: Any) -> None:
         if _imported():
-            sys.modules[NAME].graph_break(*args, **kwargs)
+            _real().graph_break(*args, **kwargs)
 
 
 def install() -> None:
