@@ -16,7 +16,6 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,19 +24,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from grader_run import timed_grader_check  # noqa: E402
+
 from grader.notebook import read_notebook  # noqa: E402
 from grader.paths import REFERENCE_NOTEBOOK  # noqa: E402
 
 
 def timed_check(cache: Path) -> float:
-    env = dict(os.environ, GRADER_CACHE_DIR=str(cache), OMP_NUM_THREADS="1")
-    began = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "grader", "check", str(REFERENCE_NOTEBOOK), "--format", "json"],
-                          env=env, capture_output=True, text=True)
-    elapsed = time.monotonic() - began
-    if proc.returncode not in (0, 1):
-        raise SystemExit(f"grader check failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
-    return elapsed
+    return timed_grader_check(REFERENCE_NOTEBOOK, env={"GRADER_CACHE_DIR": str(cache)})[0]
 
 
 def as_is_baseline(data_dir: Path) -> float:

@@ -11,30 +11,20 @@ Usage: OMP_NUM_THREADS=1 .venv/bin/python bench/device_auto.py [--runs 3] [--dev
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from grader_run import timed_grader_check  # noqa: E402
+
 from grader.paths import REFERENCE_NOTEBOOK  # noqa: E402
 
 
 def timed_check(device: str) -> tuple[float, dict]:
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    began = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "grader", "check", str(REFERENCE_NOTEBOOK), "--full",
-                           "--device", device, "--format", "json", "--lang", "en"],
-                          env=env, capture_output=True, text=True, cwd=ROOT)
-    wall = time.monotonic() - began
-    if proc.returncode not in (0, 1):
-        raise SystemExit(f"grader check --device {device} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
-    return wall, json.loads(proc.stdout)
+    return timed_grader_check(REFERENCE_NOTEBOOK, "--full", "--device", device, "--lang", "en")
 
 
 def main() -> None:

@@ -31,6 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+from grader_run import timed_grader_check  # noqa: E402
+
 BASELINE = "0ca10a3"  # main before issue 12's hardening landed
 
 
@@ -119,13 +121,8 @@ def in_process_cost() -> tuple[Meter, float]:
 
 
 def _timed_check(python: str, cwd: Path, pythonpath: Path) -> float:
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(pythonpath))
-    began = time.monotonic()
-    done = subprocess.run([python, "-m", "grader", "check", str(cwd / "reference" / "lab.ipynb"), "--full",
-                           "--format", "json"], cwd=cwd, env=env, capture_output=True, text=True)
-    if done.returncode not in (0, 1):
-        raise SystemExit(f"grader check failed in {cwd} ({done.returncode}):\n{done.stderr[-2000:]}")
-    return time.monotonic() - began
+    return timed_grader_check(cwd / "reference" / "lab.ipynb", "--full", env={"PYTHONPATH": str(pythonpath)},
+                              cwd=cwd, python=python)[0]
 
 
 def wall_times(runs: int, baseline: str) -> tuple[list[float], list[float]]:

@@ -11,15 +11,12 @@ Usage: OMP_NUM_THREADS=1 .venv/bin/python bench/loader_workers.py [--runs 3]
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import nbformat
+from grader_run import timed_grader_check
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "reference" / "lab.ipynb"
@@ -37,14 +34,8 @@ def variant(workers: int, folder: Path) -> Path:
     return path
 
 
-def timed_check(notebook: Path, env_extra: dict[str, str] | None = None) -> float:
-    env = dict(os.environ, OMP_NUM_THREADS="1", **(env_extra or {}))
-    began = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "grader", "check", str(notebook), "--full", "--format", "json"],
-                          cwd=ROOT, env=env, capture_output=True, text=True)
-    if done.returncode not in (0, 1):
-        raise SystemExit(f"grader check failed ({done.returncode}):\n{done.stderr[-2000:]}")
-    return time.monotonic() - began
+def timed_check(notebook: Path) -> float:
+    return timed_grader_check(notebook, "--full")[0]
 
 
 def main() -> None:
