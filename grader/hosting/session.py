@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import secrets
 import signal
 import tempfile
@@ -61,6 +62,9 @@ from grader.pids_cgroup import PidsCgroup
 from grader.sandbox import Protections, choose_protections
 
 log = logging.getLogger(__name__)
+
+
+_BROKEN_CELLS_LINE = re.compile(r"grader-broken-cells (\d{1,6})")
 
 
 def log_tail(path: Path, max_bytes: int = 2000, max_lines: int = 15) -> list[str]:
@@ -295,15 +299,15 @@ class KernelSession:
         grader/inkernel/batch_cap.py); 0 when the kernel cannot say."""
         result = self.run_code(
             "import sys as __grader_sys\n"
-            "print(int(getattr(__grader_sys.modules.get('grader.inkernel.batch_cap'), 'broken_cells', lambda: 0)()))\n"
+            "print('\\ngrader-broken-cells',"
+            " int(getattr(__grader_sys.modules.get('grader.inkernel.batch_cap'), 'broken_cells', lambda: 0)()))\n"
             "del __grader_sys",
             30,
         )
-        lines = result.stdout.strip().splitlines() if result.ok else []
-        try:
-            return max(0, int(lines[-1][:20])) if lines else 0
-        except ValueError:
-            return 0
+        # The answer's own line, a small number: a flood that truncates the output or any other claim reads as 0.
+        lines = result.stdout.splitlines() if result.ok else []
+        answer = _BROKEN_CELLS_LINE.fullmatch(lines[-1]) if lines else None
+        return int(answer.group(1)) if answer else 0
 
     def startup_failures(self) -> list[str] | None:
         """Names of the kernel shims that failed to install (threads, shell, fake_npu, ...); None if unknown."""

@@ -357,3 +357,42 @@ def test_the_reference_with_manual_next_training_loops_keeps_its_points(tmp_path
     # the graded run is the one without the cap, and the result says so
     assert capped.result["batch_cap"] == 0 and "rerun_without_batch_cap_s" in capped.result["timings"]
     assert uncapped.result["batch_cap"] == 0 and "rerun_without_batch_cap_s" not in uncapped.result["timings"]
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize(("claim", "expected"), [
+    ("lambda: 'not a number'", 0),
+    ("lambda: 1 / 0", 0),
+    ("lambda: print('9' * 3_000_000) or 5", 0),  # the flood truncates the output: the answer's line is lost
+    ("lambda: 10 ** 30", 0),
+    ("lambda: 3", 3),
+])
+def test_what_the_kernel_says_about_broken_cells_is_read_bounded(tmp_path, claim, expected):
+    """Pins: the count is the kernel's word, read from its own line of output with a bound; a claim that is not a
+    small integer, a crash or a flood reads as 0, never as an error in the grader."""
+    from grader.devices import resolve_device
+    from grader.hosting.limits import ExecutionLimits
+    from grader.hosting.session import KernelSession
+
+    cell = f"import grader.inkernel.batch_cap as m\nm.broken_cells = {claim}"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell)])
+    limits = ExecutionLimits(cell_timeout_s=30, notebook_timeout_s=60, epoch_cap=2, batch_cap=4, kill_grace_s=1.5)
+    with KernelSession(tmp_path, resolve_device("cpu"), limits) as session:
+        session.run_notebook(nb)
+        count = session.cells_broken_by_batch_cap()
+    assert count == expected
+
+
+@pytest.mark.kernel
+def test_a_notebook_that_claims_broken_cells_is_run_again_once_and_still_graded(tmp_path):
+    """Pins: a notebook lying that the cap broke its cells costs itself one more run, no more (the second run is
+    uncapped and not asked), and is graded as the reference it otherwise is."""
+    from advkit import check_in_process, reference, with_cells, write
+    from rubric_edit import lab_rubric_with
+
+    nb = with_cells(reference(), "import grader.inkernel.batch_cap as m\nm.broken_cells = lambda: 7",
+                    "raise ValueError('a failing cell, so that the grader asks')")
+    checked = check_in_process(write(nb, tmp_path, "claims"), lab_rubric_with(
+        tmp_path / "lab.toml", cell_timeout_s=60.0, notebook_timeout_s=300.0))
+    assert checked.result["batch_cap"] == 0 and "rerun_without_batch_cap_s" in checked.result["timings"]
+    assert checked.not_passed == {"notebook.runs"}, checked.statuses
